@@ -1,0 +1,178 @@
+"""torch datasets over an MLR split: single images (test, phase 1) and (LR, HR) pairs (phase 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .mlr import downsample, load_rgb
+from .mlr_dataset import MLRImage
+from .transforms import PairedAugment, normalize, resize, to_tensor
+
+__all__ = ["ImageDataset", "PairDataset", "relabel"]
+
+
+def relabel(pids: Sequence[int]) -> dict[int, int]:
+    """Map the sorted unique pids to 0..N-1 (classifier labels)."""
+    return {p: i for i, p in enumerate(sorted(set(int(p) for p in pids)))}
+
+
+class ImageDataset(Dataset):
+    """Single images resized to ``size``; optionally augmented (flip + pad/crop) for training.
+
+    Args:
+        images: the split's images.
+        size: network input ``(height, width)``; 256 × 128 in the paper.
+        use: ``'stored'`` — the image as in the MLR dataset (LR for query images), or ``'hr'`` — the original.
+        augment: a :class:`PairedAugment` for training, ``None`` for testing.
+        seed: with the epoch (:meth:`set_epoch`) and the index, seeds the augmentation of each sample, so
+            a resumed run sees the same augmentations.
+        resize_interpolation: ``'bilinear'`` (authors' code) or ``'bicubic'``.
+
+    Items are dicts: ``img`` (3, H, W) normalised, ``pid``, ``label`` (0..N-1), ``camid``, ``index``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[MLRImage],
+        size: tuple[int, int] = (256, 128),
+        *,
+        use: str = "stored",
+        augment: PairedAugment | None = None,
+        seed: int = 0,
+        resize_interpolation: str = "bilinear",
+    ):
+        if use not in ("stored", "hr"):
+            raise ValueError(f"ImageDataset: use must be 'stored' or 'hr', got {use!r}")
+        if not images:
+            raise ValueError("ImageDataset: no images")
+        self.images = list(images)
+        self.size = tuple(size)
+        self.use = use
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.resize_interpolation = resize_interpolation
+        self.labels = relabel(im.pid for im in self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def pids(self) -> list[int]:
+        return [im.pid for im in self.images]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        im = self.images[i]
+        path = im.hr_path if self.use == "hr" else im.path
+        x = to_tensor(resize(load_rgb(path), self.size, self.resize_interpolation))
+        if self.augment is not None:
+            (x,) = self.augment([x], np.random.default_rng([self.seed, self.epoch, i]))
+        return {"img": normalize(x), "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "index": i}
+
+
+class PairDataset(Dataset):
+    """(LR, HR) training pairs with identical augmentation on both images (PROTOCOL §2).
+
+    Args:
+        images: training images of a split.
+        size: network input ``(height, width)``.
+        pair_mode: ``'fresh'`` (paper, default): the HR original is down-sampled by a fresh r drawn from
+            ``rates`` for every sample; ``'mlr'`` (authors' code): the image as stored in the MLR dataset
+            (LR for the LR camera, HR otherwise) is paired with its HR original. Natively LR images (CAVIAR
+            camera 2) have no HR original and are left out in both modes (counted in ``num_excluded``).
+        rates: rates for ``'fresh'`` pairs.
+        interpolation, antialias: how ``'fresh'`` LR images are made (as the MLR synthesis).
+        augment: shared flip + pad/crop; ``None`` disables augmentation.
+        seed: seeds r and the augmentation per (epoch, index).
+
+    Items: ``lr``, ``hr`` (3, H, W normalised), ``pid``, ``label``, ``camid``, ``r`` (0 when the LR side is
+    an HR image in ``'mlr'`` mode), ``index``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[MLRImage],
+        size: tuple[int, int] = (256, 128),
+        *,
+        pair_mode: str = "fresh",
+        rates: Sequence[int] = (2, 3, 4),
+        interpolation: str = "bicubic",
+        antialias: bool = True,
+        augment: PairedAugment | None = PairedAugment(),
+        seed: int = 0,
+        resize_interpolation: str = "bilinear",
+    ):
+        if pair_mode not in ("fresh", "mlr"):
+            raise ValueError(f"PairDataset: pair_mode must be 'fresh' or 'mlr', got {pair_mode!r}")
+        kept = [im for im in images if im.has_hr_original]
+        self.num_excluded = len(images) - len(kept)
+        if not kept:
+            raise ValueError(
+                f"PairDataset: none of the {len(images)} training images has an HR original "
+                "(a natively low-resolution dataset cannot form (LR, HR) pairs)"
+            )
+        self.images = kept
+        self.size = tuple(size)
+        self.pair_mode = pair_mode
+        self.rates = [int(r) for r in rates]
+        self.interpolation = interpolation
+        self.antialias = antialias
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.resize_interpolation = resize_interpolation
+        self.labels = relabel(im.pid for im in self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def pids(self) -> list[int]:
+        return [im.pid for im in self.images]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        im = self.images[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        hr_img = load_rgb(im.hr_path)
+        if self.pair_mode == "fresh":
+            r = int(rng.choice(self.rates))
+            lr_img = downsample(hr_img, r, self.interpolation, self.antialias)
+        else:
+            r = int(im.r or 0)
+            lr_img = load_rgb(im.lr_path) if im.lr_path is not None else hr_img
+        lr = to_tensor(resize(lr_img, self.size, self.resize_interpolation))
+        hr = to_tensor(resize(hr_img, self.size, self.resize_interpolation))
+        if self.augment is not None:
+            lr, hr = self.augment([lr, hr], rng)
+        return {
+            "lr": normalize(lr),
+            "hr": normalize(hr),
+            "pid": im.pid,
+            "label": self.labels[im.pid],
+            "camid": im.camid,
+            "r": r,
+            "index": i,
+        }
+
+
+def collate_dicts(batch: list[dict]) -> dict:
+    """Stack tensors, turn ints into int64 tensors (DataLoader's default does this too)."""
+    return torch.utils.data.default_collate(batch)

@@ -1,0 +1,340 @@
+"""MLR (multiple low-resolution) dataset synthesis, PROTOCOL §1.
+
+One camera per dataset (or per camera pair) becomes low-resolution: each of its images is down-sampled by a
+rate r ∈ {2, 3, 4} and stored at its true small size (H/r × W/r), never pre-upsampled. Everything random is
+drawn from the seed, and the output folder gets a JSON manifest that names the source, the seed, the LR
+camera(s), r per image, the interpolation, the splits and the sha256 of the source file list — so a table
+row can say exactly what it was computed on. The same inputs give byte-identical output.
+
+Output folder::
+
+    OUT/lr/<source path>.png     the synthesised LR images
+    OUT/manifest.json            written last: a folder without it is incomplete
+
+Query = LR images, gallery = HR images, for every dataset. Gallery images are never down-sampled (for
+Market-1501/DukeMTMC-reID the LR camera's gallery images keep their original resolution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .readers.cuhk03 import read_cuhk03_split_file
+from .records import ImageReadError, SourceDataset
+from .registry import DatasetInfo, get_dataset
+from .splits import random_identity_splits
+
+__all__ = ["MLRConfig", "build_mlr", "downsample", "load_rgb", "MANIFEST_NAME", "MANIFEST_FORMAT", "main"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "crossres-reid-mlr/1"
+INTERPOLATIONS = ("bicubic", "bilinear", "lanczos", "nearest")
+_PIL_MODES = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class MLRConfig:
+    """Everything that determines an MLR dataset (recorded in its manifest).
+
+    Attributes:
+        dataset: registry name (``viper``, ``caviar``, ``cuhk03``, ``market1501``, ``dukemtmc``, ``csv``,
+            ``synthetic``).
+        seed: seeds the LR camera choice, the rates and the identity splits.
+        rates: down-sampling rates r to draw from.
+        interpolation: ``bicubic`` (default, PROTOCOL §1), ``bilinear``, ``lanczos`` or ``nearest``.
+        antialias: low-pass filter before down-sampling (PIL's resampling); ``False`` uses torch's
+            non-antialiased interpolation (bicubic/bilinear/nearest only), as some public scripts did.
+        num_splits: number of random identity splits (``None``: the dataset's default, 10).
+        lr_cameras: override the dataset's LR camera(s) (0-based ids).
+        split_file: CUHK03 only: torchreid-style ``splits_classic_*.json`` to take the test identities from.
+        cuhk03_variant: ``labeled`` or ``detected``.
+        num_train_ids, num_test_ids: override the sizes of random identity splits (default: the dataset's
+            protocol, e.g. VIPeR 316/316, CAVIAR 25/25, CUHK03 1367/100).
+    """
+
+    dataset: str
+    seed: int = 0
+    rates: tuple[int, ...] = (2, 3, 4)
+    interpolation: str = "bicubic"
+    antialias: bool = True
+    num_splits: int | None = None
+    lr_cameras: tuple[int, ...] | None = None
+    split_file: str | None = None
+    cuhk03_variant: str = "labeled"
+    num_train_ids: int | None = None
+    num_test_ids: int | None = None
+
+    def validate(self) -> None:
+        get_dataset(self.dataset)
+        if not self.rates or any(int(r) < 1 for r in self.rates):
+            raise ValueError(f"MLRConfig.rates: expected integers ≥ 1 (e.g. 2,3,4), found {self.rates!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"MLRConfig.interpolation: expected one of {INTERPOLATIONS}, found {self.interpolation!r}")
+        if not self.antialias and self.interpolation == "lanczos":
+            raise ValueError("MLRConfig: lanczos is only available with antialias=True")
+        if self.num_splits is not None and self.num_splits < 1:
+            raise ValueError(f"MLRConfig.num_splits: expected ≥ 1, found {self.num_splits}")
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open an image as RGB; an unreadable file raises :class:`ImageReadError` naming it."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ImageReadError(f"image file {path} does not exist") from None
+    except Exception as e:  # PIL raises several types for corrupt files
+        raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+def downsample(img: Image.Image, r: int, interpolation: str = "bicubic", antialias: bool = True) -> Image.Image:
+    """Down-sample by rate ``r`` to the true size ``(max(1, round(H/r)), max(1, round(W/r)))``."""
+    w, h = img.size
+    size = (max(1, round(w / r)), max(1, round(h / r)))
+    if antialias:
+        return img.resize(size, _PIL_MODES[interpolation], reducing_gap=None)
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    kw = {} if interpolation == "nearest" else {"align_corners": False}
+    y = F.interpolate(x, size=(size[1], size[0]), mode=interpolation, antialias=False, **kw)
+    arr = y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return Image.fromarray(arr)
+
+
+def _png_bytes(img: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _lr_cameras(info: DatasetInfo, cfg: MLRConfig, camids: list[int]) -> list[int]:
+    if cfg.lr_cameras is not None:
+        unknown = sorted(set(cfg.lr_cameras) - set(camids))
+        if unknown:
+            raise ValueError(f"{info.name}: lr_cameras {unknown} not among the dataset's cameras {camids}")
+        return sorted(set(cfg.lr_cameras))
+    if info.lr_cameras == "fixed":
+        return list(info.fixed_lr_cameras)
+    if info.lr_cameras == "first_of_pair":
+        return [c for c in camids if c % 2 == 0]
+    rng = np.random.default_rng([cfg.seed, 101])
+    return [int(rng.choice(camids))]
+
+
+def _assign_rates(info: DatasetInfo, cfg: MLRConfig, records, to_down: list[int]) -> dict[int, int]:
+    """Rate r for each index in ``to_down`` (per identity in equal thirds, or per image)."""
+    rates = [int(r) for r in cfg.rates]
+    if info.rate_per == "identity":
+        pids = np.array(sorted({records[i].pid for i in to_down}), dtype=np.int64)
+        perm = np.random.default_rng([cfg.seed, 102]).permutation(pids)
+        by_pid = {}
+        for rate, group in zip(rates, np.array_split(perm, len(rates))):
+            by_pid.update({int(p): rate for p in group})
+        return {i: by_pid[records[i].pid] for i in to_down}
+    draws = np.random.default_rng([cfg.seed, 103]).choice(rates, size=len(to_down))
+    return {i: int(r) for i, r in zip(to_down, draws)}
+
+
+def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_lr_cam) -> tuple[list[dict], str]:
+    """Train/query/gallery image indices per split, and a description of how they were made."""
+    subsets = {r.subset for r in records}
+    idx = range(len(records))
+    if info.split == "subset" and subsets & {"query", "gallery"}:
+        train = [i for i in idx if records[i].subset == "train"]
+        query = [i for i in idx if records[i].subset == "query" and is_lr_cam(i)]
+        gallery = [i for i in idx if records[i].subset == "gallery"]
+        return [{"train": train, "query": query, "gallery": gallery}], "fixed by the release (train/query/gallery)"
+    if info.split == "subset" and "test" in subsets:
+        train_ids = sorted({r.pid for r in records if r.subset == "train"})
+        test_ids = sorted({r.pid for r in records if r.subset == "test"})
+        id_splits, how = [(train_ids, test_ids)], "fixed by the release (train/test identities)"
+    elif cfg.dataset == "cuhk03" and cfg.split_file:
+        all_ids = sorted({r.pid for r in records})
+        id_splits = [
+            (sorted(set(all_ids) - set(t)), t) for t in read_cuhk03_split_file(cfg.split_file, src)
+        ]
+        how = f"test identities from {cfg.split_file}"
+    else:
+        pids = sorted({r.pid for r in records})
+        n_train = cfg.num_train_ids or info.num_train_ids or int(round(len(pids) * info.train_fraction))
+        n_test = cfg.num_test_ids or info.num_test_ids or len(pids) - n_train
+        n_splits = cfg.num_splits or info.num_splits
+        id_splits = random_identity_splits(pids, n_train, n_test, n_splits, cfg.seed)
+        how = f"{n_splits} random {n_train}/{n_test} identity splits (numpy default_rng([seed, i]))"
+    out = []
+    for train_ids, test_ids in id_splits:
+        tr, te = set(train_ids), set(test_ids)
+        out.append(
+            {
+                "train": [i for i in idx if records[i].pid in tr],
+                "query": [i for i in idx if records[i].pid in te and is_lr_cam(i)],
+                "gallery": [i for i in idx if records[i].pid in te and not is_lr_cam(i)],
+            }
+        )
+    return out, how
+
+
+def build_mlr(
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: MLRConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Build the MLR version of the dataset at ``root`` into ``out_dir``; return the manifest path.
+
+    An existing manifest made from the same configuration and source file list is reused (nothing is
+    rewritten) unless ``force``. The manifest is written last and atomically.
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    info = get_dataset(config.dataset)
+    if info.name == "cuhk03":
+        src = info.read(root, variant=config.cuhk03_variant)
+    else:
+        src = info.read(root)
+    out_dir = Path(out_dir)
+    records = list(src.records)
+    file_list_sha = sha256_bytes("\n".join(sorted(r.path for r in records)).encode())
+
+    dropped: list[int] = []
+    if info.two_camera_only:
+        cams = src.cameras_per_identity()
+        dropped = sorted(p for p, c in cams.items() if len(c) < 2)
+        records = [r for r in records if r.pid not in set(dropped)]
+
+    camids = sorted({r.camid for r in records})
+    lr_cams = _lr_cameras(info, config, camids)
+    is_lr_cam = lambda i: records[i].camid in lr_cams  # noqa: E731
+
+    cfg_dict = asdict(config) | {"dataset": info.name, "rates": [int(r) for r in config.rates]}
+    if config.lr_cameras is not None:
+        cfg_dict["lr_cameras"] = sorted(config.lr_cameras)
+    manifest_path = out_dir / MANIFEST_NAME
+    if manifest_path.is_file() and not force:
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("config") == cfg_dict and old.get("source", {}).get("file_list_sha256") == file_list_sha:
+            if all((out_dir / im["lr"]).is_file() for im in old["images"] if im.get("lr")):
+                return manifest_path
+
+    # Images to synthesise: LR-camera images outside the (always-HR) gallery subset.
+    to_down = [] if info.native_lr else [i for i, r in enumerate(records) if is_lr_cam(i) and r.subset != "gallery"]
+    rates = _assign_rates(info, config, records, to_down)
+
+    images = []
+    for i, r in enumerate(records):
+        images.append(
+            {
+                "source": r.path,
+                "pid": r.pid,
+                "camid": r.camid,
+                "subset": r.subset,
+                "res": "lr" if (is_lr_cam(i) and r.subset != "gallery") else "hr",
+                "r": rates.get(i),
+                "lr": None,
+                "lr_size": None,
+            }
+        )
+    for i in tqdm(to_down, desc=f"MLR {info.name}", disable=not progress, mininterval=1.0):
+        im = images[i]
+        lr = downsample(load_rgb(src.root / im["source"]), im["r"], config.interpolation, config.antialias)
+        rel = Path("lr") / Path(im["source"]).with_suffix(".png")
+        atomic_write_bytes(out_dir / rel, _png_bytes(lr))
+        im["lr"] = rel.as_posix()
+        im["lr_size"] = [lr.height, lr.width]
+
+    splits, how = _splits(info, config, src, records, is_lr_cam)
+    for k, s in enumerate(splits):
+        for part in ("train", "query", "gallery"):
+            if not s[part]:
+                raise ValueError(f"{info.name}: split {k} has an empty {part} set (LR cameras {lr_cams}); check the data")
+
+    rate_counts = {str(r): int(sum(1 for i in to_down if rates[i] == r)) for r in sorted(set(rates.values()))}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "dataset": info.name,
+        "config": cfg_dict,
+        "source": {
+            "root": str(Path(src.root).resolve()),
+            "layout": src.layout,
+            "num_images": src.num_images,
+            "num_identities": len(src.pids),
+            "file_list_sha256": file_list_sha,
+        },
+        "eval_protocol": info.eval_protocol,
+        "lr_cameras": lr_cams,
+        "native_lr": info.native_lr,
+        "rate_per": info.rate_per,
+        "rate_counts": rate_counts,
+        "dropped_identities": dropped,
+        "num_images": len(images),
+        "num_identities": len({r.pid for r in records}),
+        "split_method": how,
+        "images": images,
+        "splits": splits,
+    }
+    atomic_write_json(manifest_path, manifest, indent=1)
+    return manifest_path
+
+
+def _int_tuple(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in s.replace(" ", "").split(",") if x)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lib.mlr DATASET ROOT OUT [options]``: build an MLR dataset and print its summary."""
+    p = argparse.ArgumentParser(prog="python -m lib.mlr", description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", help="viper | caviar | cuhk03 | market1501 | dukemtmc | csv | synthetic")
+    p.add_argument("root", help="dataset root in its original release layout (csv: the manifest file)")
+    p.add_argument("out", help="output folder for lr/ and manifest.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rates", type=_int_tuple, default=(2, 3, 4), help="comma-separated, default 2,3,4")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default="bicubic")
+    p.add_argument("--no-antialias", action="store_true", help="down-sample without low-pass filtering")
+    p.add_argument("--num-splits", type=int, default=None)
+    p.add_argument("--lr-cameras", type=_int_tuple, default=None, help="override the LR camera ids (0-based)")
+    p.add_argument("--split-file", default=None, help="CUHK03: torchreid splits_classic_*.json")
+    p.add_argument("--cuhk03-variant", choices=("labeled", "detected"), default="labeled")
+    p.add_argument("--num-train-ids", type=int, default=None, help="override the protocol's train identities")
+    p.add_argument("--num-test-ids", type=int, default=None, help="override the protocol's test identities")
+    p.add_argument("--force", action="store_true", help="rebuild even if an identical manifest exists")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    cfg = MLRConfig(
+        a.dataset, a.seed, a.rates, a.interpolation, not a.no_antialias, a.num_splits, a.lr_cameras, a.split_file,
+        a.cuhk03_variant, a.num_train_ids, a.num_test_ids,
+    )
+    try:
+        path = build_mlr(a.root, a.out, cfg, force=a.force, progress=not a.quiet)
+    except (ValueError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from .mlr_dataset import MLRDataset
+
+    ds = MLRDataset.load(path)
+    print(json.dumps(ds.summary(), indent=1))
+    return 0

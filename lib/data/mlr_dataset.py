@@ -1,0 +1,160 @@
+"""Load an MLR dataset from its manifest and hand out splits (query = LR, gallery = HR)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .mlr import MANIFEST_FORMAT, MANIFEST_NAME
+
+__all__ = ["MLRImage", "Split", "MLRDataset"]
+
+
+@dataclass(frozen=True)
+class MLRImage:
+    """One image of an MLR dataset.
+
+    Attributes:
+        index: position in the manifest's image list.
+        hr_path: the original (high-resolution) image.
+        lr_path: the synthesised low-resolution image, if any.
+        pid, camid: identity and camera (dataset numbering).
+        res: ``'lr'`` or ``'hr'``: the image's resolution in the MLR dataset (CAVIAR's camera 2 is ``'lr'``
+            natively, with ``lr_path`` ``None``).
+        r: the down-sampling rate (``None`` when not synthesised).
+    """
+
+    index: int
+    hr_path: Path
+    lr_path: Path | None
+    pid: int
+    camid: int
+    res: str
+    r: int | None
+
+    @property
+    def path(self) -> Path:
+        """The image as it is in the MLR dataset: the LR file when synthesised, else the original."""
+        return self.lr_path if self.lr_path is not None else self.hr_path
+
+    @property
+    def has_hr_original(self) -> bool:
+        """Whether an HR version of this exact image exists (false for natively LR images)."""
+        return self.res == "hr" or self.lr_path is not None
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train / query (LR) / gallery (HR) images of one identity split."""
+
+    index: int
+    train: list[MLRImage]
+    query: list[MLRImage]
+    gallery: list[MLRImage]
+
+    @property
+    def num_train_ids(self) -> int:
+        return len({im.pid for im in self.train})
+
+    def summary(self) -> dict:
+        return {
+            "split": self.index,
+            "train_images": len(self.train),
+            "train_ids": self.num_train_ids,
+            "query_images": len(self.query),
+            "query_ids": len({im.pid for im in self.query}),
+            "gallery_images": len(self.gallery),
+            "gallery_ids": len({im.pid for im in self.gallery}),
+        }
+
+
+class MLRDataset:
+    """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr.build_mlr`)."""
+
+    def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None):
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}")
+        self.manifest = manifest
+        self.manifest_path = Path(manifest_path)
+        self.root = self.manifest_path.parent
+        self.source_root = Path(source_root) if source_root else Path(manifest["source"]["root"])
+        if not self.source_root.is_dir():
+            raise FileNotFoundError(
+                f"{manifest_path}: the source dataset folder {self.source_root} does not exist "
+                "(moved? pass source_root=... to MLRDataset.load)"
+            )
+        self.images = [
+            MLRImage(
+                index=i,
+                hr_path=self.source_root / im["source"],
+                lr_path=(self.root / im["lr"]) if im.get("lr") else None,
+                pid=int(im["pid"]),
+                camid=int(im["camid"]),
+                res=im["res"],
+                r=im.get("r"),
+            )
+            for i, im in enumerate(manifest["images"])
+        ]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, source_root: str | os.PathLike | None = None) -> MLRDataset:
+        """Load from a manifest file or the folder holding ``manifest.json``."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / MANIFEST_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"MLR manifest {path} does not exist (build it with python -m lib.mlr)")
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"MLR manifest {path} is not valid JSON ({e})") from None
+        return cls(manifest, path, source_root)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["dataset"]
+
+    @property
+    def eval_protocol(self) -> str:
+        return self.manifest["eval_protocol"]
+
+    @property
+    def num_splits(self) -> int:
+        return len(self.manifest["splits"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.manifest["config"]["seed"])
+
+    def split(self, i: int = 0) -> Split:
+        """The ``i``-th identity split."""
+        if not 0 <= i < self.num_splits:
+            raise IndexError(f"{self.manifest_path}: split {i} requested, the dataset has {self.num_splits} split(s)")
+        s = self.manifest["splits"][i]
+        return Split(i, *[[self.images[j] for j in s[k]] for k in ("train", "query", "gallery")])
+
+    def rate_histogram(self) -> dict[int, int]:
+        """Number of synthesised LR images per rate r."""
+        return dict(sorted(Counter(im.r for im in self.images if im.r is not None).items()))
+
+    def summary(self) -> dict:
+        m = self.manifest
+        return {
+            "dataset": self.name,
+            "manifest": str(self.manifest_path),
+            "num_images": m["num_images"],
+            "num_identities": m["num_identities"],
+            "lr_cameras": m["lr_cameras"],
+            "native_lr": m["native_lr"],
+            "lr_images": sum(1 for im in self.images if im.res == "lr"),
+            "rates": {str(k): v for k, v in self.rate_histogram().items()},
+            "eval_protocol": self.eval_protocol,
+            "num_splits": self.num_splits,
+            "split_method": m["split_method"],
+            "split0": self.split(0).summary(),
+            "seed": self.seed,
+            "file_list_sha256": m["source"]["file_list_sha256"],
+        }

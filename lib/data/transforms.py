@@ -1,0 +1,83 @@
+"""Image transforms, including the paired augmentation that treats an (LR, HR) pair as one image.
+
+PROTOCOL §2: every image is resized to 256 × 128 (bilinear, as the authors' code) before the network;
+training augmentation is a horizontal flip and pad-10 + random crop back to the size, applied *identically*
+to both images of a pair so that pixel-wise losses (L_SR) and feature-wise losses (L_PS) compare aligned
+content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_tensor", "resize", "PairedAugment", "normalize", "denormalize"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def resize(img: Image.Image, size: tuple[int, int], interpolation: str = "bilinear") -> Image.Image:
+    """Resize a PIL image to ``size = (height, width)``."""
+    h, w = size
+    if img.size == (w, h):
+        return img
+    return img.resize((w, h), _RESAMPLE[interpolation])
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB → float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def normalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Channel-wise normalisation of a (…, 3, H, W) tensor."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - m) / s
+
+
+def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Inverse of :func:`normalize`, clamped to [0, 1] (for display and PSNR/SSIM)."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * s + m).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class PairedAugment:
+    """Horizontal flip + pad + random crop with one set of random parameters for all given tensors.
+
+    Args:
+        flip_prob: probability of a horizontal flip (0.5).
+        pad: zero padding on every side before the random crop back to the input size (10 px at 256 × 128).
+    """
+
+    flip_prob: float = 0.5
+    pad: int = 10
+
+    def __call__(self, images: Sequence[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
+        """Apply the same flip and crop to each (3, H, W) tensor (all must share H, W)."""
+        shapes = {tuple(t.shape[-2:]) for t in images}
+        if len(shapes) != 1:
+            raise ValueError(f"PairedAugment: all images must have the same size, found {sorted(shapes)}")
+        h, w = shapes.pop()
+        flip = rng.random() < self.flip_prob
+        top = int(rng.integers(0, 2 * self.pad + 1))
+        left = int(rng.integers(0, 2 * self.pad + 1))
+        out = []
+        for t in images:
+            if flip:
+                t = torch.flip(t, dims=[-1])
+            if self.pad > 0:
+                t = F.pad(t, (self.pad, self.pad, self.pad, self.pad))
+                t = t[..., top : top + h, left : left + w]
+            out.append(t)
+        return out

@@ -1,0 +1,99 @@
+"""Figures for the notebooks: example grids (LR next to HR per camera) and the distribution of r."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data.mlr import load_rgb
+from .data.mlr_dataset import MLRDataset
+from .utils.io import atomic_write_bytes
+
+__all__ = ["identity_grid", "rate_histogram", "save_figure"]
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def identity_grid(ds: MLRDataset, num_identities: int = 4, *, split: int = 0, seed: int = 0, scale: int = 2):
+    """One row per test identity: each camera's image, LR ones shown at true size beside their HR original.
+
+    Images are drawn at their true pixel size (×``scale``), so the resolution gap is visible as it is.
+    """
+    import matplotlib.pyplot as plt
+
+    s = ds.split(split)
+    q_pids = sorted({im.pid for im in s.query})
+    rng = np.random.default_rng(seed)
+    pids = sorted(rng.choice(q_pids, size=min(num_identities, len(q_pids)), replace=False).tolist())
+    by_pid: dict[int, list] = {}
+    for im in s.query + s.gallery:
+        by_pid.setdefault(im.pid, []).append(im)
+    cols = []
+    for pid in pids:
+        row = []
+        for cam in sorted({im.camid for im in by_pid[pid]}):
+            im = next(x for x in by_pid[pid] if x.camid == cam)
+            if im.res == "lr" and im.lr_path is not None:
+                row.append((load_rgb(im.lr_path), f"cam {cam} LR r={im.r}"))
+                row.append((load_rgb(im.hr_path), f"cam {cam} HR original"))
+            else:
+                row.append((load_rgb(im.path), f"cam {cam} {'LR (native)' if im.res == 'lr' else 'HR'}"))
+        cols.append((pid, row))
+    ncol = max(len(r) for _, r in cols)
+    hmax = max(img.height for _, r in cols for img, _ in r)
+    wmax = max(img.width for _, r in cols for img, _ in r)
+    fig, axes = plt.subplots(len(cols), ncol, figsize=(ncol * wmax * scale / 80 + 0.5, len(cols) * hmax * scale / 80 + 0.6),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (pid, row) in enumerate(cols):
+        for c, (img, title) in enumerate(row):
+            ax = axes[r, c]
+            # true size: place the image in a canvas of the largest size, top-left aligned
+            ax.imshow(np.asarray(img), extent=(0, img.width, img.height, 0), interpolation="nearest")
+            ax.set_xlim(0, wmax)
+            ax.set_ylim(hmax, 0)
+            ax.set_title(f"id {pid}\n{title}" if c == 0 else title, fontsize=7)
+    fig.suptitle(f"{ds.name}: the same person in each camera (true pixel sizes)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def rate_histogram(ds: MLRDataset):
+    """Bar chart: number of synthesised LR images per down-sampling rate r (and LR image heights)."""
+    import matplotlib.pyplot as plt
+
+    hist = ds.rate_histogram()
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.6))
+    if hist:
+        axes[0].bar([str(k) for k in hist], list(hist.values()), color="#4c72b0")
+        for k, v in hist.items():
+            axes[0].annotate(str(v), (str(k), v), ha="center", va="bottom", fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "no synthesised images\n(natively low-resolution)", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    axes[0].set_xlabel("down-sampling rate r")
+    axes[0].set_ylabel("LR images")
+    heights = [ds.manifest["images"][im.index]["lr_size"][0] for im in ds.images if im.lr_path is not None]
+    if not heights:
+        from PIL import Image
+
+        heights = []
+        for im in ds.images:
+            if im.res == "lr":
+                with Image.open(im.path) as f:
+                    heights.append(f.height)
+    axes[1].hist(heights, bins=20, color="#dd8452")
+    axes[1].set_xlabel("LR image height (px)")
+    axes[1].set_ylabel("images")
+    fig.suptitle(f"{ds.name}: resolution of the query camera", fontsize=9)
+    fig.tight_layout()
+    return fig

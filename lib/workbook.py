@@ -1,0 +1,160 @@
+"""Run the workbook's notebooks with a profile (papermill), atomically.
+
+A profile is ``params/<name>.yaml``: a mapping from notebook stem (e.g. ``01_dataset_synthesis``) to the
+parameters injected into that notebook, plus an optional ``_all`` section injected into every notebook the
+profile names. Every key must exist in the target notebook's ``parameters`` cell (papermill only warns;
+:func:`check_profile` raises).
+
+The executed notebook goes to ``outputs/<profile>/notebooks/<stem>.ipynb`` only when it ran to the end;
+a failed run is left as ``<stem>.failed.ipynb`` next to it, so nothing incomplete looks complete.
+
+Command line::
+
+    python -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile tiny
+    python -m lib.workbook check [--profile NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from .utils.paths import repo_root
+
+__all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
+
+
+def _parameters_cell(nb: dict, path: Path) -> str:
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell.get("source", "")
+            return "".join(src) if isinstance(src, list) else src
+    raise ValueError(f"{path}: no code cell tagged 'parameters'")
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict[str, object]:
+    """Names and literal values of a notebook's ``parameters`` cell.
+
+    Raises:
+        ValueError: the cell is missing, or holds something other than ``NAME = literal`` lines.
+    """
+    path = Path(path)
+    nb = json.loads(path.read_text())
+    tree = ast.parse(_parameters_cell(nb, path))
+    out: dict[str, object] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f"{path}: the parameters cell may hold only 'NAME = literal' lines, found: {ast.unparse(node)}")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(f"{path}: parameter {node.targets[0].id} is not a literal: {ast.unparse(node.value)}") from None
+    return out
+
+
+def profile_path(profile: str) -> Path:
+    p = Path(profile)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p if p.is_absolute() else Path.cwd() / p
+    return repo_root() / "params" / f"{profile}.yaml"
+
+
+def load_profile(profile: str) -> dict[str, dict]:
+    """``{notebook_stem: parameters}`` of a profile, with its ``_all`` section merged into each."""
+    path = profile_path(profile)
+    if not path.is_file():
+        known = sorted(p.stem for p in (repo_root() / "params").glob("*.yaml"))
+        raise FileNotFoundError(f"profile {profile!r}: {path} does not exist; known profiles: {', '.join(known)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of notebook name → parameters, found {type(data).__name__}")
+    common = data.pop("_all", {}) or {}
+    out = {}
+    for stem, params in data.items():
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: section {stem!r} must be a mapping of PARAMETER: value")
+        out[stem] = {**common, **params}
+    return out
+
+
+def check_profile(profile: str) -> list[str]:
+    """Every key of the profile exists in its notebook; returns the notebooks checked, raises on the first miss."""
+    checked = []
+    for stem, params in load_profile(profile).items():
+        nb = repo_root() / "notebooks" / f"{stem}.ipynb"
+        if not nb.is_file():
+            raise FileNotFoundError(f"profile {profile!r}: section {stem!r} names notebook {nb}, which does not exist")
+        declared = notebook_parameters(nb)
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise KeyError(
+                f"profile {profile!r}: keys {unknown} are not parameters of {nb.name} (it declares {sorted(declared)})"
+            )
+        checked.append(stem)
+    return checked
+
+
+def run_notebook(notebook: str | os.PathLike, profile: str, *, output_root: str | os.PathLike | None = None) -> Path:
+    """Execute ``notebook`` with the profile's parameters; return the executed notebook's path."""
+    import papermill as pm
+
+    nb = Path(notebook)
+    if not nb.is_absolute():
+        nb = (Path.cwd() / nb) if (Path.cwd() / nb).exists() else repo_root() / nb
+    sections = load_profile(profile)
+    check_profile(profile)
+    params = sections.get(nb.stem, {})
+    pname = Path(profile).stem
+    out_dir = Path(output_root or repo_root() / "outputs") / pname / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / nb.name
+    tmp = out_dir / f".{nb.stem}.running.ipynb"
+    failed = out_dir / f"{nb.stem}.failed.ipynb"
+    for stale in (final, failed):
+        stale.unlink(missing_ok=True)
+    print(f"[workbook] {nb.name} with profile {pname!r}: {json.dumps(params)}", flush=True)
+    try:
+        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(repo_root()),
+                            progress_bar=False, log_output=False)
+    except BaseException:
+        if tmp.exists():
+            os.replace(tmp, failed)
+            print(f"[workbook] FAILED: the executed notebook is at {failed}", file=sys.stderr)
+        raise
+    os.replace(tmp, final)
+    print(f"[workbook] done: {final}", flush=True)
+    return final
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lib.workbook")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute notebook(s) with a profile")
+    r.add_argument("notebooks", nargs="+")
+    r.add_argument("--profile", default="tiny")
+    c = sub.add_parser("check", help="check that every profile key exists in its notebook")
+    c.add_argument("--profile", default=None, help="default: every params/*.yaml")
+    a = p.parse_args(argv)
+    if a.cmd == "run":
+        for nb in a.notebooks:
+            try:
+                run_notebook(nb, a.profile)
+            except Exception as e:  # papermill's error already shows the failing cell
+                print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
+                return 1
+        return 0
+    profiles = [a.profile] if a.profile else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
+    for prof in profiles:
+        print(f"{prof}: {', '.join(check_profile(prof))} ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny fake datasets in their release layouts, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def write_image(path: Path, size=(32, 16), seed: int = 0, fmt: str | None = None) -> Path:
+    """A random RGB image of ``size = (height, width)``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def fake_market(tmp_path) -> Path:
+    """Market-1501 layout: 6 ids × 3 cams, train ids 1-3, test ids 4-6, one junk (-1) and one distractor (0)."""
+    root = tmp_path / "Market-1501"
+    k = 0
+    for folder, pids in (("bounding_box_train", (1, 2, 3)), ("bounding_box_test", (0, 4, 5, 6)), ("query", (4, 5, 6))):
+        for pid in pids:
+            for cam in (1, 2, 3):
+                if folder == "query" and cam != 1:
+                    continue
+                k += 1
+                write_image(root / folder / f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg", (32, 16), seed=k)
+    write_image(root / "bounding_box_test" / "-1_c1s1_000000_00.jpg", (32, 16), seed=999)
+    return root
+
+
+@pytest.fixture
+def fake_viper(tmp_path) -> Path:
+    """VIPeR layout with 12 identities at 48 × 24."""
+    root = tmp_path / "VIPeR"
+    for pid in range(12):
+        write_image(root / "cam_a" / f"{pid:03d}_45.bmp", (48, 24), seed=pid, fmt="BMP")
+        write_image(root / "cam_b" / f"{pid:03d}_90.bmp", (48, 24), seed=100 + pid, fmt="BMP")
+    return root
+
+
+@pytest.fixture
+def fake_caviar(tmp_path) -> Path:
+    """CAVIAR4REID layout: ids 1-6 in both cameras (2 images each), ids 7-8 in camera 1 only."""
+    root = tmp_path / "CAVIAR4REID"
+    for pid in range(1, 9):
+        idxs = [1, 2] + ([11, 12] if pid <= 6 else [])
+        for i in idxs:
+            size = (40, 20) if i <= 10 else (20, 10)
+            write_image(root / "CAVIARa" / f"{pid:04d}{i:03d}.jpg", size, seed=pid * 100 + i)
+    return root
+
+
+@pytest.fixture
+def fake_csv(tmp_path) -> Path:
+    """A CSV-manifest dataset: 8 ids × 3 cams × 2 images, split train/test by identity."""
+    root = tmp_path / "csvdata"
+    rows = ["path,pid,camid,split"]
+    for pid in range(8):
+        for cam in range(3):
+            for k in range(2):
+                rel = f"images/{pid:04d}_c{cam}_{k:02d}.png"
+                write_image(root / rel, (32, 16), seed=pid * 10 + cam * 3 + k)
+                rows.append(f"{rel},{pid},{cam},{'train' if pid < 4 else 'test'}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+@pytest.fixture
+def real_viper() -> Path:
+    root = SHARED_DATA / "VIPeR"
+    if not (root / "cam_a").is_dir():
+        pytest.skip(f"real VIPeR not available at {root} (research-only data, shipped only on the dev machines)")
+    return root
+
+
+@pytest.fixture
+def real_caviar() -> Path:
+    root = SHARED_DATA / "CAVIAR4REID"
+    if not (root / "CAVIARa").is_dir():
+        pytest.skip(f"real CAVIAR4REID not available at {root} (research-only data, shipped only on the dev machines)")
+    return root

@@ -1,0 +1,68 @@
+"""Notebook and profile conventions (DEVELOPERS.md): papermill only warns, these tests fail."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib.utils import repo_root
+from lib.workbook import check_profile, load_profile, notebook_parameters
+
+ROOT = repo_root()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PROFILES = sorted((ROOT / "params").glob("*.yaml"))
+
+
+def test_there_are_notebooks_and_profiles():
+    assert NOTEBOOKS and PROFILES
+    assert all(re.match(r"^\d\d_[a-z0-9_]+\.ipynb$", p.name) for p in NOTEBOOKS), [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_every_profile_key_exists_in_its_notebook(profile):
+    assert check_profile(str(profile))
+    for stem, params in load_profile(str(profile)).items():
+        declared = notebook_parameters(ROOT / "notebooks" / f"{stem}.ipynb")
+        assert set(params) <= set(declared)
+        for k, v in params.items():  # same type as the default (papermill would inject anything)
+            assert isinstance(v, type(declared[k])) or (isinstance(v, int) and isinstance(declared[k], float)), (
+                f"{profile.name}: {stem}.{k} = {v!r} has type {type(v).__name__}, the notebook's default "
+                f"{declared[k]!r} is {type(declared[k]).__name__}"
+            )
+
+
+def test_unknown_profile_key_is_an_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"01_dataset_synthesis": {"NOT_A_PARAMETER": 1}}))
+    with pytest.raises(KeyError, match="NOT_A_PARAMETER"):
+        check_profile(str(bad))
+    bad.write_text(yaml.safe_dump({"99_missing": {"SEED": 1}}))
+    with pytest.raises(FileNotFoundError, match="99_missing"):
+        check_profile(str(bad))
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(nb_path):
+    nb = json.loads(nb_path.read_text())
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), "starts with a title"
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    src = "".join(tagged[0]["source"])
+    for line in src.strip().splitlines():
+        name, _, rest = line.partition("=")
+        assert name.strip().isupper(), f"{nb_path.name}: parameter names are UPPER_CASE: {line!r}"
+        assert "#" in rest, f"{nb_path.name}: every parameter has a comment: {line!r}"
+        comment = rest.split("#", 1)[1]
+        assert "'" not in comment and "=" not in comment, f"{nb_path.name}: papermill cannot parse ' or = in comments: {line!r}"
+    notebook_parameters(nb_path)  # literals only
+    for c in cells:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and not c.get("execution_count"), f"{nb_path.name}: committed with outputs"
+            tree = ast.parse("".join(c["source"]))
+            assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)], "no classes in notebooks (logic in lib)"
