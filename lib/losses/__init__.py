@@ -1,0 +1,35 @@
+"""Losses of PS-HRNet (IEEE TIP), each citing the paper's equation.
+
+* :mod:`~lib.losses.cross_entropy_label_smooth` — ``L_CE``, Eqs. (8)-(9);
+* :mod:`~lib.losses.triplet` — batch-hard triplet ``L_BH``, Eq. (7);
+* :mod:`~lib.losses.id_loss` — ``L_ID``, Eq. (10);
+* :mod:`~lib.losses.sr_loss` — ``L_SR``, Eq. (5);
+* :mod:`~lib.losses.pseudo_siamese` — ``L_PS``, Eq. (11);
+* :mod:`~lib.losses.total` — ``L_TOTAL``, Eq. (12), and :class:`LossConfig`.
+
+Every loss casts its inputs to float32, so it can follow a bf16/fp16 autocast forward pass.
+"""
+
+from .cross_entropy_label_smooth import CrossEntropyLabelSmooth, cross_entropy_label_smooth
+from .id_loss import IDLoss, parts_to_floats
+from .pseudo_siamese import DEFAULT_PS_COMPONENTS, PS_COMPONENTS, PseudoSiameseLoss
+from .sr_loss import SRLoss, sr_loss
+from .total import LossConfig, TotalLoss
+from .triplet import TripletLoss, batch_hard_triplet_loss, pairwise_euclidean
+
+__all__ = [
+    "CrossEntropyLabelSmooth",
+    "cross_entropy_label_smooth",
+    "TripletLoss",
+    "batch_hard_triplet_loss",
+    "pairwise_euclidean",
+    "IDLoss",
+    "parts_to_floats",
+    "SRLoss",
+    "sr_loss",
+    "PseudoSiameseLoss",
+    "PS_COMPONENTS",
+    "DEFAULT_PS_COMPONENTS",
+    "LossConfig",
+    "TotalLoss",
+]

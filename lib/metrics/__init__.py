@@ -1,0 +1,17 @@
+"""Evaluation engine: ranking metrics (CMC, mAP, mINP), protocols, features and distances."""
+
+from .aggregate import aggregate_splits, format_mean_std
+from .features import cosine_distance, euclidean_distance, extract_features
+from .ranking import evaluate_ranking
+from .single_shot import evaluate_single_shot, sample_single_shot_gallery
+
+__all__ = [
+    "evaluate_ranking",
+    "evaluate_single_shot",
+    "sample_single_shot_gallery",
+    "aggregate_splits",
+    "format_mean_std",
+    "extract_features",
+    "cosine_distance",
+    "euclidean_distance",
+]
