@@ -8,12 +8,17 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= tiny
+DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
+PIPELINE := notebooks/01_dataset_synthesis.ipynb notebooks/02_phase1_hr_reid.ipynb \
+            notebooks/03_phase2_pseudo_siamese.ipynb notebooks/04_table1.ipynb
 
-.PHONY: help setup demo test lab bench-metrics mlr clean
+.PHONY: help setup demo test lab bench bench-metrics mlr reproduce-table1 clean
 
 help:
-	@echo "make demo            run notebook 01 (dataset synthesis) on the embedded synthetic data"
+	@echo "make demo            the whole pipeline (01 -> 02 -> 03 -> Table I) on the embedded synthetic data"
+	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I for every dataset found under DATA_ROOT"
+	@echo "make bench           phase-2 training / inference throughput, fp32 eager vs fast paths"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
 	@echo "make lab             JupyterLab with the workbook kernel"
 	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
@@ -32,9 +37,13 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 demo: setup
+	$(PY) -m lib.workbook run $(PIPELINE) --profile $(PROFILE)
+
+mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
 
-mlr: demo
+reproduce-table1: setup
+	$(PY) -m lib.workbook table1 --profile $(PROFILE) --data-root $(DATA_ROOT)
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks
@@ -44,6 +53,11 @@ lab: setup
 
 bench-metrics: setup
 	$(PY) scripts/bench_metrics.py
+
+# Paper model (HRNet-W32 + VDSR-CA 20x64) at 256x128, and the cpu profile's model at 256x128.
+bench: setup
+	$(PY) scripts/bench_train.py --backbone hrnet_w32 --steps 2
+	$(PY) scripts/bench_train.py --backbone mobilenet_v2 --steps 3
 
 clean:
 	rm -rf outputs/*/ outputs/*.json

@@ -97,3 +97,64 @@ def rate_histogram(ds: MLRDataset):
     fig.suptitle(f"{ds.name}: resolution of the query camera", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def training_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("loss_total", "loss_id", "loss_sr", "loss_ps")):
+    """Loss terms per epoch, one panel per term, one line per run (label → history records)."""
+    import matplotlib.pyplot as plt
+
+    present = [k for k in keys if any(k in rec for h in histories.values() for rec in h)]
+    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(3.2 * max(1, len(present)), 2.6), squeeze=False)
+    for ax, key in zip(axes[0], present):
+        for label, hist in histories.items():
+            pts = [(r["epoch"], r[key]) for r in hist if key in r]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, label=label)
+        ax.set_title(key.replace("loss_", "L_"), fontsize=9)
+        ax.set_xlabel("epoch")
+    if present:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, device="cpu", seed: int = 0):
+    """Rows of (LR at true size, LR resized to the network size, VDSR-CA output, HR original), with PSNR."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .data.transforms import denormalize, normalize, resize, to_tensor
+
+    cands = [im for im in images if im.lr_path is not None]
+    if not cands:
+        raise ValueError("restoration_examples: no synthesised LR image among the given images")
+    rng = np.random.default_rng(seed)
+    picks = [cands[i] for i in sorted(rng.choice(len(cands), size=min(num, len(cands)), replace=False).tolist())]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(6.4, 2.3 * len(picks) + 0.4), squeeze=False)
+    was_training = sr.training
+    sr.eval()
+    try:
+        for row, im in zip(axes, picks):
+            lr_img = load_rgb(im.lr_path)
+            up = to_tensor(resize(lr_img, size))
+            hr = to_tensor(resize(load_rgb(im.hr_path), size))
+            with torch.inference_mode():
+                out = denormalize(sr(normalize(up)[None].to(device)).float().cpu()[0])
+            panels = [(np.asarray(lr_img) / 255.0, f"LR r={im.r} {lr_img.height}×{lr_img.width}"),
+                      (up.permute(1, 2, 0).numpy(), f"bilinear {_psnr(up.numpy(), hr.numpy()):.1f} dB"),
+                      (out.permute(1, 2, 0).numpy(), f"VDSR-CA {_psnr(out.numpy(), hr.numpy()):.1f} dB"),
+                      (hr.permute(1, 2, 0).numpy(), "HR")]
+            for ax, (img, title) in zip(row, panels):
+                ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+                ax.set_title(title, fontsize=7)
+                ax.axis("off")
+    finally:
+        sr.train(was_training)
+    fig.suptitle("LR query → restored by the student's VDSR-CA → HR original (PSNR vs HR)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,7 @@ Command line::
 
     python -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile tiny
     python -m lib.workbook check [--profile NAME]
+    python -m lib.workbook table1 --profile cpu --data-root ../shared/data
 """
 
 from __future__ import annotations
@@ -101,8 +102,19 @@ def check_profile(profile: str) -> list[str]:
     return checked
 
 
-def run_notebook(notebook: str | os.PathLike, profile: str, *, output_root: str | os.PathLike | None = None) -> Path:
-    """Execute ``notebook`` with the profile's parameters; return the executed notebook's path."""
+def run_notebook(
+    notebook: str | os.PathLike,
+    profile: str,
+    *,
+    output_root: str | os.PathLike | None = None,
+    overrides: dict | None = None,
+    suffix: str = "",
+) -> Path:
+    """Execute ``notebook`` with the profile's parameters; return the executed notebook's path.
+
+    ``overrides`` are set on top of the profile (each must be a parameter of the notebook); ``suffix`` is
+    appended to the executed notebook's name (one per dataset in ``table1``).
+    """
     import papermill as pm
 
     nb = Path(notebook)
@@ -110,13 +122,17 @@ def run_notebook(notebook: str | os.PathLike, profile: str, *, output_root: str 
         nb = (Path.cwd() / nb) if (Path.cwd() / nb).exists() else repo_root() / nb
     sections = load_profile(profile)
     check_profile(profile)
-    params = sections.get(nb.stem, {})
+    params = {**sections.get(nb.stem, {}), **(overrides or {})}
+    unknown = sorted(set(params) - set(notebook_parameters(nb)))
+    if unknown:
+        raise KeyError(f"{nb.name}: {unknown} are not parameters of this notebook")
     pname = Path(profile).stem
     out_dir = Path(output_root or repo_root() / "outputs") / pname / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / nb.name
-    tmp = out_dir / f".{nb.stem}.running.ipynb"
-    failed = out_dir / f"{nb.stem}.failed.ipynb"
+    stem = nb.stem + suffix
+    final = out_dir / f"{stem}.ipynb"
+    tmp = out_dir / f".{stem}.running.ipynb"
+    failed = out_dir / f"{stem}.failed.ipynb"
     for stale in (final, failed):
         stale.unlink(missing_ok=True)
     print(f"[workbook] {nb.name} with profile {pname!r}: {json.dumps(params)}", flush=True)
@@ -133,12 +149,40 @@ def run_notebook(notebook: str | os.PathLike, profile: str, *, output_root: str 
     return final
 
 
+TABLE1_NOTEBOOKS = ("01_dataset_synthesis", "02_phase1_hr_reid", "03_phase2_pseudo_siamese")
+
+
+def reproduce_table1(profile: str, data_root: str | os.PathLike) -> Path:
+    """Every dataset of Table I present under ``data_root``: notebooks 01 → 02 → 03, then Table I (04).
+
+    Datasets not found are printed and appear as missing in the table; they are never silently dropped.
+    """
+    from .workflow import find_datasets, output_dir
+
+    found, missing = find_datasets(data_root)
+    for name, why in missing.items():
+        print(f"[table1] missing {name}: {why}", flush=True)
+    if not found:
+        print(f"[table1] no dataset of Table I under {data_root}; the table will list all five as missing", flush=True)
+    for name, root in found.items():
+        for stem in TABLE1_NOTEBOOKS:
+            run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile,
+                         overrides={"DATASET": name, "DATA_ROOT": str(root)}, suffix=f"-{name}")
+    run_notebook(repo_root() / "notebooks" / "04_table1.ipynb", profile)
+    table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / "table1.md"
+    print(f"[table1] {table}", flush=True)
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lib.workbook")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute notebook(s) with a profile")
     r.add_argument("notebooks", nargs="+")
     r.add_argument("--profile", default="tiny")
+    t = sub.add_parser("table1", help="run notebooks 01-03 for every Table I dataset under --data-root, then 04")
+    t.add_argument("--profile", default="cpu")
+    t.add_argument("--data-root", default="../shared/data")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
@@ -149,6 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as e:  # papermill's error already shows the failing cell
                 print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
                 return 1
+        return 0
+    if a.cmd == "table1":
+        try:
+            reproduce_table1(a.profile, a.data_root)
+        except Exception as e:
+            print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
+            return 1
         return 0
     profiles = [a.profile] if a.profile else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
     for prof in profiles:

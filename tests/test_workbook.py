@@ -66,3 +66,10 @@ def test_notebook_conventions(nb_path):
             assert not c.get("outputs") and not c.get("execution_count"), f"{nb_path.name}: committed with outputs"
             tree = ast.parse("".join(c["source"]))
             assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)], "no classes in notebooks (logic in lib)"
+
+
+def test_run_notebook_rejects_unknown_override():
+    from lib.workbook import run_notebook
+
+    with pytest.raises(KeyError, match="NOT_A_PARAMETER"):
+        run_notebook(ROOT / "notebooks" / "04_table1.ipynb", "tiny", overrides={"NOT_A_PARAMETER": 1})
