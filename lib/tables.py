@@ -36,7 +36,10 @@ def load_summaries(out_dir: str | os.PathLike) -> dict[str, dict]:
     folder = Path(out_dir) / "metrics"
     out = {}
     for p in sorted(folder.glob("*_pshrnet.json")):
-        rec = json.loads(p.read_text())
+        try:
+            rec = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p} is not valid JSON ({e}); re-run notebook 03 for that dataset") from None
         rec["_path"] = str(p)
         out[rec["dataset"]] = rec
     return out
@@ -79,12 +82,15 @@ def table1(out_dir: str | os.PathLike, profile: str) -> tuple[pd.DataFrame, str]
                 rows.append({"method": label, "source": "reproduced", "dataset": d, "metric": m, "value": 100 * a["mean"],
                              "std": 100 * a["std"], "num_splits": len(a["values"])})
     long = pd.DataFrame(rows)
-    long["paper"] = [ours_paper.get((d, m)) if s == "reproduced" else None
-                     for s, d, m in zip(long.source, long.dataset, long.metric)]
+    long["paper"] = [ours_paper.get((d, m)) if meth == _METHODS["pshrnet"] else None  # Δ only for PS-HRNet itself
+                     for meth, d, m in zip(long.method, long.dataset, long.metric)]
     long["delta"] = [v - p if p is not None and v is not None else None for v, p in zip(long.value, long.paper)]
 
-    metric_cols = [(ds, m) for _, ds, _ in columns for m in _METRICS + (("mAP",) if runs.get(ds, {}).get("protocol") == "multi_shot" else ())]
-    head = "| Method | " + " | ".join(f"{lbl} {_LABEL[m]}" for _, ds, lbl in columns for m in _METRICS + (("mAP",) if runs.get(ds, {}).get("protocol") == "multi_shot" else ())) + " |"
+    def metrics_of(ds: str) -> tuple[str, ...]:
+        return _METRICS + (("mAP",) if runs.get(ds, {}).get("protocol") == "multi_shot" else ())
+
+    metric_cols = [(ds, m) for _, ds, _ in columns for m in metrics_of(ds)]
+    head = "| Method | " + " | ".join(f"{lbl} {_LABEL[m]}" for _, ds, lbl in columns for m in metrics_of(ds)) + " |"
     lines = [head, "|" + "---|" * (len(metric_cols) + 1)]
     idx = {(r.method, r.source, r.dataset, r.metric): r for r in long.itertuples()}
 
@@ -110,13 +116,13 @@ def table1(out_dir: str | os.PathLike, profile: str) -> tuple[pd.DataFrame, str]
     missing = [lbl for k, ds, lbl in columns if k and ds not in runs]
     notes = [f"# Table I — {info['caption']}", "",
              f"Profile **`{profile}`**. Paper rows: the registry (`lib/registry/paper_results.yaml`); reproduced rows: "
-             "runs of this profile (`metrics/<dataset>_pshrnet.json`), mean ± std over identity splits, in %.",
+             "runs of this profile (`metrics/<dataset>_pshrnet.json`), mean ± sample std over identity splits, in %.",
              "Protocol: query = LR images, gallery = HR images; single-shot datasets (VIPeR, CUHK03, CAVIAR): the "
              "gallery holds one random image per identity, redrawn and averaged; multi-shot (Market, Duke, synthetic): "
              "same-identity same-camera gallery images removed, mAP non-interpolated.", ""]
     for d, rec in runs.items():
         red = "; ".join(rec.get("reductions") or []) or "none — the paper setting"
-        notes.append(f"- **{d}**: manifest `{rec['manifest']}` (sources sha256 {rec['file_list_sha256'][:12]}…), MLR seed "
+        notes.append(f"- **{d}**: manifest `{rec['manifest']}` (content sha256 {rec['manifest_sha256'][:12]}…), MLR seed "
                      f"{rec['mlr_seed']}, training seed {rec['seed']}, splits {rec['splits']}, {rec['protocol']}. "
                      f"Differences from the paper: {red}.")
     if missing:

@@ -123,16 +123,21 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, device="cpu", seed: int = 0):
-    """Rows of (LR at true size, LR resized to the network size, VDSR-CA output, HR original), with PSNR."""
+def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, seed: int = 0):
+    """Rows of (LR at true size, LR resized to the network size, VDSR-CA output, HR original), with PSNR.
+
+    Natively low-resolution queries (CAVIAR) have no HR original: their rows show the first three panels and
+    no PSNR. The images go to ``sr``'s device.
+    """
     import matplotlib.pyplot as plt
     import torch
 
     from .data.transforms import denormalize, normalize, resize, to_tensor
 
-    cands = [im for im in images if im.lr_path is not None]
+    cands = [im for im in images if im.res == "lr"]
     if not cands:
-        raise ValueError("restoration_examples: no synthesised LR image among the given images")
+        raise ValueError("restoration_examples: no low-resolution image among the given images")
+    device = next(sr.parameters()).device
     rng = np.random.default_rng(seed)
     picks = [cands[i] for i in sorted(rng.choice(len(cands), size=min(num, len(cands)), replace=False).tolist())]
     fig, axes = plt.subplots(len(picks), 4, figsize=(6.4, 2.3 * len(picks) + 0.4), squeeze=False)
@@ -140,19 +145,24 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, dev
     sr.eval()
     try:
         for row, im in zip(axes, picks):
-            lr_img = load_rgb(im.lr_path)
+            lr_img = load_rgb(im.path)
             up = to_tensor(resize(lr_img, size))
-            hr = to_tensor(resize(load_rgb(im.hr_path), size))
+            hr = to_tensor(resize(load_rgb(im.hr_path), size)) if im.lr_path is not None else None
             with torch.inference_mode():
                 out = denormalize(sr(normalize(up)[None].to(device)).float().cpu()[0])
-            panels = [(np.asarray(lr_img) / 255.0, f"LR r={im.r} {lr_img.height}×{lr_img.width}"),
-                      (up.permute(1, 2, 0).numpy(), f"bilinear {_psnr(up.numpy(), hr.numpy()):.1f} dB"),
-                      (out.permute(1, 2, 0).numpy(), f"VDSR-CA {_psnr(out.numpy(), hr.numpy()):.1f} dB"),
-                      (hr.permute(1, 2, 0).numpy(), "HR")]
+            psnr = (lambda x: f" {_psnr(x.numpy(), hr.numpy()):.1f} dB") if hr is not None else (lambda x: "")
+            rate = f"r={im.r}" if im.r else "native"
+            panels = [(np.asarray(lr_img) / 255.0, f"LR {rate} {lr_img.height}×{lr_img.width}"),
+                      (up.permute(1, 2, 0).numpy(), f"bilinear{psnr(up)}"),
+                      (out.permute(1, 2, 0).numpy(), f"VDSR-CA{psnr(out)}")]
+            panels.append((hr.permute(1, 2, 0).numpy(), "HR") if hr is not None else (None, "no HR original"))
             for ax, (img, title) in zip(row, panels):
+                ax.axis("off")
+                if img is None:
+                    ax.set_title(title, fontsize=7)
+                    continue
                 ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
                 ax.set_title(title, fontsize=7)
-                ax.axis("off")
     finally:
         sr.train(was_training)
     fig.suptitle("LR query → restored by the student's VDSR-CA → HR original (PSNR vs HR)", fontsize=8)

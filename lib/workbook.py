@@ -164,13 +164,21 @@ def reproduce_table1(profile: str, data_root: str | os.PathLike) -> Path:
         print(f"[table1] missing {name}: {why}", flush=True)
     if not found:
         print(f"[table1] no dataset of Table I under {data_root}; the table will list all five as missing", flush=True)
+    failed = {}
     for name, root in found.items():
-        for stem in TABLE1_NOTEBOOKS:
-            run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile,
-                         overrides={"DATASET": name, "DATA_ROOT": str(root)}, suffix=f"-{name}")
+        try:
+            for stem in TABLE1_NOTEBOOKS:
+                run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile,
+                             overrides={"DATASET": name, "DATA_ROOT": str(root)}, suffix=f"-{name}")
+        except Exception as e:  # one dataset failing must not cost the others their table
+            failed[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
+            print(f"[table1] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
     run_notebook(repo_root() / "notebooks" / "04_table1.ipynb", profile)
     table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / "table1.md"
     print(f"[table1] {table}", flush=True)
+    if failed:
+        raise RuntimeError(f"Table I written, but these datasets failed (their executed notebooks end in "
+                           f".failed.ipynb): {', '.join(failed)}")
     return table
 
 

@@ -152,18 +152,22 @@ def summarize(params: Mapping[str, Any], ds, results: Mapping[str, list[dict]], 
     """
     out = {
         "profile": params.get("PROFILE", "tiny"),
-        "dataset": ds.name,
-        "manifest": str(ds.manifest_path),
-        "file_list_sha256": ds.manifest["source"]["file_list_sha256"],
-        "mlr_seed": ds.seed,
+        **ds.provenance(),
         "protocol": ds.eval_protocol,
         "splits": list(splits),
         "seed": cfg.seed,
         "config": cfg.to_dict(),
         "reductions": list(reductions or []),
-        "methods": {m: {"aggregate": aggregate_splits(r), "per_split": r} for m, r in results.items() if r},
+        "std": "sample standard deviation over splits (ddof=1; 0 for a single split)",
+        "methods": {m: {"aggregate": _aggregate(r), "per_split": r} for m, r in results.items() if r},
     }
     return atomic_write_json(output_dir(params) / "metrics" / f"{ds.name}_pshrnet.json", out)
+
+
+def _aggregate(results: list[dict]) -> dict:
+    """Mean ± sample std over splits of the ranks every split reaches (Rank-20 needs ≥ 20 gallery ids)."""
+    reach = min(len(r["cmc"]) for r in results)
+    return aggregate_splits(results, ranks=[k for k in (1, 5, 10, 20) if k <= reach], ddof=1 if len(results) > 1 else 0)
 
 
 #: Folder names under a DATA_ROOT that ``make reproduce-table1`` looks for, per dataset (first match wins).

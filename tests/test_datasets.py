@@ -97,3 +97,14 @@ def test_sampler_pk_structure_and_determinism():
 def test_sampler_too_few_identities():
     with pytest.raises(ValueError, match="P=4 identities per batch requested, but the training set has only 2"):
         RandomIdentitySampler([0, 0, 1, 1], num_identities=4, num_instances=2)
+
+
+def test_sampler_length_is_exact_in_every_epoch():
+    pids = [0] * 4 + [1] * 2 + [2] * 2 + [3] * 6 + [4] * 2
+    s = RandomIdentitySampler(pids, num_identities=2, num_instances=2, seed=0)
+    lengths = set()
+    for epoch in range(8):
+        s.set_epoch(epoch)
+        assert len(s) == len(list(s))
+        lengths.add(len(s))
+    assert len(lengths) > 1  # the count does vary, so a length frozen at epoch 0 would be wrong

@@ -165,9 +165,24 @@ def test_finished_run_is_reused_and_teacher_stays_frozen(tiny_mlr, tmp_path):
     after = r1.modules["model"].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "phase 2 changed the teacher"
     m = json.loads((tmp_path / "p2" / "metrics.json").read_text())
-    assert m["run"]["phase"] == "phase2" and m["run"]["file_list_sha256"] == ds.manifest["source"]["file_list_sha256"]
+    assert m["run"]["phase"] == "phase2" and m["run"]["manifest_sha256"] == ds.fingerprint
+    assert m["data"]["file_list_sha256"] == ds.manifest["source"]["file_list_sha256"]
     assert {"loss_sr", "loss_ps", "loss_id"} <= set(m["final_losses"])
     mtime = (tmp_path / "p1" / "metrics.json").stat().st_mtime_ns
     again = train_phase1(ds, 0, cfg, tmp_path / "p1", progress=False)
     assert (tmp_path / "p1" / "metrics.json").stat().st_mtime_ns == mtime and again.metrics == r1.metrics
     assert r2.metrics["lr"]["protocol"] == "multi_shot"
+
+    # evaluation settings are not training settings: the finished model is re-evaluated, not retrained
+    hist_mtime = (tmp_path / "p1" / "history.json").stat().st_mtime_ns
+    again = train_phase1(ds, 0, cfg.replace(num_repeats=3, flip_test=False), tmp_path / "p1", progress=False)
+    m1 = json.loads((tmp_path / "p1" / "metrics.json").read_text())
+    assert m1["eval"] == {"flip_test": False, "num_repeats": 3} and m1["epochs"] == 1
+    assert (tmp_path / "p1" / "history.json").stat().st_mtime_ns == hist_mtime
+
+    # phase 2 leaves the caller's teacher trainable; a student copied from it trains
+    teacher = again.modules["model"]
+    assert all(p.requires_grad for p in teacher.parameters())
+    r3 = train_phase2(ds, 0, cfg.replace(student_init="teacher"), tmp_path / "p2b", teacher, progress=False)
+    st = r3.modules["student"].state_dict()
+    assert any(not torch.equal(st[k], teacher.state_dict()[k]) for k in st if st[k].is_floating_point())

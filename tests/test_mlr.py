@@ -158,3 +158,29 @@ def test_real_caviar(real_caviar, tmp_path):
     assert m["num_identities"] == 50 and len(m["dropped_identities"]) == 22 and ds.num_splits == 10
     s = ds.split(0)
     assert len({im.pid for im in s.query}) == 25 and all(im.camid == 1 for im in s.query)
+
+
+def test_interrupted_rebuild_leaves_no_manifest(fake_viper, tmp_path):
+    """A rebuild that dies half-way must not leave the old manifest vouching for the new LR files."""
+    out = tmp_path / "o"
+    build_mlr(fake_viper, out, MLRConfig("viper", num_splits=1, num_train_ids=6, num_test_ids=6), progress=False)
+    (fake_viper / "cam_a" / "011_45.bmp").write_bytes(b"broken")  # the last LR image: earlier ones are rewritten
+    with pytest.raises(ImageReadError):
+        build_mlr(fake_viper, out, MLRConfig("viper", rates=(4,), num_splits=1, num_train_ids=6, num_test_ids=6),
+                  progress=False)
+    assert not (out / "manifest.json").exists()
+
+
+def test_split_file_only_for_cuhk03(fake_viper, tmp_path):
+    with pytest.raises(ValueError, match="only CUHK03 reads a split file"):
+        build_mlr(fake_viper, tmp_path / "o", MLRConfig("viper", split_file="x.json"), progress=False)
+
+
+def test_fingerprint_follows_content_not_location(fake_csv, tmp_path):
+    import shutil
+
+    a = MLRDataset.load(build_mlr(fake_csv, tmp_path / "a", MLRConfig("csv", seed=0), progress=False))
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")
+    assert MLRDataset.load(tmp_path / "moved").fingerprint == a.fingerprint
+    b = MLRDataset.load(build_mlr(fake_csv, tmp_path / "b", MLRConfig("csv", seed=0, rates=(2,)), progress=False))
+    assert b.fingerprint != a.fingerprint

@@ -18,7 +18,7 @@ NB = repo_root() / "notebooks"
 def _summary(folder, dataset, protocol, r1, std=0.02, n=3):
     agg = {m: {"mean": v, "std": std, "values": [v] * n} for m, v in
            {"rank1": r1, "rank5": r1 + 0.1, "rank10": r1 + 0.2, "rank20": r1 + 0.3, "mAP": r1 - 0.05, "mINP": 0.1}.items()}
-    rec = {"profile": "t", "dataset": dataset, "manifest": "/m.json", "file_list_sha256": "ab" * 32, "mlr_seed": 0,
+    rec = {"profile": "t", "dataset": dataset, "manifest": "/m.json", "file_list_sha256": "ab" * 32, "manifest_sha256": "cd" * 32, "mlr_seed": 0,
            "protocol": protocol, "splits": list(range(n)), "seed": 0, "config": {}, "reductions": ["input 64×32 (paper 256×128)"],
            "methods": {"pshrnet": {"aggregate": agg, "per_split": []}}}
     (folder / "metrics").mkdir(parents=True, exist_ok=True)
@@ -75,8 +75,12 @@ def test_reductions_are_computed_from_the_config():
     assert reductions(PSHRNetConfig(weights="hub"), 10, 10) == []
     red = reductions(pshrnet_config(load_profile("cpu")["03_phase2_pseudo_siamese"]), 3, 10)
     text = " ".join(red)
-    for needle in ("mobilenet_v2", "128×64", "3 of 10 identity splits", "VDSR-CA depth 8 width 32", "12 epochs"):
+    for needle in ("backbone mobilenet_v2 (paper hrnet_w32)", "height 128 (paper 256)", "3 of 10 identity splits",
+                   "sr_depth 8 (paper 20)", "phase1.epochs 12 (paper 70)", "weights deep-sort-mobilenetv2 (paper hub)"):
         assert needle in text, needle
+    assert not any("precision" in r or "device" in r for r in red)  # numerics are recorded, not reductions
+    assert "loss.margin 0.3 (paper 0.1)" in reductions(PSHRNetConfig(weights="hub").replace(
+        loss=PSHRNetConfig().loss.__class__(margin=0.3)), 10, 10)
 
 
 def test_splits_to_run():
@@ -94,3 +98,13 @@ def test_find_datasets(fake_viper, tmp_path):
     assert list(found) == ["viper"] and found["viper"] == fake_viper
     assert "not readable as market1501" in missing["market1501"]
     assert "none of" in missing["caviar"]
+
+
+def test_baseline_rows_get_no_delta(tmp_path):
+    _summary(tmp_path, "viper", "single_shot", 0.50)
+    rec = json.loads((tmp_path / "metrics" / "viper_pshrnet.json").read_text())
+    rec["methods"]["baseline"] = rec["methods"]["pshrnet"]
+    (tmp_path / "metrics" / "viper_pshrnet.json").write_text(json.dumps(rec))
+    long, _ = table1(tmp_path, "t")
+    base = long[long.method.str.startswith("Bicubic")]
+    assert len(base) and base.delta.isna().all() and base.paper.isna().all()

@@ -20,7 +20,34 @@ def relabel(pids: Sequence[int]) -> dict[int, int]:
     return {p: i for i, p in enumerate(sorted(set(int(p) for p in pids)))}
 
 
-class ImageDataset(Dataset):
+class _SplitDataset(Dataset):
+    """Shared plumbing: the images, classifier labels (0..N-1 over their pids) and the epoch for seeding."""
+
+    def __init__(self, images: Sequence[MLRImage], size: tuple[int, int], seed: int, resize_interpolation: str):
+        self.images = list(images)
+        self.size = tuple(size)
+        self.seed = seed
+        self.epoch = 0
+        self.resize_interpolation = resize_interpolation
+        self.labels = relabel(im.pid for im in self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation (and fresh rates) of the coming epoch depend on (seed, epoch, index) only."""
+        self.epoch = epoch
+
+    @property
+    def pids(self) -> list[int]:
+        return [im.pid for im in self.images]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class ImageDataset(_SplitDataset):
     """Single images resized to ``size``; optionally augmented (flip + pad/crop) for training.
 
     Args:
@@ -49,28 +76,9 @@ class ImageDataset(Dataset):
             raise ValueError(f"ImageDataset: use must be 'stored' or 'hr', got {use!r}")
         if not images:
             raise ValueError("ImageDataset: no images")
-        self.images = list(images)
-        self.size = tuple(size)
+        super().__init__(images, size, seed, resize_interpolation)
         self.use = use
         self.augment = augment
-        self.seed = seed
-        self.epoch = 0
-        self.resize_interpolation = resize_interpolation
-        self.labels = relabel(im.pid for im in self.images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    @property
-    def pids(self) -> list[int]:
-        return [im.pid for im in self.images]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     def __getitem__(self, i: int) -> dict:
         im = self.images[i]
@@ -81,7 +89,7 @@ class ImageDataset(Dataset):
         return {"img": normalize(x), "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "index": i}
 
 
-class PairDataset(Dataset):
+class PairDataset(_SplitDataset):
     """(LR, HR) training pairs with identical augmentation on both images (PROTOCOL §2).
 
     Args:
@@ -122,31 +130,12 @@ class PairDataset(Dataset):
                 f"PairDataset: none of the {len(images)} training images has an HR original "
                 "(a natively low-resolution dataset cannot form (LR, HR) pairs)"
             )
-        self.images = kept
-        self.size = tuple(size)
+        super().__init__(kept, size, seed, resize_interpolation)
         self.pair_mode = pair_mode
         self.rates = [int(r) for r in rates]
         self.interpolation = interpolation
         self.antialias = antialias
         self.augment = augment
-        self.seed = seed
-        self.epoch = 0
-        self.resize_interpolation = resize_interpolation
-        self.labels = relabel(im.pid for im in self.images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    @property
-    def pids(self) -> list[int]:
-        return [im.pid for im in self.images]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     def __getitem__(self, i: int) -> dict:
         im = self.images[i]
@@ -171,8 +160,3 @@ class PairDataset(Dataset):
             "r": r,
             "index": i,
         }
-
-
-def collate_dicts(batch: list[dict]) -> dict:
-    """Stack tensors, turn ints into int64 tensors (DataLoader's default does this too)."""
-    return torch.utils.data.default_collate(batch)

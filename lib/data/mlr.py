@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .readers.caviar import two_camera_identities
 from .readers.cuhk03 import read_cuhk03_split_file
 from .records import ImageReadError, SourceDataset
 from .registry import DatasetInfo, get_dataset
@@ -167,7 +168,7 @@ def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_l
         train_ids = sorted({r.pid for r in records if r.subset == "train"})
         test_ids = sorted({r.pid for r in records if r.subset == "test"})
         id_splits, how = [(train_ids, test_ids)], "fixed by the release (train/test identities)"
-    elif cfg.dataset == "cuhk03" and cfg.split_file:
+    elif info.name == "cuhk03" and cfg.split_file:
         all_ids = sorted({r.pid for r in records})
         id_splits = [
             (sorted(set(all_ids) - set(t)), t) for t in read_cuhk03_split_file(cfg.split_file, src)
@@ -210,6 +211,8 @@ def build_mlr(
 
     config.validate()
     info = get_dataset(config.dataset)
+    if config.split_file and info.name != "cuhk03":
+        raise ValueError(f"MLRConfig.split_file: only CUHK03 reads a split file, found it set for {info.name!r}")
     if info.name == "cuhk03":
         src = info.read(root, variant=config.cuhk03_variant)
     else:
@@ -220,9 +223,9 @@ def build_mlr(
 
     dropped: list[int] = []
     if info.two_camera_only:
-        cams = src.cameras_per_identity()
-        dropped = sorted(p for p, c in cams.items() if len(c) < 2)
-        records = [r for r in records if r.pid not in set(dropped)]
+        keep = set(two_camera_identities(src))
+        dropped = sorted(set(src.pids) - keep)
+        records = [r for r in records if r.pid in keep]
 
     camids = sorted({r.camid for r in records})
     lr_cams = _lr_cameras(info, config, camids)
@@ -240,6 +243,10 @@ def build_mlr(
         if old.get("config") == cfg_dict and old.get("source", {}).get("file_list_sha256") == file_list_sha:
             if all((out_dir / im["lr"]).is_file() for im in old["images"] if im.get("lr")):
                 return manifest_path
+
+    # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
+    # rebuild never leaves a manifest describing LR files it no longer matches.
+    manifest_path.unlink(missing_ok=True)
 
     # Images to synthesise: LR-camera images outside the (always-HR) gallery subset.
     to_down = [] if info.native_lr else [i for i, r in enumerate(records) if is_lr_cam(i) and r.subset != "gallery"]

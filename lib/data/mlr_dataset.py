@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.io import sha256_bytes
 from .mlr import MANIFEST_FORMAT, MANIFEST_NAME
 
 __all__ = ["MLRImage", "Split", "MLRDataset"]
@@ -77,6 +78,9 @@ class MLRDataset:
     def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None):
         if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}")
+        missing = [k for k in ("dataset", "config", "source", "eval_protocol", "images", "splits") if k not in manifest]
+        if missing:
+            raise ValueError(f"{manifest_path}: not a complete MLR manifest, missing keys {missing}")
         self.manifest = manifest
         self.manifest_path = Path(manifest_path)
         self.root = self.manifest_path.parent
@@ -86,7 +90,14 @@ class MLRDataset:
                 f"{manifest_path}: the source dataset folder {self.source_root} does not exist "
                 "(moved? pass source_root=... to MLRDataset.load)"
             )
-        self.images = [
+        try:
+            self.images = self._images(manifest)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{manifest_path}: malformed image entry in the manifest ({type(e).__name__}: {e})") from None
+        self.fingerprint = self._fingerprint(manifest)
+
+    def _images(self, manifest: dict) -> list[MLRImage]:
+        return [
             MLRImage(
                 index=i,
                 hr_path=self.source_root / im["source"],
@@ -98,6 +109,24 @@ class MLRDataset:
             )
             for i, im in enumerate(manifest["images"])
         ]
+
+    @staticmethod
+    def _fingerprint(manifest: dict) -> str:
+        """sha256 of the manifest's content apart from where the source lies: identifies the MLR dataset
+        (configuration, every image's r and resolution, the splits) wherever it is stored."""
+        content = {k: v for k, v in manifest.items() if k != "source"}
+        content["source"] = {k: v for k, v in manifest["source"].items() if k != "root"}
+        return sha256_bytes(json.dumps(content, sort_keys=True).encode())
+
+    def provenance(self) -> dict:
+        """What a result was computed on: dataset, manifest (path and content hash), sources, MLR seed."""
+        return {
+            "dataset": self.name,
+            "manifest": str(self.manifest_path),
+            "manifest_sha256": self.fingerprint,
+            "file_list_sha256": self.manifest["source"]["file_list_sha256"],
+            "mlr_seed": self.seed,
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, source_root: str | os.PathLike | None = None) -> MLRDataset:

@@ -39,11 +39,11 @@ class RandomIdentitySampler(Sampler[int]):
         if len(self.index_of) < num_identities:
             raise ValueError(
                 f"P×K sampler: P={num_identities} identities per batch requested, but the training set has only "
-                f"{len(self.index_of)} identities; lower P (params key NUM_IDENTITIES / P) or use more data"
+                f"{len(self.index_of)} identities; lower P (notebook parameter P) or use more data"
             )
         self.P, self.K, self.seed, self.epoch = num_identities, num_instances, seed, 0
         self.pid_list = sorted(self.index_of)
-        self._len = len(self._indices(0))
+        self._cache: tuple[int, list[int]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -71,8 +71,14 @@ class RandomIdentitySampler(Sampler[int]):
             available = [p for p in available if groups[p]]
         return out
 
+    def _epoch_indices(self) -> list[int]:
+        if self._cache is None or self._cache[0] != self.epoch:
+            self._cache = (self.epoch, self._indices(self.epoch))
+        return self._cache[1]
+
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices(self.epoch))
+        return iter(self._epoch_indices())
 
     def __len__(self) -> int:
-        return self._len
+        """Number of indices in the current epoch (it can vary between epochs by a few batches)."""
+        return len(self._epoch_indices())

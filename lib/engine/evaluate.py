@@ -49,7 +49,8 @@ def evaluate_split(
             bicubic baseline uses ``'bicubic'``).
 
     Returns:
-        ``rank1``, ``rank5``, ``rank10``, ``rank20``, ``mAP``, ``mINP`` (fractions), ``cmc`` (list),
+        ``rank1``, ``rank5``, ``rank10``, ``rank20`` (those the gallery size allows), ``mAP``, ``mINP``
+        (fractions), ``cmc`` (list),
         ``num_query``, ``num_gallery``, ``protocol``.
     """
     def feats(images, use):
@@ -69,7 +70,7 @@ def evaluate_split(
     else:
         raise ValueError(f"protocol must be 'single_shot' or 'multi_shot', got {protocol!r}")
     cmc = np.asarray(r["cmc"], dtype=float)
-    out = {f"rank{k}": float(cmc[min(k, len(cmc)) - 1]) for k in RANKS}
+    out = {f"rank{k}": float(cmc[k - 1]) for k in RANKS if k <= len(cmc)}  # a gallery of 12 ids has no Rank-20
     out.update({"mAP": float(r["mAP"]), "mINP": float(r["mINP"]), "cmc": cmc.tolist(), "num_query": len(q_pids),
                 "num_gallery": len(g_pids), "protocol": protocol})
     return out

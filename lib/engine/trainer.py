@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..utils.io import atomic_write_json, atomic_write_text
+from ..utils.io import atomic_write_json, atomic_write_text, jsonable
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .precision import Precision
 
@@ -146,7 +146,7 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         st = load_checkpoint(self.checkpoint_path)
-        if _jsonable(st["run_config"]) != _jsonable(self.run_config):
+        if jsonable(st["run_config"]) != jsonable(self.run_config):
             raise RuntimeError(
                 f"{self.checkpoint_path} belongs to a run with a different configuration; use another run "
                 f"directory or delete {self.run_dir} to start over.\n  checkpoint: {st['run_config']}\n  now:        {self.run_config}"
@@ -266,12 +266,7 @@ class Trainer:
             if self.eval_fn is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})
             self.history.append(rec)
+            self._save(epoch)  # the checkpoint first: the history never runs ahead of it
             self._write_history()
-            self._save(epoch)
         return self.history
 
-
-def _jsonable(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))

@@ -16,7 +16,7 @@ from typing import Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "sha256_file", "sha256_bytes"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "sha256_file", "sha256_bytes", "jsonable"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -75,3 +75,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, paths strings): for comparing configs."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_json_default_str))
+
+
+def _json_default_str(o: Any) -> Any:
+    try:
+        return _json_default(o)
+    except TypeError:
+        return str(o)

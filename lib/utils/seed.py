@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -20,7 +19,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    os.environ["PYTHONHASHSEED"] = str(seed)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a hard dependency in practice
