@@ -32,6 +32,7 @@ from .engine.precision import Precision, resolve_device, resolve_precision
 from .engine.trainer import OptimConfig, Trainer
 from .losses import LossConfig, TotalLoss
 from .models import VDSRCA, HRNetReID, ReIDEmbedder
+from .models.embedder import TEST_FEATURES
 from .utils.io import atomic_write_json, jsonable as _jsonable
 from .utils.seed import seed_everything
 
@@ -47,8 +48,11 @@ class PSHRNetConfig:
     VDSR-CA ``sr_depth`` 20 / ``sr_width`` 64 / ``sr_reduction`` 4, ``student_init`` (``weights``: like the
     teacher, from ``weights`` — the authors' code; ``teacher``: a copy of the phase-1 model).
     Data: input ``height`` × ``width`` (256 × 128), ``num_identities`` P = 4, ``num_instances`` K = 6,
-    ``pair_mode`` (``fresh`` paper / ``mlr`` authors' code), ``rates`` (2, 3, 4).
-    Test: ``flip_test`` (authors' code), ``num_repeats`` single-shot gallery draws (10).
+    ``pair_mode`` (``fresh`` paper / ``mlr`` authors' code), ``rates`` (2, 3, 4), augmentation ``pad`` (10 px)
+    and ``random_erasing`` probability (0: the paper uses none), ``native_lr`` (phase 2 and the baseline also
+    train on natively LR images such as CAVIAR camera 2, with L_ID only; ``True``).
+    Test: ``flip_test`` (authors' code), ``num_repeats`` single-shot gallery draws (10), ``test_feature``
+    (``concat`` = the paper's concat(Seq5, ℓ_f); see :mod:`lib.models.embedder`).
     Numerics: ``device``, ``precision`` (``auto``/``bf16``/``fp32``), ``channels_last``.
     ``phase1`` / ``phase2`` / ``baseline``: :class:`OptimConfig`; ``loss``: :class:`LossConfig`.
     """
@@ -66,7 +70,11 @@ class PSHRNetConfig:
     num_instances: int = 6
     pair_mode: str = "fresh"
     rates: tuple[int, ...] = (2, 3, 4)
+    pad: int = 10
+    random_erasing: float = 0.0
+    native_lr: bool = True
     flip_test: bool = True
+    test_feature: str = "concat"
     num_repeats: int = 10
     eval_batch_size: int = 64
     device: str = "auto"
@@ -83,6 +91,8 @@ class PSHRNetConfig:
     def __post_init__(self) -> None:
         if self.student_init not in ("weights", "teacher"):
             raise ValueError(f"PSHRNetConfig.student_init: expected 'weights' or 'teacher', found {self.student_init!r}")
+        if self.test_feature not in TEST_FEATURES:
+            raise ValueError(f"PSHRNetConfig.test_feature: expected one of {TEST_FEATURES}, found {self.test_feature!r}")
         object.__setattr__(self, "rates", tuple(int(r) for r in self.rates))
 
     @property
@@ -96,6 +106,11 @@ class PSHRNetConfig:
 
     def replace(self, **kw) -> PSHRNetConfig:
         return dataclasses.replace(self, **kw)
+
+    @property
+    def augment(self) -> PairedAugment:
+        """The training augmentation: flip, pad + crop, optional random erasing."""
+        return PairedAugment(pad=self.pad, erase_prob=self.random_erasing)
 
 
 @dataclass
@@ -125,9 +140,9 @@ def _precision(cfg: PSHRNetConfig) -> Precision:
 # Settings that do not change what a phase *trains* are left out of its identity: evaluation settings (a
 # finished model is re-evaluated when they change), execution details, and other phases' settings — so that
 # notebook 03 finds the teacher notebook 02 trained even though it also sets phase-2 options.
-_EVAL_KEYS = ("flip_test", "num_repeats")
+_EVAL_KEYS = ("flip_test", "num_repeats", "test_feature")
 _NOT_IDENTITY = {"eval_batch_size", "num_workers", "device", "precision", "channels_last", *_EVAL_KEYS}
-_PHASE2_ONLY = {"sr_depth", "sr_width", "sr_reduction", "student_init", "pair_mode", "rates", "phase2"}
+_PHASE2_ONLY = {"sr_depth", "sr_width", "sr_reduction", "student_init", "pair_mode", "rates", "native_lr", "phase2"}
 _PHASE2_LOSS = {"lambda_sr", "lambda_ps", "ps_components", "sr_reduction", "ps_reduction"}
 
 
@@ -242,10 +257,15 @@ class _Phase2Step:
     def __call__(self, batch: dict):
         lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(batch["hr"])
         y = batch["label"].to(self.prec.device)
+        has_hr = batch.get("has_hr")
+        mask = None
+        if has_hr is not None and not bool(has_hr.all()):  # natively LR samples in the batch (a CPU tensor: no sync)
+            mask = has_hr.to(self.prec.device, non_blocking=True)
+            hr = hr[mask]
         with torch.no_grad():
-            t_out = self.teacher(hr)
+            t_out = self.teacher(hr) if hr.shape[0] else None
         restored = self.sr(lr)
-        total, parts = self.loss(self.student(restored), y, restored=restored, hr=hr, teacher_out=t_out)
+        total, parts = self.loss(self.student(restored), y, restored=restored, hr=hr, teacher_out=t_out, hr_mask=mask)
         return total, parts, lr.shape[0]
 
 
@@ -301,12 +321,12 @@ def train_phase1(ds: MLRDataset, split: int, cfg: PSHRNetConfig, run_dir: str | 
     """
     prec = _precision(cfg)
     s = ds.split(split)
-    train = ImageDataset(s.train, cfg.size, use="hr", augment=PairedAugment(), seed=cfg.seed)
+    train = ImageDataset(s.train, cfg.size, use="hr", augment=cfg.augment, seed=cfg.seed)
     hr_queries = all(im.has_hr_original for im in s.query)  # not CAVIAR: its LR camera has no HR version
     identity = _identity(ds, split, "phase1", cfg, prec, {"num_classes": train.num_classes})
     seed_everything(cfg.seed)
     model = prec.prepare_module(build_reid(cfg, train.num_classes))
-    emb = ReIDEmbedder(model)
+    emb = ReIDEmbedder(model, feature=cfg.test_feature)
     return _train_or_reuse(
         ds=ds, split=split, cfg=cfg, run_dir=run_dir, identity=identity, modules={"model": model},
         param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": cfg.phase1.lr}],
@@ -325,14 +345,16 @@ def train_phase2(
     Test: LR query and HR gallery both go through VDSR-CA + HRNet-ReID-L (``metrics['lr']``).
     """
     prec = _precision(cfg)
-    pairs = PairDataset(ds.split(split).train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed)
+    pairs = PairDataset(ds.split(split).train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed,
+                        augment=cfg.augment, native_lr=cfg.native_lr)
     teacher_classes = getattr(getattr(teacher, "head", None), "num_classes", None)
     if "logits" in cfg.loss.ps_components and teacher_classes not in (None, pairs.num_classes):
         raise ValueError(
             f"phase 2: the teacher classifies {teacher_classes} identities but the pair set has {pairs.num_classes}; "
             "L_PS on ℓ_c needs the same label space (drop 'logits' from ps_components)"
         )
-    identity = _identity(ds, split, "phase2", cfg, prec, {"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded})
+    identity = _identity(ds, split, "phase2", cfg, prec, {"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded,
+                                                       "native_lr_images": pairs.num_native_lr})
     seed_everything(cfg.seed + 1)
     student = copy.deepcopy(teacher) if cfg.student_init == "teacher" else build_reid(cfg, pairs.num_classes)
     student = prec.prepare_module(student.requires_grad_(True))
@@ -346,7 +368,7 @@ def train_phase2(
             {"name": "sr", "params": list(sr.parameters()), "lr": cfg.phase2.lr_sr},
         ],
         dataset=pairs, step_fn=_Phase2Step(teacher, sr, student, TotalLoss(cfg.loss), prec), optim=cfg.phase2,
-        seed=cfg.seed + 1, evaluate=lambda: {"lr": _eval(ReIDEmbedder(student, sr), ds, split, cfg, prec)},
+        seed=cfg.seed + 1, evaluate=lambda: {"lr": _eval(ReIDEmbedder(student, sr, cfg.test_feature), ds, split, cfg, prec)},
         prec=prec, progress=progress,
     )
 
@@ -359,7 +381,7 @@ def train_baseline(ds: MLRDataset, split: int, cfg: PSHRNetConfig, run_dir: str 
     """
     prec = _precision(cfg)
     pairs = PairDataset(ds.split(split).train, cfg.size, pair_mode=cfg.pair_mode, rates=cfg.rates, seed=cfg.seed,
-                        resize_interpolation="bicubic")
+                        resize_interpolation="bicubic", augment=cfg.augment, native_lr=cfg.native_lr)
     identity = _identity(ds, split, "baseline", cfg, prec, {"num_classes": pairs.num_classes})
     seed_everything(cfg.seed + 2)
     model = prec.prepare_module(build_reid(cfg, pairs.num_classes))
@@ -367,7 +389,8 @@ def train_baseline(ds: MLRDataset, split: int, cfg: PSHRNetConfig, run_dir: str 
         ds=ds, split=split, cfg=cfg, run_dir=run_dir, identity=identity, modules={"model": model},
         param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": cfg.baseline.lr}],
         dataset=pairs, step_fn=_IDStep(model, TotalLoss(cfg.loss), prec, "lr"), optim=cfg.baseline, seed=cfg.seed + 2,
-        evaluate=lambda: {"lr": _eval(ReIDEmbedder(model), ds, split, cfg, prec, resize_interpolation="bicubic")},
+        evaluate=lambda: {"lr": _eval(ReIDEmbedder(model, feature=cfg.test_feature), ds, split, cfg, prec,
+                                   resize_interpolation="bicubic")},
         prec=prec, progress=progress,
     )
 

@@ -168,3 +168,34 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, see
     fig.suptitle("LR query → restored by the student's VDSR-CA → HR original (PSNR vs HR)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = None, metric: str = "rank1"):
+    """Rank-1 per method and dataset, one dot per identity split and a bar at the mean.
+
+    Args:
+        summaries: dataset name → the ``metrics/<dataset>_pshrnet.json`` summary of notebook 03.
+        labels: method key → label (default: the key).
+        metric: ``rank1`` (default) or another aggregated metric.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    names = list(summaries)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        methods = summaries[name]["methods"]
+        keys = [m for m in methods if metric in methods[m]["aggregate"]]
+        for i, m in enumerate(keys):
+            agg = methods[m]["aggregate"][metric]
+            vals = 100 * np.asarray(agg["values"], dtype=float)
+            offsets = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
+            ax.bar(i, 100 * agg["mean"], width=0.6, color=f"C{i}", alpha=0.35)
+            ax.scatter(i + offsets, vals, color=f"C{i}", edgecolor="k", zorder=3, s=28)
+        ax.set_xticks(range(len(keys)), [labels.get(m, m) for m in keys], rotation=25, ha="right", fontsize=8)
+        splits = summaries[name].get("splits", [])
+        ax.set_title(f"{name} ({len(splits)} split{'s' if len(splits) != 1 else ''})", fontsize=10)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

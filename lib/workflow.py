@@ -95,9 +95,10 @@ _MODEL_KEYS = {
     "SR_REDUCTION": "sr_reduction", "STUDENT_INIT": "student_init", "HEIGHT": "height", "WIDTH": "width",
     "P": "num_identities", "K": "num_instances", "PAIR_MODE": "pair_mode", "RATES": "rates", "FLIP_TEST": "flip_test",
     "NUM_REPEATS": "num_repeats", "EVAL_BATCH_SIZE": "eval_batch_size", "DEVICE": "device", "PRECISION": "precision",
-    "CHANNELS_LAST": "channels_last", "SEED": "seed", "NUM_WORKERS": "num_workers",
+    "CHANNELS_LAST": "channels_last", "SEED": "seed", "NUM_WORKERS": "num_workers", "PAD": "pad",
+    "RANDOM_ERASING": "random_erasing", "NATIVE_LR": "native_lr", "TEST_FEATURE": "test_feature",
 }
-_OPTIM_SHARED = {"STEP_SIZE": "step_size", "GAMMA": "gamma", "WARMUP_EPOCHS": "warmup_epochs", "WARMUP_LR": "warmup_lr",
+_OPTIM_SHARED = {"OPTIMIZER": "optimizer", "WARMUP_MODE": "warmup_mode", "MILESTONES": "milestones", "STEP_SIZE": "step_size", "GAMMA": "gamma", "WARMUP_EPOCHS": "warmup_epochs", "WARMUP_LR": "warmup_lr",
                  "MOMENTUM": "momentum", "NESTEROV": "nesterov", "WEIGHT_DECAY": "weight_decay"}
 _LOSS_KEYS = {"LAMBDA_CE": "lambda_ce", "LAMBDA_BH": "lambda_bh", "MARGIN": "margin", "LABEL_SMOOTH": "label_smooth",
               "TRIPLET_REDUCTION": "triplet_reduction", "LAMBDA_SR": "lambda_sr", "LAMBDA_PS": "lambda_ps",
@@ -108,7 +109,10 @@ def pshrnet_config(params: Mapping[str, Any]) -> PSHRNetConfig:
     """Build a :class:`PSHRNetConfig` from notebook parameters (absent keys keep the paper defaults).
 
     ``CHANNELS_LAST`` is ``"auto"``, ``True`` or ``False``; ``MAX_STEPS_PER_EPOCH`` 0 means whole epochs;
-    ``BASELINE_EPOCHS`` 0 means phase-1 + phase-2 epochs (the same number of epochs as PS-HRNet's two phases).
+    ``BASELINE_EPOCHS`` 0 means phase-1 + phase-2 epochs (the same number of epochs as PS-HRNet's two phases);
+    ``BASELINE_LR`` 0 means ``PHASE1_LR`` (the baseline starts from the same weights as phase 1).
+    The optimiser and schedule keys (``OPTIMIZER``, ``MILESTONES``, ``WARMUP_EPOCHS`` …) apply to every phase;
+    ``PHASE2_<KEY>`` (e.g. ``PHASE2_WARMUP_EPOCHS``, ``PHASE2_MILESTONES``) overrides one for phase 2 only (-1: not overridden).
     """
     kw: dict[str, Any] = {f: params[k] for k, f in _MODEL_KEYS.items() if k in params}
     if "RATES" in kw:
@@ -119,9 +123,10 @@ def pshrnet_config(params: Mapping[str, Any]) -> PSHRNetConfig:
     e1 = int(params.get("PHASE1_EPOCHS", d.epochs))
     e2 = int(params.get("PHASE2_EPOCHS", d.epochs))
     kw["phase1"] = OptimConfig(epochs=e1, lr=params.get("PHASE1_LR", d.lr), **shared)
-    kw["phase2"] = OptimConfig(epochs=e2, lr=params.get("PHASE2_LR", d.lr), lr_sr=params.get("PHASE2_LR_SR", d.lr_sr), **shared)
+    shared2 = shared | {f: params[f"PHASE2_{k}"] for k, f in _OPTIM_SHARED.items() if params.get(f"PHASE2_{k}", -1) != -1}
+    kw["phase2"] = OptimConfig(epochs=e2, lr=params.get("PHASE2_LR", d.lr), lr_sr=params.get("PHASE2_LR_SR", d.lr_sr), **shared2)
     kw["baseline"] = OptimConfig(epochs=int(params.get("BASELINE_EPOCHS", 0)) or e1 + e2,
-                                 lr=params.get("PHASE2_LR", d.lr), **shared)
+                                 lr=params.get("BASELINE_LR", 0.0) or params.get("PHASE1_LR", d.lr), **shared)
     kw["loss"] = LossConfig(**{f: params[k] for k, f in _LOSS_KEYS.items() if k in params})
     return PSHRNetConfig(**kw)
 

@@ -18,7 +18,7 @@ from torch import nn
 from lib.data import MLRConfig, MLRDataset, build_mlr
 from lib.data.synthetic import SyntheticConfig, generate_synthetic
 from lib.engine import NonFiniteLossError, OptimConfig, Trainer, lr_factor, resolve_precision
-from lib.engine.trainer import make_sgd
+from lib.engine.trainer import make_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 

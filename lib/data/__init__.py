@@ -3,6 +3,7 @@
 from .datasets import ImageDataset, PairDataset, relabel
 from .mlr import MLRConfig, build_mlr, downsample, load_rgb
 from .mlr_dataset import MLRDataset, MLRImage, Split
+from .validation import ValidationView
 from .records import DatasetLayoutError, ImageReadError, ImageRecord, SourceDataset
 from .registry import DATASETS, DatasetInfo, get_dataset, register_dataset
 from .samplers import RandomIdentitySampler
@@ -24,6 +25,7 @@ __all__ = [
     "RandomIdentitySampler",
     "SourceDataset",
     "Split",
+    "ValidationView",
     "build_mlr",
     "downsample",
     "get_dataset",

@@ -97,15 +97,17 @@ class PairDataset(_SplitDataset):
         size: network input ``(height, width)``.
         pair_mode: ``'fresh'`` (paper, default): the HR original is down-sampled by a fresh r drawn from
             ``rates`` for every sample; ``'mlr'`` (authors' code): the image as stored in the MLR dataset
-            (LR for the LR camera, HR otherwise) is paired with its HR original. Natively LR images (CAVIAR
-            camera 2) have no HR original and are left out in both modes (counted in ``num_excluded``).
+            (LR for the LR camera, HR otherwise) is paired with its HR original.
+        native_lr: natively LR images (CAVIAR camera 2) have no HR original. ``True`` (default): they are
+            items too, with ``has_hr`` ``False`` and an all-zero ``hr`` placeholder (the losses that need an HR
+            image skip them; L_ID trains on them); ``False``: they are left out (counted in ``num_excluded``).
         rates: rates for ``'fresh'`` pairs.
         interpolation, antialias: how ``'fresh'`` LR images are made (as the MLR synthesis).
         augment: shared flip + pad/crop; ``None`` disables augmentation.
         seed: seeds r and the augmentation per (epoch, index).
 
-    Items: ``lr``, ``hr`` (3, H, W normalised), ``pid``, ``label``, ``camid``, ``r`` (0 when the LR side is
-    an HR image in ``'mlr'`` mode), ``index``.
+    Items: ``lr``, ``hr`` (3, H, W normalised), ``has_hr``, ``pid``, ``label``, ``camid``, ``r`` (0 when the
+    LR side is an HR image in ``'mlr'`` mode or a natively LR image), ``index``.
     """
 
     def __init__(
@@ -120,12 +122,15 @@ class PairDataset(_SplitDataset):
         augment: PairedAugment | None = PairedAugment(),
         seed: int = 0,
         resize_interpolation: str = "bilinear",
+        native_lr: bool = True,
     ):
         if pair_mode not in ("fresh", "mlr"):
             raise ValueError(f"PairDataset: pair_mode must be 'fresh' or 'mlr', got {pair_mode!r}")
-        kept = [im for im in images if im.has_hr_original]
+        with_hr = [im for im in images if im.has_hr_original]
+        kept = list(images) if native_lr else with_hr
         self.num_excluded = len(images) - len(kept)
-        if not kept:
+        self.num_native_lr = len(images) - len(with_hr) if native_lr else 0
+        if not with_hr:
             raise ValueError(
                 f"PairDataset: none of the {len(images)} training images has an HR original "
                 "(a natively low-resolution dataset cannot form (LR, HR) pairs)"
@@ -141,19 +146,23 @@ class PairDataset(_SplitDataset):
         im = self.images[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         hr_img = load_rgb(im.hr_path)
-        if self.pair_mode == "fresh":
+        if not im.has_hr_original:  # natively LR: the image itself, no HR side
+            r, lr_img, hr_img = 0, hr_img, None
+        elif self.pair_mode == "fresh":
             r = int(rng.choice(self.rates))
             lr_img = downsample(hr_img, r, self.interpolation, self.antialias)
         else:
             r = int(im.r or 0)
             lr_img = load_rgb(im.lr_path) if im.lr_path is not None else hr_img
         lr = to_tensor(resize(lr_img, self.size, self.resize_interpolation))
-        hr = to_tensor(resize(hr_img, self.size, self.resize_interpolation))
+        hr = to_tensor(resize(hr_img, self.size, self.resize_interpolation)) if hr_img is not None else None
         if self.augment is not None:
-            lr, hr = self.augment([lr, hr], rng)
+            lr, *rest = self.augment([lr] if hr is None else [lr, hr], rng)
+            hr = rest[0] if rest else None
         return {
             "lr": normalize(lr),
-            "hr": normalize(hr),
+            "hr": normalize(hr) if hr is not None else torch.zeros_like(lr),
+            "has_hr": hr is not None,
             "pid": im.pid,
             "label": self.labels[im.pid],
             "camid": im.camid,

@@ -58,10 +58,29 @@ class PairedAugment:
     Args:
         flip_prob: probability of a horizontal flip (0.5).
         pad: zero padding on every side before the random crop back to the input size (10 px at 256 × 128).
+        erase_prob: probability of random erasing (Zhong et al. 2020, as in torchreid / BoT): one rectangle of
+            2–40 % of the image area, aspect ratio 0.3–3.3, filled with the ImageNet mean (zero after
+            normalisation), at the same place in every image. 0 (paper: none) disables it.
     """
 
     flip_prob: float = 0.5
     pad: int = 10
+    erase_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.erase_prob <= 1.0:
+            raise ValueError(f"PairedAugment: probabilities must lie in [0, 1], found flip {self.flip_prob}, erase {self.erase_prob}")
+        if self.pad < 0:
+            raise ValueError(f"PairedAugment: pad must be ≥ 0, found {self.pad}")
+
+    def _erase_box(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+        for _ in range(100):
+            area = rng.uniform(0.02, 0.4) * h * w
+            aspect = float(np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3))))
+            eh, ew = int(round((area * aspect) ** 0.5)), int(round((area / aspect) ** 0.5))
+            if 0 < eh < h and 0 < ew < w:
+                return int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew
+        return None
 
     def __call__(self, images: Sequence[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
         """Apply the same flip and crop to each (3, H, W) tensor (all must share H, W)."""
@@ -80,4 +99,11 @@ class PairedAugment:
                 t = F.pad(t, (self.pad, self.pad, self.pad, self.pad))
                 t = t[..., top : top + h, left : left + w]
             out.append(t)
+        if self.erase_prob > 0 and rng.random() < self.erase_prob:
+            box = self._erase_box(h, w, rng)
+            if box is not None:
+                y, x, eh, ew = box
+                mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+                for t in out:
+                    t[..., y : y + eh, x : x + ew] = mean.to(t.dtype)
         return out

@@ -91,10 +91,12 @@ class LossConfig:
 class TotalLoss(nn.Module):
     """``L_TOTAL`` of Eq. (12).
 
-    ``forward(student_out, targets, restored=None, hr=None, teacher_out=None)`` returns
+    ``forward(student_out, targets, restored=None, hr=None, teacher_out=None, hr_mask=None)`` returns
     ``(total, parts)``: ``total`` a float32 scalar tensor with a graph, ``parts`` a dict of Python
     floats: ``ce``, ``tri_seqN``, ``bh``, ``id`` (L_ID), ``sr`` (L_SR), ``ps_<c>``, ``ps`` (L_PS)
-    and ``total``. A term whose inputs are missing or whose λ is 0 is not computed.
+    and ``total``. A term whose inputs are missing or whose λ is 0 is not computed. ``hr_mask`` (bool, one
+    per sample) marks the samples that have an HR original: L_ID uses every sample, L_SR and L_PS only those
+    (``hr`` and ``teacher_out`` are then given for the masked samples only).
     """
 
     def __init__(self, config: LossConfig | None = None) -> None:
@@ -120,9 +122,17 @@ class TotalLoss(nn.Module):
         restored: torch.Tensor | None = None,
         hr: torch.Tensor | None = None,
         teacher_out: Any | None = None,
+        hr_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         total, parts = self.id_loss(student_out, targets)
+        if hr_mask is not None:  # natively LR samples: L_ID only; L_SR and L_PS on the samples with an HR image
+            if restored is not None:
+                restored = restored[hr_mask]
+            student_out = type(student_out)(*[[t[hr_mask] for t in f] if isinstance(f, list) else f[hr_mask]
+                                             for f in student_out])
+            if restored is not None and restored.shape[0] == 0:
+                restored = hr = teacher_out = None
         if (restored is None) != (hr is None):
             raise ValueError("L_SR needs both `restored` (G(x_l)) and `hr` (x_h)")
         if restored is not None and cfg.lambda_sr != 0.0:

@@ -1,0 +1,122 @@
+"""Choose hyper-parameters on validation identities carved from the training set (never on test identities).
+
+Trains the stages of PS-HRNet (phase 1, phase 2, baseline) with a profile's parameters plus overrides on a
+:class:`lib.data.ValidationView` of a dataset — ``--val-ids`` of split ``k``'s training identities held out
+as query (LR) / gallery (HR), the rest trained on — and appends one row per stage to
+``outputs/<profile>/tuning/<dataset>/<name>.csv`` (validation Rank-1/5/10 and mAP; phase 1 also HR→HR).
+``--collect`` prints every row of a profile and dataset as one table (sorted by stage, then Rank-1).
+
+Example (the settings of ``params/cpu.yaml`` were chosen this way; README "Validation protocol")::
+
+    python scripts/tune.py --profile cpu --dataset viper --name adam_re \\
+        --set OPTIMIZER=adam PHASE1_LR=0.00035 RANDOM_ERASING=0.5 --stages phase1
+
+Runs live in ``outputs/<profile>/tuning/runs/<dataset>/<name>/split<k>/<stage>`` and resume like any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from lib.data import MLRDataset, ValidationView
+from lib.pshrnet import train_baseline, train_phase1, train_phase2
+from lib.utils.io import atomic_write_text
+from lib.workbook import load_profile
+from lib.workflow import DATASET_FOLDERS, locate_dataset, output_dir, pshrnet_config
+
+STAGES = ("phase1", "phase2", "baseline")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        key, sep, value = it.partition("=")
+        if not sep or not key.isupper():
+            raise SystemExit(f"--set {it!r}: expected KEY=VALUE with an UPPER_CASE notebook parameter")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--dataset", default="viper")
+    ap.add_argument("--data-root", default="../shared/data", help="folder holding the dataset folders")
+    ap.add_argument("--name", help="name of this variant (its run folder and CSV file)")
+    ap.add_argument("--collect", action="store_true", help="print the rows of every variant run so far and exit")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameter overrides")
+    ap.add_argument("--stages", default="phase1", help="comma-separated: phase1, phase2, baseline")
+    ap.add_argument("--splits", default="0", help="comma-separated split indices (default 0)")
+    ap.add_argument("--val-ids", type=int, default=60, help="validation identities per split (default 60)")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+
+    if a.collect:
+        import pandas as pd
+
+        files = sorted((output_dir({"PROFILE": a.profile}) / "tuning" / a.dataset).glob("*.csv"))
+        if not files:
+            raise SystemExit(f"no tuning results under {output_dir({'PROFILE': a.profile}) / 'tuning' / a.dataset}")
+        df = pd.concat([pd.read_csv(f) for f in files]).sort_values(["stage", "rank1"], ascending=[True, False])
+        print(df.drop(columns=["overrides"]).to_string(index=False))
+        return 0
+    if not a.name:
+        raise SystemExit("--name is required (or --collect)")
+    stages = [s for s in a.stages.split(",") if s]
+    bad = sorted(set(stages) - set(STAGES))
+    if bad:
+        raise SystemExit(f"--stages: unknown {bad}; expected some of {STAGES}")
+    prof = load_profile(a.profile)
+    params = {**prof.get("02_phase1_hr_reid", {}), **prof.get("03_phase2_pseudo_siamese", {}), **parse_overrides(a.set)}
+    root = next((Path(a.data_root) / f for f in DATASET_FOLDERS.get(a.dataset, ()) if (Path(a.data_root) / f).is_dir()),
+                Path(a.data_root))
+    params |= {"DATASET": a.dataset, "DATA_ROOT": str(root)}
+    cfg = pshrnet_config(params)
+    view = ValidationView(MLRDataset.load(locate_dataset(params, progress=not a.quiet)), a.val_ids, seed=cfg.seed)
+    base = output_dir(params) / "tuning"
+    rows = []
+    for k in [int(s) for s in a.splits.split(",")]:
+        rd = base / "runs" / view.name / a.name / f"split{k}"
+        t0 = time.time()
+        teacher = None
+        for stage in stages:
+            if stage == "phase1" or (stage == "phase2" and teacher is None):
+                teacher = train_phase1(view, k, cfg, rd / "phase1", progress=not a.quiet)
+                if stage == "phase1":
+                    rows.append(("phase1", k, teacher.metrics, time.time() - t0))
+            if stage == "phase2":
+                r = train_phase2(view, k, cfg, rd / "phase2", teacher.modules["model"], progress=not a.quiet)
+                rows.append(("phase2", k, r.metrics, time.time() - t0))
+            if stage == "baseline":
+                r = train_baseline(view, k, cfg, rd / "baseline", progress=not a.quiet)
+                rows.append(("baseline", k, r.metrics, time.time() - t0))
+    table = base / view.name / f"{a.name}.csv"
+    fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "wall_s",
+              "overrides"]
+    old = table.read_text() if table.is_file() else ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    if not old:
+        w.writeheader()
+    for stage, k, m, wall in rows:
+        lr = m["lr"]
+        rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids, "test_feature": cfg.test_feature,
+               **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
+               "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
+               "overrides": " ".join(a.set)}
+        w.writerow(rec)
+        print(f"{a.name:24s} {stage:8s} split {k}: val LR→HR R1 {rec['rank1']:5.1f}  R5 {rec['rank5']:5.1f}  "
+              f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else ""))
+    atomic_write_text(table, old + buf.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
