@@ -39,6 +39,10 @@ from .utils.seed import seed_everything
 __all__ = ["PSHRNetConfig", "RunResult", "build_reid", "build_sr", "train_phase1", "train_phase2", "train_baseline"]
 
 
+#: Smallest network input side: every backbone's deepest map is 1/32 of the input.
+MIN_INPUT = 32
+
+
 @dataclass(frozen=True)
 class PSHRNetConfig:
     """Everything that defines a PS-HRNet run (defaults: the paper, PROTOCOL §2–§5).
@@ -91,6 +95,11 @@ class PSHRNetConfig:
     def __post_init__(self) -> None:
         if self.student_init not in ("weights", "teacher"):
             raise ValueError(f"PSHRNetConfig.student_init: expected 'weights' or 'teacher', found {self.student_init!r}")
+        if min(self.height, self.width) < MIN_INPUT:
+            raise ValueError(
+                f"PSHRNetConfig: input {self.height}×{self.width} (HEIGHT×WIDTH) is too small: the backbones reduce "
+                f"the image 32-fold, so both sides must be ≥ {MIN_INPUT} pixels (paper 256×128)"
+            )
         if self.test_feature not in TEST_FEATURES:
             raise ValueError(f"PSHRNetConfig.test_feature: expected one of {TEST_FEATURES}, found {self.test_feature!r}")
         object.__setattr__(self, "rates", tuple(int(r) for r in self.rates))

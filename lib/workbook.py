@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from .utils.paths import repo_root
+from .utils.paths import repo_root, resolve_path
 
 __all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
 
@@ -73,7 +73,10 @@ def load_profile(profile: str) -> dict[str, dict]:
     if not path.is_file():
         known = sorted(p.stem for p in (repo_root() / "params").glob("*.yaml"))
         raise FileNotFoundError(f"profile {profile!r}: {path} does not exist; known profiles: {', '.join(known)}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of notebook name → parameters, found {type(data).__name__}")
     common = data.pop("_all", {}) or {}
@@ -102,6 +105,44 @@ def check_profile(profile: str) -> list[str]:
     return checked
 
 
+def resolve_run(
+    notebook: str | os.PathLike, profile: str, *, output_root: str | os.PathLike | None = None,
+    overrides: dict | None = None,
+) -> tuple[Path, dict, Path]:
+    """``(notebook path, parameters, folder of the executed notebook)`` of a run of ``notebook`` with ``profile``.
+
+    The profile's own name is always the notebook's ``PROFILE`` (a profile that sets another is an error), so
+    outputs, tables and the executed notebook all land under ``<OUTPUT_ROOT>/<profile>/``; ``output_root``
+    (else the parameters' ``OUTPUT_ROOT``, else ``outputs``) decides where that is. Parameter types are
+    checked here, before any kernel starts.
+    """
+    nb = Path(notebook)
+    if not nb.is_absolute():
+        nb = (Path.cwd() / nb) if (Path.cwd() / nb).exists() else repo_root() / nb
+    sections = load_profile(profile)
+    check_profile(profile)
+    params = {**sections.get(nb.stem, {}), **(overrides or {})}
+    declared = notebook_parameters(nb)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise KeyError(f"{nb.name}: {unknown} are not parameters of this notebook")
+    pname = Path(profile).stem
+    # The profile's name decides where everything goes: a notebook never falls back to its own default
+    # PROFILE ("tiny") and the executed notebook is filed beside the outputs it made.
+    if params.get("PROFILE", pname) != pname:
+        raise ValueError(f"profile {profile!r} ({profile_path(profile)}) sets PROFILE: {params['PROFILE']!r} for {nb.stem}; "
+                         f"PROFILE must be the profile's own name {pname!r} (or be left out)")
+    if "PROFILE" in declared:
+        params["PROFILE"] = pname
+    if output_root is not None and "OUTPUT_ROOT" in declared:
+        params["OUTPUT_ROOT"] = str(output_root)
+    from .workflow import validate_params
+
+    validate_params(params, where=f"{nb.name} with profile {pname!r}")
+    root = resolve_path(output_root if output_root is not None else params.get("OUTPUT_ROOT", "outputs"))
+    return nb, params, root / pname / "notebooks"
+
+
 def run_notebook(
     notebook: str | os.PathLike,
     profile: str,
@@ -117,17 +158,8 @@ def run_notebook(
     """
     import papermill as pm
 
-    nb = Path(notebook)
-    if not nb.is_absolute():
-        nb = (Path.cwd() / nb) if (Path.cwd() / nb).exists() else repo_root() / nb
-    sections = load_profile(profile)
-    check_profile(profile)
-    params = {**sections.get(nb.stem, {}), **(overrides or {})}
-    unknown = sorted(set(params) - set(notebook_parameters(nb)))
-    if unknown:
-        raise KeyError(f"{nb.name}: {unknown} are not parameters of this notebook")
+    nb, params, out_dir = resolve_run(notebook, profile, output_root=output_root, overrides=overrides)
     pname = Path(profile).stem
-    out_dir = Path(output_root or repo_root() / "outputs") / pname / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = nb.stem + suffix
     final = out_dir / f"{stem}.ipynb"

@@ -22,6 +22,8 @@ from .utils.paths import resolve_path
 
 __all__ = [
     "DATA_DEFAULTS",
+    "PARAM_TYPES",
+    "validate_params",
     "output_dir",
     "manifest_path",
     "prepare_dataset",
@@ -33,6 +35,56 @@ __all__ = [
     "DATASET_FOLDERS",
     "find_datasets",
 ]
+
+#: The type of every notebook parameter (a test checks each notebook's defaults against it): ``int``, ``float``
+#: (an int is accepted), ``bool``, ``str``, ``list[int]``, ``list[str]``, or ``"int|str"`` style unions.
+PARAM_TYPES: dict[str, str] = {
+    "PROFILE": "str", "OUTPUT_ROOT": "str", "DATASET": "str", "DATA_ROOT": "str", "SEED": "int", "RATES": "list[int]",
+    "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int", "SYN_NUM_IDENTITIES": "int",
+    "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int", "SYN_WIDTH": "int",
+    "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "BACKBONE": "str", "WEIGHTS": "str", "POOLING": "str",
+    "HEIGHT": "int", "WIDTH": "int", "P": "int", "K": "int", "PHASE1_EPOCHS": "int", "PHASE1_LR": "float",
+    "STEP_SIZE": "int", "GAMMA": "float", "WARMUP_EPOCHS": "int", "WARMUP_LR": "float", "OPTIMIZER": "str",
+    "MILESTONES": "list[int]", "WARMUP_MODE": "str", "PAD": "int", "RANDOM_ERASING": "float", "TEST_FEATURE": "str",
+    "NESTEROV": "bool", "MOMENTUM": "float", "WEIGHT_DECAY": "float", "MARGIN": "float", "LAMBDA_CE": "float",
+    "LAMBDA_BH": "float", "LABEL_SMOOTH": "float", "TRIPLET_REDUCTION": "str", "FLIP_TEST": "bool", "PRECISION": "str",
+    "DEVICE": "str", "MAX_STEPS_PER_EPOCH": "int", "NUM_REPEATS": "int", "PHASE2_WARMUP_EPOCHS": "int",
+    "PHASE2_MILESTONES": "list[int]", "PHASE2_WARMUP_MODE": "str", "PHASE2_OPTIMIZER": "str", "BASELINE_LR": "float",
+    "NATIVE_LR": "bool", "SR_DEPTH": "int", "SR_WIDTH": "int", "SR_REDUCTION": "int", "PHASE2_EPOCHS": "int",
+    "PHASE2_LR": "float", "PHASE2_LR_SR": "float", "PAIR_MODE": "str", "LAMBDA_SR": "float", "LAMBDA_PS": "float",
+    "PS_COMPONENTS": "list[str]", "STUDENT_INIT": "str", "RUN_BASELINE": "bool", "BASELINE_EPOCHS": "int",
+    "NUM_EXAMPLES": "int", "CHANNELS_LAST": "bool|str", "NUM_WORKERS": "int", "EVAL_BATCH_SIZE": "int",
+}
+
+
+def _type_ok(value: Any, spec: str) -> bool:
+    if "|" in spec:
+        return any(_type_ok(value, s) for s in spec.split("|"))
+    if spec.startswith("list["):
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, spec[5:-1]) for v in value)
+    if spec == "bool":
+        return isinstance(value, bool)
+    if spec == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if spec == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def validate_params(params: Mapping[str, Any], *, where: str = "parameters") -> None:
+    """Check every known parameter's type (:data:`PARAM_TYPES`); raise ``TypeError`` naming the key, the
+    expected type and the value found. Unknown keys are the notebooks' business (papermill checks them)."""
+    for key, value in params.items():
+        spec = PARAM_TYPES.get(key)
+        if spec is None or _type_ok(value, spec):
+            continue
+        hint = ""
+        if isinstance(value, str) and spec in ("float", "int"):
+            hint = " (YAML reads 1e-3 as a string: write 1.0e-3)" if "e" in value.lower() else " (remove the quotes)"
+        elif isinstance(value, str) and spec == "bool":
+            hint = " (write true or false without quotes)"
+        raise TypeError(f"{where}: {key} must be {spec.replace('|', ' or ')}, found {type(value).__name__} {value!r}{hint}")
+
 
 #: Dataset parameters of notebook 01 and their defaults (a test checks the notebook agrees).
 DATA_DEFAULTS: dict[str, Any] = {
@@ -64,6 +116,7 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
     Uses ``DATASET``, ``DATA_ROOT``, ``SEED`` and the :data:`DATA_DEFAULTS` keys (defaults where absent).
     """
     p = {**DATA_DEFAULTS, **params}
+    validate_params(p)
     info = get_dataset(p["DATASET"])
     seed = int(p.get("SEED", 0))
     if info.name == "synthetic":
@@ -85,6 +138,7 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
 
 def locate_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path:
     """The manifest notebook 01 made; if there is none yet, build it with notebook 01's defaults."""
+    validate_params(params)
     path = manifest_path(params)
     return path if path.is_file() else prepare_dataset(params, progress=progress)
 
@@ -114,6 +168,7 @@ def pshrnet_config(params: Mapping[str, Any]) -> PSHRNetConfig:
     The optimiser and schedule keys (``OPTIMIZER``, ``MILESTONES``, ``WARMUP_EPOCHS`` …) apply to every phase;
     ``PHASE2_<KEY>`` (e.g. ``PHASE2_WARMUP_EPOCHS``, ``PHASE2_MILESTONES``) overrides one for phase 2 only (-1: not overridden).
     """
+    validate_params(params)
     kw: dict[str, Any] = {f: params[k] for k, f in _MODEL_KEYS.items() if k in params}
     if "RATES" in kw:
         kw["rates"] = tuple(kw["rates"])

@@ -82,6 +82,12 @@ class MLRConfig:
 
     def validate(self) -> None:
         get_dataset(self.dataset)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"MLRConfig.seed: expected an integer ≥ 0, found {self.seed!r}")
+        if not isinstance(self.antialias, bool):
+            raise ValueError(f"MLRConfig.antialias: expected true or false, found {self.antialias!r}")
+        if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) for r in self.rates or ()):
+            raise ValueError(f"MLRConfig.rates: expected integers (e.g. 2,3,4), found {list(self.rates)!r}")
         if not self.rates or any(int(r) < 1 for r in self.rates):
             raise ValueError(f"MLRConfig.rates: expected integers ≥ 1 (e.g. 2,3,4), found {self.rates!r}")
         if self.interpolation not in INTERPOLATIONS:
@@ -234,29 +240,44 @@ def build_mlr(
     cfg_dict = asdict(config) | {"dataset": info.name, "rates": [int(r) for r in config.rates]}
     if config.lr_cameras is not None:
         cfg_dict["lr_cameras"] = sorted(config.lr_cameras)
+
+    # Everything that can fail on the options is decided before the output folder is touched.
+    to_down = [] if info.native_lr else [i for i, r in enumerate(records) if is_lr_cam(i) and r.subset != "gallery"]
+    rates = _assign_rates(info, config, records, to_down)
+    splits, how = _splits(info, config, src, records, is_lr_cam)
+    for k, s in enumerate(splits):
+        for part in ("train", "query", "gallery"):
+            if not s[part]:
+                raise ValueError(f"{info.name}: split {k} has an empty {part} set (LR cameras {lr_cams}); check the data")
+    lr_names = lr_file_names([r.path for r in records], to_down)
+
+    # Every source image is read in full (a truncated HR image fails here, not in training) and hashed, so a
+    # source whose content changed under the same name is noticed.
+    source_sha = {}
+    for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=not progress, mininterval=1.0)):
+        path = Path(src.root) / r.path
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ImageReadError(f"cannot read image {path}: {e}") from None
+        load_rgb(path)
+        source_sha[i] = sha256_bytes(data)
+
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file() and not force:
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("config") == cfg_dict and old.get("source", {}).get("file_list_sha256") == file_list_sha:
-            if all((out_dir / im["lr"]).is_file() for im in old["images"] if im.get("lr")):
-                return manifest_path
+        if _reusable(manifest_path, cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
+            return manifest_path
 
     # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
     # rebuild never leaves a manifest describing LR files it no longer matches.
     manifest_path.unlink(missing_ok=True)
-
-    # Images to synthesise: LR-camera images outside the (always-HR) gallery subset.
-    to_down = [] if info.native_lr else [i for i, r in enumerate(records) if is_lr_cam(i) and r.subset != "gallery"]
-    rates = _assign_rates(info, config, records, to_down)
 
     images = []
     for i, r in enumerate(records):
         images.append(
             {
                 "source": r.path,
+                "source_sha256": source_sha[i],
                 "pid": r.pid,
                 "camid": r.camid,
                 "subset": r.subset,
@@ -269,16 +290,13 @@ def build_mlr(
     for i in tqdm(to_down, desc=f"MLR {info.name}", disable=not progress, mininterval=1.0):
         im = images[i]
         lr = downsample(load_rgb(src.root / im["source"]), im["r"], config.interpolation, config.antialias)
-        rel = Path("lr") / Path(im["source"]).with_suffix(".png")
-        atomic_write_bytes(out_dir / rel, _png_bytes(lr))
-        im["lr"] = rel.as_posix()
+        rel = lr_names[i]
+        data = _png_bytes(lr)
+        atomic_write_bytes(out_dir / rel, data)
+        im["lr"] = rel
         im["lr_size"] = [lr.height, lr.width]
-
-    splits, how = _splits(info, config, src, records, is_lr_cam)
-    for k, s in enumerate(splits):
-        for part in ("train", "query", "gallery"):
-            if not s[part]:
-                raise ValueError(f"{info.name}: split {k} has an empty {part} set (LR cameras {lr_cams}); check the data")
+        im["lr_sha256"] = sha256_bytes(data)
+    _remove_stale(out_dir, {im["lr"] for im in images if im["lr"]})
 
     rate_counts = {str(r): int(sum(1 for i in to_down if rates[i] == r)) for r in sorted(set(rates.values()))}
     manifest = {
@@ -306,6 +324,70 @@ def build_mlr(
     }
     atomic_write_json(manifest_path, manifest, indent=1)
     return manifest_path
+
+
+def lr_file_names(sources: Sequence[str], indices: Sequence[int]) -> dict[int, str]:
+    """Where each synthesised LR image goes, relative to the output folder: always under ``lr/``.
+
+    ``lr/<source path>.png`` with the source's suffix replaced; an absolute source path goes under
+    ``lr/_abs/…`` and every ``..`` becomes ``__up__``, so nothing is ever written outside the output folder
+    (a CSV manifest may point anywhere). Sources that would share a name (``x.png`` and ``x.jpg``) keep
+    their suffix instead (``x.png.png``, ``x.jpg.png``), so none overwrites another.
+    """
+    def parts(src: str) -> list[str]:
+        p = Path(src)
+        out = [("__up__" if q == ".." else q) for q in p.parts if q not in (p.anchor, ".")]
+        return (["_abs"] if p.is_absolute() else []) + out
+
+    plain = {i: Path("lr", *parts(sources[i])).with_suffix(".png").as_posix() for i in indices}
+    count: dict[str, int] = {}
+    for name in plain.values():
+        count[name] = count.get(name, 0) + 1
+    names = {}
+    for i, name in plain.items():
+        if count[name] > 1:
+            q = parts(sources[i])
+            name = Path("lr", *q[:-1], q[-1] + ".png").as_posix()
+        names[i] = name
+    if len(set(names.values())) != len(names):
+        dup = sorted(n for n in set(names.values()) if list(names.values()).count(n) > 1)
+        raise ValueError(f"MLR synthesis: several source images map to the LR file(s) {dup[:5]}; rename the sources")
+    return names
+
+
+def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sha: list[str]) -> bool:
+    """Whether the manifest in the output folder describes exactly this build, with intact LR files.
+
+    A malformed or older manifest is not reusable (the folder is rebuilt), never an error.
+    """
+    try:
+        old = json.loads(manifest_path.read_text())
+        if not isinstance(old, dict) or old.get("config") != cfg_dict:
+            return False
+        if old.get("source", {}).get("file_list_sha256") != file_list_sha:
+            return False
+        images = old["images"]
+        if len(images) != len(source_sha) or [im.get("source_sha256") for im in images] != source_sha:
+            return False
+        out_dir = manifest_path.parent
+        for im in images:
+            if im.get("lr"):
+                f = out_dir / im["lr"]
+                if not f.is_file() or sha256_bytes(f.read_bytes()) != im.get("lr_sha256"):
+                    return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """Delete files under ``out_dir/lr`` that the new manifest does not name (old builds, killed writes)."""
+    lr_dir = out_dir / "lr"
+    if not lr_dir.is_dir():
+        return
+    for f in lr_dir.rglob("*"):
+        if f.is_file() and f.relative_to(out_dir).as_posix() not in keep:
+            f.unlink()
 
 
 def _int_tuple(s: str) -> tuple[int, ...]:

@@ -72,10 +72,40 @@ class Split:
         }
 
 
+_REBUILD = "rebuild it (notebook 01, or python -m lib.mlr DATASET ROOT OUT --force)"
+
+
+def _check_manifest(manifest, path) -> None:
+    """A clear error for a manifest that is not what :func:`lib.data.mlr.build_mlr` writes (edited, cut, foreign)."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"MLR manifest {path} is malformed: {what}; {_REBUILD}")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"expected a JSON object, found {type(manifest).__name__}")
+    images, splits = manifest.get("images"), manifest.get("splits")
+    if not isinstance(images, list) or not images:
+        raise bad("'images' must be a non-empty list")
+    if manifest.get("num_images") is not None and manifest["num_images"] != len(images):
+        raise bad(f"it announces {manifest['num_images']} images but lists {len(images)} (cut short?)")
+    if not isinstance(splits, list) or not splits:
+        raise bad("'splits' must be a non-empty list")
+    for k, sp in enumerate(splits):
+        if not isinstance(sp, dict):
+            raise bad(f"split {k} is not an object")
+        for part in ("train", "query", "gallery"):
+            idx = sp.get(part)
+            if not isinstance(idx, list) or not idx:
+                raise bad(f"split {k} has no '{part}' image list")
+            out = [i for i in idx if not isinstance(i, int) or not 0 <= i < len(images)]
+            if out:
+                raise bad(f"split {k} '{part}' names image indices {out[:5]} outside 0..{len(images) - 1}")
+
+
 class MLRDataset:
     """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr.build_mlr`)."""
 
     def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None):
+        _check_manifest(manifest, manifest_path)
         if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}")
         missing = [k for k in ("dataset", "config", "source", "eval_protocol", "images", "splits") if k not in manifest]

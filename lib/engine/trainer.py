@@ -32,7 +32,7 @@ StepFn = Callable[[dict], tuple[torch.Tensor, dict[str, float], int]]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch, step and term."""
+    """The loss became NaN, infinite or larger than ``max_loss``; the message names the epoch, step and term."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,8 @@ class Trainer:
             refused (so two different runs never mix).
         eval_fn: optional ``() -> dict`` of metrics, run after the last epoch and every ``eval_every``.
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
+        max_loss: a finite loss above this stops the run as diverged (1e6; re-ID losses are O(1–100)), so a
+            run whose loss explodes without reaching inf is never recorded as finished.
     """
 
     def __init__(
@@ -159,7 +161,9 @@ class Trainer:
         max_steps_per_epoch: int | None = None,
         progress: bool = True,
         desc: str = "train",
+        max_loss: float = 1e6,
     ) -> None:
+        self.max_loss = float(max_loss)
         self.step_fn, self.trainable, self.frozen = step_fn, trainable, frozen or {}
         self.optimizer = make_optimizer(param_groups, optim)
         self.dataset, self.sampler, self.optim, self.precision = dataset, sampler, optim, precision
@@ -233,14 +237,21 @@ class Trainer:
 
     def _check_finite(self, loss: torch.Tensor, parts: dict[str, float], epoch: int, step: int) -> None:
         value = float(loss.detach())
-        if math.isfinite(value):
+        if math.isfinite(value) and abs(value) <= self.max_loss:
             return
+        last = self.checkpoint_path if self.checkpoint_path.exists() else "none"
+        if math.isfinite(value):
+            big = {k: v for k, v in parts.items() if abs(v) > self.max_loss} or {"total": value}
+            raise NonFiniteLossError(
+                f"{self.desc}: the loss diverged at epoch {epoch + 1}, step {step + 1}: "
+                f"{', '.join(f'{k}={v:.3g}' for k, v in big.items())} exceeds max_loss={self.max_loss:g}. "
+                f"The last good checkpoint is {last}; lower the learning rate (or raise max_loss if such values are expected)."
+            )
         bad = {k: v for k, v in parts.items() if not math.isfinite(v)} or {"total": value}
         terms = ", ".join(f"{k}={v}" for k, v in bad.items())
         raise NonFiniteLossError(
             f"{self.desc}: non-finite loss at epoch {epoch + 1}, step {step + 1}: {terms}. "
-            f"The last good checkpoint is {self.checkpoint_path if self.checkpoint_path.exists() else 'none'}; "
-            "lower the learning rate or try PRECISION fp32."
+            f"The last good checkpoint is {last}; lower the learning rate or try PRECISION fp32."
         )
 
     def fit(self) -> list[dict[str, Any]]:

@@ -77,9 +77,13 @@ def _as_labels(x: Any, name: str, length: int, length_name: str) -> np.ndarray:
     a = _to_numpy(x)
     if a.ndim != 1 or a.shape[0] != length:
         raise ValueError(f"{name}: expected shape ({length},) to match {length_name}, found shape {a.shape}")
+    if np.issubdtype(a.dtype, np.unsignedinteger) and a.size and int(a.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: labels up to {int(a.max())} exceed the int64 range; renumber the identities")
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.int64, copy=False)
-    if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
+    if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        if a.size and float(np.abs(a).max()) > 2.0**53:  # beyond it, distinct labels can be equal floats
+            raise ValueError(f"{name}: float labels up to {float(np.abs(a).max()):g} are not exact integers; pass integers")
         return a.astype(np.int64)
     raise ValueError(f"{name}: expected integer labels, found dtype {a.dtype}")
 
@@ -184,6 +188,10 @@ def _chunk_ranks(
     if np.isnan(srt[:, -1]).any():
         bad = sl.start + int(np.flatnonzero(np.isnan(srt[:, -1]))[0])
         raise ValueError(f"distmat: contains NaN (query row {bad})")
+    ends = srt[:, [0, -1]]
+    if np.isinf(ends).any():  # an infinite distance ties with every other one: the ranking would be arbitrary
+        bad = sl.start + int(np.flatnonzero(np.isinf(ends).any(axis=1))[0])
+        raise ValueError(f"distmat: contains an infinite distance (query row {bad}); check the features for overflow")
     t, t_idx, jb, n_pos = _same_pid_items(dc, q_cams, g_cams, groups.order, groups.q_start[sl], groups.q_count[sl])
     valid_k = np.arange(t.shape[1])[None, :] < n_pos[:, None]
     t = np.ascontiguousarray(np.where(valid_k, t, srt[:, :1]))  # padding: any non-NaN value
