@@ -57,7 +57,8 @@ class PSHRNetConfig:
     train on natively LR images such as CAVIAR camera 2, with L_ID only; ``True``).
     Test: ``flip_test`` (authors' code), ``num_repeats`` single-shot gallery draws (10), ``test_feature``
     (``concat`` = the paper's concat(Seq5, ℓ_f); see :mod:`lib.models.embedder`).
-    Numerics: ``device``, ``precision`` (``auto``/``bf16``/``fp32``), ``channels_last``.
+    Numerics: ``device``, ``precision`` (``auto``/``bf16``/``fp32``), ``channels_last``; ``max_loss`` (a finite
+    loss above it stops the run as diverged, 1e6; raise it with ``sum`` reductions of L_SR/L_PS at full size).
     ``phase1`` / ``phase2`` / ``baseline``: :class:`OptimConfig`; ``loss``: :class:`LossConfig`.
     """
 
@@ -87,6 +88,7 @@ class PSHRNetConfig:
     seed: int = 0
     num_workers: int = 0
     max_steps_per_epoch: int | None = None
+    max_loss: float = 1e6
     phase1: OptimConfig = field(default_factory=OptimConfig)
     phase2: OptimConfig = field(default_factory=OptimConfig)
     baseline: OptimConfig = field(default_factory=OptimConfig)
@@ -150,7 +152,7 @@ def _precision(cfg: PSHRNetConfig) -> Precision:
 # finished model is re-evaluated when they change), execution details, and other phases' settings — so that
 # notebook 03 finds the teacher notebook 02 trained even though it also sets phase-2 options.
 _EVAL_KEYS = ("flip_test", "num_repeats", "test_feature")
-_NOT_IDENTITY = {"eval_batch_size", "num_workers", "device", "precision", "channels_last", *_EVAL_KEYS}
+_NOT_IDENTITY = {"eval_batch_size", "num_workers", "device", "precision", "channels_last", "max_loss", *_EVAL_KEYS}
 _PHASE2_ONLY = {"sr_depth", "sr_width", "sr_reduction", "student_init", "pair_mode", "rates", "native_lr", "phase2"}
 _PHASE2_LOSS = {"lambda_sr", "lambda_ps", "ps_components", "sr_reduction", "ps_reduction"}
 
@@ -264,13 +266,12 @@ class _Phase2Step:
         self.teacher, self.sr, self.student, self.loss, self.prec = teacher, sr, student, loss, prec
 
     def __call__(self, batch: dict):
-        lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(batch["hr"])
-        y = batch["label"].to(self.prec.device)
-        has_hr = batch.get("has_hr")
-        mask = None
+        has_hr, hr, mask = batch.get("has_hr"), batch["hr"], None
         if has_hr is not None and not bool(has_hr.all()):  # natively LR samples in the batch (a CPU tensor: no sync)
+            hr = hr[has_hr]
             mask = has_hr.to(self.prec.device, non_blocking=True)
-            hr = hr[mask]
+        lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(hr)
+        y = batch["label"].to(self.prec.device)
         with torch.no_grad():
             t_out = self.teacher(hr) if hr.shape[0] else None
         restored = self.sr(lr)
@@ -314,7 +315,7 @@ def _train_or_reuse(
     trainer = Trainer(
         step_fn=step_fn, trainable=modules, frozen=frozen, param_groups=param_groups, dataset=dataset,
         sampler=_sampler(dataset.pids, cfg, seed), optim=optim, precision=prec, run_dir=run_dir, run_config=identity,
-        num_workers=cfg.num_workers, max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress,
+        num_workers=cfg.num_workers, max_steps_per_epoch=cfg.max_steps_per_epoch, progress=progress, max_loss=cfg.max_loss,
         desc=f"{identity['phase']} {ds.name} split {split}",
     )
     history = trainer.fit()
@@ -415,7 +416,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Execution details: recorded with every run, but not differences in *what* is computed.
-_NOT_REDUCTIONS = {"device", "num_workers", "eval_batch_size", "precision", "channels_last", "baseline"}  # the paper has no baseline
+_NOT_REDUCTIONS = {"device", "num_workers", "eval_batch_size", "precision", "channels_last", "max_loss", "baseline"}  # the paper has no baseline
 
 
 def reductions(cfg: PSHRNetConfig, num_splits_run: int, num_splits_protocol: int) -> list[str]:

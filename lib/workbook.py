@@ -101,6 +101,9 @@ def check_profile(profile: str) -> list[str]:
             raise KeyError(
                 f"profile {profile!r}: keys {unknown} are not parameters of {nb.name} (it declares {sorted(declared)})"
             )
+        from .workflow import validate_params
+
+        validate_params(params, where=f"profile {profile!r} ({profile_path(profile)}), section {stem}")
         checked.append(stem)
     return checked
 

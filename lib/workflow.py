@@ -53,7 +53,7 @@ PARAM_TYPES: dict[str, str] = {
     "NATIVE_LR": "bool", "SR_DEPTH": "int", "SR_WIDTH": "int", "SR_REDUCTION": "int", "PHASE2_EPOCHS": "int",
     "PHASE2_LR": "float", "PHASE2_LR_SR": "float", "PAIR_MODE": "str", "LAMBDA_SR": "float", "LAMBDA_PS": "float",
     "PS_COMPONENTS": "list[str]", "STUDENT_INIT": "str", "RUN_BASELINE": "bool", "BASELINE_EPOCHS": "int",
-    "NUM_EXAMPLES": "int", "CHANNELS_LAST": "bool|str", "NUM_WORKERS": "int", "EVAL_BATCH_SIZE": "int",
+    "NUM_EXAMPLES": "int", "CHANNELS_LAST": "bool|str", "NUM_WORKERS": "int", "EVAL_BATCH_SIZE": "int", "MAX_LOSS": "float",
 }
 
 
@@ -150,7 +150,7 @@ _MODEL_KEYS = {
     "P": "num_identities", "K": "num_instances", "PAIR_MODE": "pair_mode", "RATES": "rates", "FLIP_TEST": "flip_test",
     "NUM_REPEATS": "num_repeats", "EVAL_BATCH_SIZE": "eval_batch_size", "DEVICE": "device", "PRECISION": "precision",
     "CHANNELS_LAST": "channels_last", "SEED": "seed", "NUM_WORKERS": "num_workers", "PAD": "pad",
-    "RANDOM_ERASING": "random_erasing", "NATIVE_LR": "native_lr", "TEST_FEATURE": "test_feature",
+    "RANDOM_ERASING": "random_erasing", "NATIVE_LR": "native_lr", "TEST_FEATURE": "test_feature", "MAX_LOSS": "max_loss",
 }
 _OPTIM_SHARED = {"OPTIMIZER": "optimizer", "WARMUP_MODE": "warmup_mode", "MILESTONES": "milestones", "STEP_SIZE": "step_size", "GAMMA": "gamma", "WARMUP_EPOCHS": "warmup_epochs", "WARMUP_LR": "warmup_lr",
                  "MOMENTUM": "momentum", "NESTEROV": "nesterov", "WEIGHT_DECAY": "weight_decay"}

@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.collect:
         import pandas as pd
 
-        files = sorted((output_dir({"PROFILE": a.profile}) / "tuning" / a.dataset).glob("*.csv"))
+        where = output_dir({"PROFILE": Path(a.profile).stem, **parse_overrides(a.set)}) / "tuning" / a.dataset
+        files = sorted(where.glob("*.csv"))
         if not files:
-            raise SystemExit(f"no tuning results under {output_dir({'PROFILE': a.profile}) / 'tuning' / a.dataset}")
+            raise SystemExit(f"no tuning results under {where}")
         df = pd.concat([pd.read_csv(f) for f in files]).sort_values(["stage", "rank1"], ascending=[True, False])
         print(df.drop(columns=["overrides"]).to_string(index=False))
         return 0
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     params = {**prof.get("02_phase1_hr_reid", {}), **prof.get("03_phase2_pseudo_siamese", {}), **parse_overrides(a.set)}
     root = next((Path(a.data_root) / f for f in DATASET_FOLDERS.get(a.dataset, ()) if (Path(a.data_root) / f).is_dir()),
                 Path(a.data_root))
-    params |= {"DATASET": a.dataset, "DATA_ROOT": str(root)}
+    params |= {"DATASET": a.dataset, "DATA_ROOT": str(root), "PROFILE": Path(a.profile).stem}
     cfg = pshrnet_config(params)
     view = ValidationView(MLRDataset.load(locate_dataset(params, progress=not a.quiet)), a.val_ids, seed=cfg.seed)
     base = output_dir(params) / "tuning"

@@ -95,6 +95,30 @@ def test_native_lr_images_train_with_id_loss_only(csv_ds):
     assert parts["id"] == pytest.approx(id_all["id"])
 
 
+def test_phase2_step_masks_natively_lr_samples(csv_ds):
+    import copy
+
+    from lib.engine import resolve_precision
+    from lib.pshrnet import _Phase2Step
+    from lib.models import VDSRCA
+
+    train = [replace(im, res="lr", lr_path=None) if im.camid == 0 else im for im in csv_ds.split(0).train]
+    pairs = PairDataset(train, (64, 32))
+    student = HRNetReID("mobilenet_v2", num_classes=pairs.num_classes)
+    teacher = copy.deepcopy(student).eval()
+    step = _Phase2Step(teacher, VDSRCA(depth=3, width=8), student, TotalLoss(LossConfig()),
+                       resolve_precision(torch.device("cpu"), "fp32", False))
+    seen = []
+    teacher.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    items = [pairs[i] for i in range(len(pairs))]
+    mixed = torch.utils.data.default_collate([it for it in items if it["has_hr"]][:4] + [it for it in items if not it["has_hr"]][:4])
+    total, parts, n = step(mixed)
+    assert n == 8 and seen == [4] and {"sr", "ps", "id"} <= set(parts) and torch.isfinite(total)
+    native_only = torch.utils.data.default_collate([it for it in items if not it["has_hr"]][:4])
+    total, parts, n = step(native_only)
+    assert seen == [4] and "sr" not in parts and "ps" not in parts and parts["id"] > 0  # no teacher call, L_ID only
+
+
 def test_validation_view_holds_out_training_identities_only(csv_ds):
     view = ValidationView(csv_ds, 2, seed=0)
     full, val = csv_ds.split(0), view.split(0)

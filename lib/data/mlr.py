@@ -251,22 +251,25 @@ def build_mlr(
                 raise ValueError(f"{info.name}: split {k} has an empty {part} set (LR cameras {lr_cams}); check the data")
     lr_names = lr_file_names([r.path for r in records], to_down)
 
-    # Every source image is read in full (a truncated HR image fails here, not in training) and hashed, so a
-    # source whose content changed under the same name is noticed.
+    # Every source image is hashed, so a source whose content changed under the same name is noticed ...
     source_sha = {}
-    for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=not progress, mininterval=1.0)):
+    for i, r in enumerate(tqdm(records, desc=f"hash {info.name}", disable=not progress, mininterval=1.0)):
         path = Path(src.root) / r.path
         try:
-            data = path.read_bytes()
+            source_sha[i] = sha256_bytes(path.read_bytes())
         except OSError as e:
             raise ImageReadError(f"cannot read image {path}: {e}") from None
-        load_rgb(path)
-        source_sha[i] = sha256_bytes(data)
 
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file() and not force:
         if _reusable(manifest_path, cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
             return manifest_path
+    # ... and, for a (re)build, decoded in full: a truncated HR image fails here, naming the file, not in training.
+    decoded = {}
+    for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=not progress, mininterval=1.0)):
+        img = load_rgb(Path(src.root) / r.path)
+        if i in rates:
+            decoded[i] = img  # down-sampled below without reading it again
 
     # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
     # rebuild never leaves a manifest describing LR files it no longer matches.
@@ -289,7 +292,7 @@ def build_mlr(
         )
     for i in tqdm(to_down, desc=f"MLR {info.name}", disable=not progress, mininterval=1.0):
         im = images[i]
-        lr = downsample(load_rgb(src.root / im["source"]), im["r"], config.interpolation, config.antialias)
+        lr = downsample(decoded.pop(i), im["r"], config.interpolation, config.antialias)
         rel = lr_names[i]
         data = _png_bytes(lr)
         atomic_write_bytes(out_dir / rel, data)
@@ -381,13 +384,14 @@ def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sh
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete files under ``out_dir/lr`` that the new manifest does not name (old builds, killed writes)."""
-    lr_dir = out_dir / "lr"
-    if not lr_dir.is_dir():
-        return
-    for f in lr_dir.rglob("*"):
-        if f.is_file() and f.relative_to(out_dir).as_posix() not in keep:
-            f.unlink()
+    """Delete what earlier builds left that the new manifest does not name: ``lr/**/*.png`` and the ``*.tmp``
+    files of killed writes (in ``lr/`` and beside the manifest). Nothing else is touched."""
+    stale = [f for f in out_dir.glob(f".{MANIFEST_NAME}.*.tmp") if f.is_file()]
+    if (out_dir / "lr").is_dir():
+        stale += [f for f in (out_dir / "lr").rglob("*") if f.is_file() and f.suffix in (".png", ".tmp")
+                  and f.relative_to(out_dir).as_posix() not in keep]
+    for f in stale:
+        f.unlink()
 
 
 def _int_tuple(s: str) -> tuple[int, ...]:

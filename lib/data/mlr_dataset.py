@@ -82,6 +82,8 @@ def _check_manifest(manifest, path) -> None:
 
     if not isinstance(manifest, dict):
         raise bad(f"expected a JSON object, found {type(manifest).__name__}")
+    if not isinstance(manifest.get("source", {}), dict) or not isinstance(manifest.get("config", {}), dict):
+        raise bad("'source' and 'config' must be objects")
     images, splits = manifest.get("images"), manifest.get("splits")
     if not isinstance(images, list) or not images:
         raise bad("'images' must be a non-empty list")
@@ -107,10 +109,10 @@ class MLRDataset:
     def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None):
         _check_manifest(manifest, manifest_path)
         if manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}")
+            raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}; {_REBUILD}")
         missing = [k for k in ("dataset", "config", "source", "eval_protocol", "images", "splits") if k not in manifest]
         if missing:
-            raise ValueError(f"{manifest_path}: not a complete MLR manifest, missing keys {missing}")
+            raise ValueError(f"{manifest_path}: not a complete MLR manifest, missing keys {missing}; {_REBUILD}")
         self.manifest = manifest
         self.manifest_path = Path(manifest_path)
         self.root = self.manifest_path.parent
@@ -123,7 +125,7 @@ class MLRDataset:
         try:
             self.images = self._images(manifest)
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{manifest_path}: malformed image entry in the manifest ({type(e).__name__}: {e})") from None
+            raise ValueError(f"{manifest_path}: malformed image entry in the manifest ({type(e).__name__}: {e}); {_REBUILD}") from None
         self.fingerprint = self._fingerprint(manifest)
 
     def _images(self, manifest: dict) -> list[MLRImage]:
@@ -169,7 +171,7 @@ class MLRDataset:
         try:
             manifest = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"MLR manifest {path} is not valid JSON ({e})") from None
+            raise ValueError(f"MLR manifest {path} is not valid JSON ({e}); {_REBUILD}") from None
         return cls(manifest, path, source_root)
 
     @property

@@ -41,6 +41,8 @@ class ValidationView:
         self.fingerprint = sha256_bytes(f"{ds.fingerprint}/validation/{self.num_ids}/{self.val_seed}".encode())
 
     def __getattr__(self, name):  # everything else is the wrapped dataset's
+        if name == "ds":  # not set yet (copy / unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.ds, name)
 
     def validation_ids(self, i: int) -> list[int]:
