@@ -310,6 +310,8 @@ def _train_or_reuse(
         if done.get("eval") != _eval_settings(cfg):
             done = _finish(run_dir, identity, modules, evaluate(), [], prec, cfg, ds, t0, previous=done)
         return RunResult(modules, done["metrics"], [], run_dir)
+    if (run_dir / "model.pt").is_file():  # a finished run of another configuration: its checkpoint is stale too
+        (run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)
     for stale in ("metrics.json", "model.pt"):  # a new training invalidates whatever finished here before
         (run_dir / stale).unlink(missing_ok=True)
     trainer = Trainer(

@@ -177,7 +177,7 @@ def test_finished_run_is_reused_and_teacher_stays_frozen(tiny_mlr, tmp_path):
     hist_mtime = (tmp_path / "p1" / "history.json").stat().st_mtime_ns
     again = train_phase1(ds, 0, cfg.replace(num_repeats=3, flip_test=False), tmp_path / "p1", progress=False)
     m1 = json.loads((tmp_path / "p1" / "metrics.json").read_text())
-    assert m1["eval"] == {"flip_test": False, "num_repeats": 3} and m1["epochs"] == 1
+    assert m1["eval"] == {"flip_test": False, "num_repeats": 3, "test_feature": "concat"} and m1["epochs"] == 1
     assert (tmp_path / "p1" / "history.json").stat().st_mtime_ns == hist_mtime
 
     # phase 2 leaves the caller's teacher trainable; a student copied from it trains

@@ -76,7 +76,7 @@ def test_reductions_are_computed_from_the_config():
     red = reductions(pshrnet_config(load_profile("cpu")["03_phase2_pseudo_siamese"]), 3, 10)
     text = " ".join(red)
     for needle in ("backbone mobilenet_v2 (paper hrnet_w32)", "height 128 (paper 256)", "3 of 10 identity splits",
-                   "sr_depth 8 (paper 20)", "phase1.epochs 12 (paper 70)", "weights deep-sort-mobilenetv2 (paper hub)"):
+                   "sr_depth 8 (paper 20)", "phase1.epochs 30 (paper 70)", "weights deep-sort-mobilenetv2 (paper hub)"):
         assert needle in text, needle
     assert not any("precision" in r or "device" in r for r in red)  # numerics are recorded, not reductions
     assert "loss.margin 0.3 (paper 0.1)" in reductions(PSHRNetConfig(weights="hub").replace(

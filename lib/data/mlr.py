@@ -264,16 +264,17 @@ def build_mlr(
     if manifest_path.is_file() and not force:
         if _reusable(manifest_path, cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
             return manifest_path
+
+    # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
+    # rebuild never leaves a manifest describing LR files (or sources) it no longer matches.
+    manifest_path.unlink(missing_ok=True)
+
     # ... and, for a (re)build, decoded in full: a truncated HR image fails here, naming the file, not in training.
     decoded = {}
     for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=not progress, mininterval=1.0)):
         img = load_rgb(Path(src.root) / r.path)
         if i in rates:
             decoded[i] = img  # down-sampled below without reading it again
-
-    # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
-    # rebuild never leaves a manifest describing LR files it no longer matches.
-    manifest_path.unlink(missing_ok=True)
 
     images = []
     for i, r in enumerate(records):
