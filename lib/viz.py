@@ -182,6 +182,7 @@ def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = 
 
     labels = labels or {}
     names = list(summaries)
+    order = list(dict.fromkeys(m for d in summaries.values() for m in d["methods"]))  # one colour per method
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         methods = summaries[name]["methods"]
@@ -190,8 +191,9 @@ def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = 
             agg = methods[m]["aggregate"][metric]
             vals = 100 * np.asarray(agg["values"], dtype=float)
             offsets = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
-            ax.bar(i, 100 * agg["mean"], width=0.6, color=f"C{i}", alpha=0.35)
-            ax.scatter(i + offsets, vals, color=f"C{i}", edgecolor="k", zorder=3, s=28)
+            color = f"C{order.index(m) % 10}"
+            ax.bar(i, 100 * agg["mean"], width=0.6, color=color, alpha=0.35)
+            ax.scatter(i + offsets, vals, color=color, edgecolor="k", zorder=3, s=28)
         ax.set_xticks(range(len(keys)), [labels.get(m, m) for m in keys], rotation=25, ha="right", fontsize=8)
         splits = summaries[name].get("splits", [])
         ax.set_title(f"{name} ({len(splits)} split{'s' if len(splits) != 1 else ''})", fontsize=10)
