@@ -435,7 +435,7 @@ def reductions(cfg: PSHRNetConfig, num_splits_run: int, num_splits_protocol: int
             continue
         a, b = _jsonable(ours[k]), _jsonable(paper.get(k))
         if a != b:
-            fmt = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+            fmt = lambda v: (",".join(map(str, v)) or "none") if isinstance(v, list) else str(v)  # noqa: E731
             out.append(f"{k} {fmt(a)} (paper {fmt(b)})")
     if num_splits_run < num_splits_protocol:
         out.append(f"{num_splits_run} of {num_splits_protocol} identity splits")
