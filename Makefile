@@ -10,15 +10,17 @@ PY      := $(VENV)/bin/python
 PROFILE ?= tiny
 DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
-PIPELINE := notebooks/01_dataset_synthesis.ipynb notebooks/02_phase1_hr_reid.ipynb \
-            notebooks/03_phase2_pseudo_siamese.ipynb notebooks/04_table1.ipynb
+TABLES  ?= 1 2 7
+PIPELINE := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: help setup demo test lab bench bench-metrics mlr reproduce-table1 clean
+.PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 clean
 
 help:
-	@echo "make demo            the whole pipeline (01 -> 02 -> 03 -> Table I) on the embedded synthetic data"
-	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I for every dataset found under DATA_ROOT"
-	@echo "make bench           phase-2 training / inference throughput, fp32 eager vs fast paths"
+	@echo "make demo            every notebook (01 -> 06: Tables I, II, VII) on the embedded synthetic data"
+	@echo "make reproduce TABLES=\"1 2 7\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has"
+	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
+	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
 	@echo "make lab             JupyterLab with the workbook kernel"
 	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
@@ -42,8 +44,14 @@ demo: setup
 mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
 
+reproduce: setup
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)"
+
+reproduce-all: setup
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all
+
 reproduce-table1: setup
-	$(PY) -m lib.workbook table1 --profile $(PROFILE) --data-root $(DATA_ROOT)
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks

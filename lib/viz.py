@@ -99,7 +99,8 @@ def rate_histogram(ds: MLRDataset):
     return fig
 
 
-def training_curves(histories: dict[str, list[dict]], keys: tuple[str, ...] = ("loss_total", "loss_id", "loss_sr", "loss_ps")):
+def training_curves(histories: dict[str, list[dict]],
+                    keys: tuple[str, ...] = ("loss_total", "loss_ce", "loss_bh", "loss_sr", "loss_ps")):
     """Loss terms per epoch, one panel per term, one line per run (label → history records)."""
     import matplotlib.pyplot as plt
 
@@ -174,18 +175,19 @@ def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = 
     """Rank-1 per method and dataset, one dot per identity split and a bar at the mean.
 
     Args:
-        summaries: dataset name → the ``metrics/<dataset>_pshrnet.json`` summary of notebook 03.
-        labels: method key → label (default: the key).
+        summaries: dataset name → ``{"outputs": {key: {"aggregate": …}}, "splits": […]}`` (a summary of
+            :mod:`lib.results.summaries`, or one assembled from several, see :func:`rows_by_dataset`).
+        labels: output key → label (default: the key).
         metric: ``rank1`` (default) or another aggregated metric.
     """
     import matplotlib.pyplot as plt
 
     labels = labels or {}
     names = list(summaries)
-    order = list(dict.fromkeys(m for d in summaries.values() for m in d["methods"]))  # one colour per method
+    order = list(dict.fromkeys(m for d in summaries.values() for m in d["outputs"]))  # one colour per row
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
-        methods = summaries[name]["methods"]
+        methods = summaries[name]["outputs"]
         keys = [m for m in methods if metric in methods[m]["aggregate"]]
         for i, m in enumerate(keys):
             agg = methods[m]["aggregate"][metric]
@@ -199,5 +201,34 @@ def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = 
         ax.set_title(f"{name} ({len(splits)} split{'s' if len(splits) != 1 else ''})", fontsize=10)
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def rows_by_dataset(summaries: dict, rows) -> dict[str, dict]:
+    """Assemble, per dataset, the outputs of several variants as rows: ``{dataset: {"outputs": {label: …},
+    "splits": …}}`` from ``{(variant, dataset): summary}`` and a table's row specs (label, variant, output)."""
+    out: dict[str, dict] = {}
+    for (variant, ds), rec in summaries.items():
+        for r in rows:
+            if r.variant == variant and r.output in rec["outputs"]:
+                d = out.setdefault(ds, {"outputs": {}, "splits": rec["splits"]})
+                d["outputs"][r.label] = rec["outputs"][r.output]
+    return out
+
+
+def ranking_plot(frame, metric_label: str = "Rank-1 (%)"):
+    """Horizontal bars of a ranking frame (index: row label; columns: datasets, values: mean), best on top."""
+    import matplotlib.pyplot as plt
+
+    frame = frame.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(frame) + 1.4))
+    height = 0.8 / max(1, frame.shape[1])
+    for j, col in enumerate(frame.columns):
+        ax.barh(np.arange(len(frame)) + j * height, frame[col].to_numpy(dtype=float), height=height, label=str(col))
+    ax.set_yticks(np.arange(len(frame)) + height * (frame.shape[1] - 1) / 2, frame.index, fontsize=7)
+    ax.set_xlabel(metric_label)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

@@ -12,7 +12,7 @@ Command line::
 
     python -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile tiny
     python -m lib.workbook check [--profile NAME]
-    python -m lib.workbook table1 --profile cpu --data-root ../shared/data
+    python -m lib.workbook reproduce --profile cpu --data-root ../shared/data --tables "1 2 7"
 """
 
 from __future__ import annotations
@@ -104,8 +104,22 @@ def check_profile(profile: str) -> list[str]:
         from .workflow import validate_params
 
         validate_params(params, where=f"profile {profile!r} ({profile_path(profile)}), section {stem}")
+        _check_config({**declared, **params}, f"profile {profile!r} ({profile_path(profile)}), section {stem}")
         checked.append(stem)
     return checked
+
+
+def _check_config(params: dict, where: str) -> None:
+    """Load a notebook's ``CONFIG`` with its ``OVERRIDES`` (types checked) before any kernel starts."""
+    if "CONFIG" not in params:
+        return
+    from .core.config import ConfigError
+    from .workflow import experiment_config
+
+    try:
+        experiment_config(params)
+    except (ConfigError, FileNotFoundError, KeyError) as e:
+        raise type(e)(f"{where}: {e}") from None
 
 
 def resolve_run(
@@ -142,6 +156,7 @@ def resolve_run(
     from .workflow import validate_params
 
     validate_params(params, where=f"{nb.name} with profile {pname!r}")
+    _check_config({**declared, **params}, f"{nb.name} with profile {pname!r}")
     root = resolve_path(output_root if output_root is not None else params.get("OUTPUT_ROOT", "outputs"))
     return nb, params, root / pname / "notebooks"
 
@@ -184,37 +199,85 @@ def run_notebook(
     return final
 
 
-TABLE1_NOTEBOOKS = ("01_dataset_synthesis", "02_phase1_hr_reid", "03_phase2_pseudo_siamese")
+#: The notebooks that make each table (in order); notebook 01 runs first, once per dataset.
+TABLE_NOTEBOOKS: dict[str, tuple[str, ...]] = {
+    "1": ("02_phase1_hr_reid", "03_phase2_pseudo_siamese", "04_table1"),
+    "2": ("05_ablation_losses",),
+    "7": ("06_ablation_ps_components",),
+}
 
 
-def reproduce_table1(profile: str, data_root: str | os.PathLike) -> Path:
-    """Every dataset of Table I present under ``data_root``: notebooks 01 → 02 → 03, then Table I (04).
+def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
+    """The paper table's own datasets when present under DATA_ROOT, else every dataset found (a substitution the
+    table states above itself)."""
+    from .registry import paper_table_info
+    from .results import load_table_spec
+    from .results.tables import PAPER_DATASETS
 
-    Datasets not found are printed and appear as missing in the table; they are never silently dropped.
+    spec = load_table_spec(f"table{table}")
+    own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
+    present = [d for d in own if d in found]
+    return present or list(found)
+
+
+def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",)) -> list[Path]:
+    """Every table in ``tables`` for the datasets under ``data_root``: notebook 01 for each dataset found, then each
+    table's notebooks (:data:`TABLE_NOTEBOOKS`) with ``DATASETS`` / ``DATA_ROOT`` set.
+
+    Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
+    ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
     """
     from .workflow import find_datasets, output_dir
 
-    found, missing = find_datasets(data_root)
+    tables = [str(t).removeprefix("table") for t in tables]
+    unknown = [t for t in tables if t not in TABLE_NOTEBOOKS]
+    if unknown:
+        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(TABLE_NOTEBOOKS)}")
+    if str(data_root) == "synthetic":
+        found, missing = {"synthetic": Path("synthetic")}, {}
+    else:
+        found, missing = find_datasets(data_root)
     for name, why in missing.items():
-        print(f"[table1] missing {name}: {why}", flush=True)
+        print(f"[reproduce] missing {name}: {why}", flush=True)
     if not found:
-        print(f"[table1] no dataset of Table I under {data_root}; the table will list all five as missing", flush=True)
+        raise FileNotFoundError(f"no dataset under {data_root} ({'; '.join(missing.values())})")
     failed = {}
+    ok = []
     for name, root in found.items():
         try:
-            for stem in TABLE1_NOTEBOOKS:
-                run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile,
-                             overrides={"DATASET": name, "DATA_ROOT": str(root)}, suffix=f"-{name}")
-        except Exception as e:  # one dataset failing must not cost the others their table
-            failed[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
-            print(f"[table1] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
-    run_notebook(repo_root() / "notebooks" / "04_table1.ipynb", profile)
-    table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / "table1.md"
-    print(f"[table1] {table}", flush=True)
+            over = {"DATASET": name} | ({} if name == "synthetic" else {"DATA_ROOT": str(root)})
+            run_notebook(repo_root() / "notebooks" / "01_dataset_synthesis.ipynb", profile, overrides=over,
+                         suffix=f"-{name}")
+            ok.append(name)
+        except Exception as e:  # one dataset failing must not cost the others their tables
+            failed[name] = _reason(e)
+            print(f"[reproduce] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
+    written = []
+    for t in tables:
+        names = [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok] if ok else []
+        for stem in TABLE_NOTEBOOKS[t]:
+            declared = notebook_parameters(repo_root() / "notebooks" / f"{stem}.ipynb")
+            over = {"DATASETS": names} if "DATASETS" in declared else {}
+            if "DATA_ROOT" in declared and str(data_root) != "synthetic":
+                over["DATA_ROOT"] = str(resolve_path(data_root))
+            try:
+                run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile, overrides=over)
+            except Exception as e:
+                failed[f"table {t} ({stem})"] = _reason(e)
+                print(f"[reproduce] FAILED table {t}: {_reason(e)}", file=sys.stderr, flush=True)
+                break
+        table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / f"table{t}.md"
+        if table.is_file():
+            print(f"[reproduce] {table}", flush=True)
+            written.append(table)
     if failed:
-        raise RuntimeError(f"Table I written, but these datasets failed (their executed notebooks end in "
-                           f".failed.ipynb): {', '.join(failed)}")
-    return table
+        raise RuntimeError(f"these failed (their executed notebooks end in .failed.ipynb): {'; '.join(f'{k}: {v}' for k, v in failed.items())}")
+    return written
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[-1][:300] if text else ''}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,9 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run", help="execute notebook(s) with a profile")
     r.add_argument("notebooks", nargs="+")
     r.add_argument("--profile", default="tiny")
-    t = sub.add_parser("table1", help="run notebooks 01-03 for every Table I dataset under --data-root, then 04")
+    t = sub.add_parser("reproduce", help="notebook 01 for every dataset under --data-root, then each table's notebooks")
     t.add_argument("--profile", default="cpu")
-    t.add_argument("--data-root", default="../shared/data")
+    t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
+    t.add_argument("--tables", default="1", help="e.g. '1 2 7' or 'all'")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
@@ -237,9 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
                 return 1
         return 0
-    if a.cmd == "table1":
+    if a.cmd == "reproduce":
+        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
-            reproduce_table1(a.profile, a.data_root)
+            reproduce(a.profile, a.data_root, tables)
         except Exception as e:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1

@@ -1,8 +1,9 @@
-"""The notebooks' glue: parameters → configurations, where runs live, and per-dataset summaries.
+"""The notebooks' glue: parameters → datasets, configurations and variants; experiments; tables.
 
-Every notebook declares UPPER_CASE parameters; this module is the one place that turns them into the
-library's configurations (:class:`~lib.data.MLRConfig`, :class:`~lib.pshrnet.PSHRNetConfig`), so the
-notebooks, ``make`` targets and tests all agree on what a parameter means.
+Every notebook declares a few UPPER_CASE parameters (``PROFILE``, ``DATASETS``, ``CONFIG``, ``VARIANTS``,
+``OVERRIDES`` …); this module is the one place that turns them into datasets (:func:`locate_dataset`), typed
+configurations (:func:`experiment_config`), runs of a table's variants (:func:`run_table`) and tables
+(:func:`make_table`), so notebooks, ``make`` targets and tests agree on what a parameter means.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .data import MLRConfig, build_mlr, get_dataset
+from dataclasses import dataclass, field
+
+from .data import MLRConfig, MLRDataset, build_mlr, get_dataset
 from .data.synthetic import SyntheticConfig, generate_synthetic
-from .engine.trainer import OptimConfig
-from .losses import LossConfig
-from .metrics import aggregate_splits
-from .pshrnet import PSHRNetConfig
-from .utils.io import atomic_write_json
+from .engine import distributed as D
+from .methods import METHODS, differences, load_config, run_variant
+from .results import build_table, load_table_spec, write_summary, write_table
+from .results.specs import RowSpec, TableSpec
 from .utils.paths import resolve_path
 
 __all__ = [
@@ -28,32 +30,26 @@ __all__ = [
     "manifest_path",
     "prepare_dataset",
     "locate_dataset",
-    "pshrnet_config",
-    "run_dir",
+    "experiment_config",
+    "Experiment",
+    "run_experiment",
+    "run_table",
+    "make_table",
     "splits_to_run",
-    "summarize",
     "DATASET_FOLDERS",
     "find_datasets",
 ]
 
 #: The type of every notebook parameter (a test checks each notebook's defaults against it): ``int``, ``float``
-#: (an int is accepted), ``bool``, ``str``, ``list[int]``, ``list[str]``, or ``"int|str"`` style unions.
+#: (an int is accepted), ``bool``, ``str``, ``dict``, ``list[int]``, ``list[str]``, or ``"list[str]|str"`` unions.
+#: Model, data and training settings are not notebook parameters: they live in the configuration files
+#: (``CONFIG``, ``configs/<method>/*.yaml``) and are changed with ``OVERRIDES`` (dotted keys).
 PARAM_TYPES: dict[str, str] = {
-    "PROFILE": "str", "OUTPUT_ROOT": "str", "DATASET": "str", "DATA_ROOT": "str", "SEED": "int", "RATES": "list[int]",
-    "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int", "SYN_NUM_IDENTITIES": "int",
-    "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int", "SYN_WIDTH": "int",
-    "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "BACKBONE": "str", "WEIGHTS": "str", "POOLING": "str",
-    "HEIGHT": "int", "WIDTH": "int", "P": "int", "K": "int", "PHASE1_EPOCHS": "int", "PHASE1_LR": "float",
-    "STEP_SIZE": "int", "GAMMA": "float", "WARMUP_EPOCHS": "int", "WARMUP_LR": "float", "OPTIMIZER": "str",
-    "MILESTONES": "list[int]", "WARMUP_MODE": "str", "PAD": "int", "RANDOM_ERASING": "float", "TEST_FEATURE": "str",
-    "NESTEROV": "bool", "MOMENTUM": "float", "WEIGHT_DECAY": "float", "MARGIN": "float", "LAMBDA_CE": "float",
-    "LAMBDA_BH": "float", "LABEL_SMOOTH": "float", "TRIPLET_REDUCTION": "str", "FLIP_TEST": "bool", "PRECISION": "str",
-    "DEVICE": "str", "MAX_STEPS_PER_EPOCH": "int", "NUM_REPEATS": "int", "PHASE2_WARMUP_EPOCHS": "int",
-    "PHASE2_MILESTONES": "list[int]", "PHASE2_WARMUP_MODE": "str", "PHASE2_OPTIMIZER": "str", "BASELINE_LR": "float",
-    "NATIVE_LR": "bool", "SR_DEPTH": "int", "SR_WIDTH": "int", "SR_REDUCTION": "int", "PHASE2_EPOCHS": "int",
-    "PHASE2_LR": "float", "PHASE2_LR_SR": "float", "PAIR_MODE": "str", "LAMBDA_SR": "float", "LAMBDA_PS": "float",
-    "PS_COMPONENTS": "list[str]", "STUDENT_INIT": "str", "RUN_BASELINE": "bool", "BASELINE_EPOCHS": "int",
-    "NUM_EXAMPLES": "int", "CHANNELS_LAST": "bool|str", "NUM_WORKERS": "int", "EVAL_BATCH_SIZE": "int", "MAX_LOSS": "float",
+    "PROFILE": "str", "OUTPUT_ROOT": "str", "DATASET": "str", "DATASETS": "list[str]", "DATA_ROOT": "str",
+    "SEED": "int", "RATES": "list[int]", "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int",
+    "SYN_NUM_IDENTITIES": "int", "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int",
+    "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
+    "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int",
 }
 
 
@@ -68,6 +64,8 @@ def _type_ok(value: Any, spec: str) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if spec == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec == "dict":
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     return isinstance(value, str)
 
 
@@ -128,7 +126,7 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
     else:
         if not p.get("DATA_ROOT"):
             raise ValueError(f"DATA_ROOT: dataset {info.name!r} needs its root folder ({info.layout})")
-        root = resolve_path(p["DATA_ROOT"])
+        root = dataset_root(p["DATA_ROOT"], info.name)
     cfg = MLRConfig(
         dataset=info.name, seed=seed, rates=tuple(p["RATES"]), interpolation=p["INTERPOLATION"],
         antialias=p["ANTIALIAS"], num_splits=p["NUM_SPLITS"] or None,
@@ -143,49 +141,6 @@ def locate_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path:
     return path if path.is_file() else prepare_dataset(params, progress=progress)
 
 
-# parameter → PSHRNetConfig field
-_MODEL_KEYS = {
-    "BACKBONE": "backbone", "WEIGHTS": "weights", "POOLING": "pooling", "SR_DEPTH": "sr_depth", "SR_WIDTH": "sr_width",
-    "SR_REDUCTION": "sr_reduction", "STUDENT_INIT": "student_init", "HEIGHT": "height", "WIDTH": "width",
-    "P": "num_identities", "K": "num_instances", "PAIR_MODE": "pair_mode", "RATES": "rates", "FLIP_TEST": "flip_test",
-    "NUM_REPEATS": "num_repeats", "EVAL_BATCH_SIZE": "eval_batch_size", "DEVICE": "device", "PRECISION": "precision",
-    "CHANNELS_LAST": "channels_last", "SEED": "seed", "NUM_WORKERS": "num_workers", "PAD": "pad",
-    "RANDOM_ERASING": "random_erasing", "NATIVE_LR": "native_lr", "TEST_FEATURE": "test_feature", "MAX_LOSS": "max_loss",
-}
-_OPTIM_SHARED = {"OPTIMIZER": "optimizer", "WARMUP_MODE": "warmup_mode", "MILESTONES": "milestones", "STEP_SIZE": "step_size", "GAMMA": "gamma", "WARMUP_EPOCHS": "warmup_epochs", "WARMUP_LR": "warmup_lr",
-                 "MOMENTUM": "momentum", "NESTEROV": "nesterov", "WEIGHT_DECAY": "weight_decay"}
-_LOSS_KEYS = {"LAMBDA_CE": "lambda_ce", "LAMBDA_BH": "lambda_bh", "MARGIN": "margin", "LABEL_SMOOTH": "label_smooth",
-              "TRIPLET_REDUCTION": "triplet_reduction", "LAMBDA_SR": "lambda_sr", "LAMBDA_PS": "lambda_ps",
-              "PS_COMPONENTS": "ps_components"}
-
-
-def pshrnet_config(params: Mapping[str, Any]) -> PSHRNetConfig:
-    """Build a :class:`PSHRNetConfig` from notebook parameters (absent keys keep the paper defaults).
-
-    ``CHANNELS_LAST`` is ``"auto"``, ``True`` or ``False``; ``MAX_STEPS_PER_EPOCH`` 0 means whole epochs;
-    ``BASELINE_EPOCHS`` 0 means phase-1 + phase-2 epochs (the same number of epochs as PS-HRNet's two phases);
-    ``BASELINE_LR`` 0 means ``PHASE1_LR`` (the baseline starts from the same weights as phase 1).
-    The optimiser and schedule keys (``OPTIMIZER``, ``MILESTONES``, ``WARMUP_EPOCHS`` …) apply to every phase;
-    ``PHASE2_<KEY>`` (e.g. ``PHASE2_WARMUP_EPOCHS``, ``PHASE2_MILESTONES``) overrides one for phase 2 only (-1: not overridden).
-    """
-    validate_params(params)
-    kw: dict[str, Any] = {f: params[k] for k, f in _MODEL_KEYS.items() if k in params}
-    if "RATES" in kw:
-        kw["rates"] = tuple(kw["rates"])
-    kw["max_steps_per_epoch"] = int(params.get("MAX_STEPS_PER_EPOCH", 0)) or None
-    shared = {f: params[k] for k, f in _OPTIM_SHARED.items() if k in params}
-    d = OptimConfig()
-    e1 = int(params.get("PHASE1_EPOCHS", d.epochs))
-    e2 = int(params.get("PHASE2_EPOCHS", d.epochs))
-    kw["phase1"] = OptimConfig(epochs=e1, lr=params.get("PHASE1_LR", d.lr), **shared)
-    shared2 = shared | {f: params[f"PHASE2_{k}"] for k, f in _OPTIM_SHARED.items() if params.get(f"PHASE2_{k}", -1) != -1}
-    kw["phase2"] = OptimConfig(epochs=e2, lr=params.get("PHASE2_LR", d.lr), lr_sr=params.get("PHASE2_LR_SR", d.lr_sr), **shared2)
-    kw["baseline"] = OptimConfig(epochs=int(params.get("BASELINE_EPOCHS", 0)) or e1 + e2,
-                                 lr=params.get("BASELINE_LR", 0.0) or params.get("PHASE1_LR", d.lr), **shared)
-    kw["loss"] = LossConfig(**{f: params[k] for k, f in _LOSS_KEYS.items() if k in params})
-    return PSHRNetConfig(**kw)
-
-
 def splits_to_run(params: Mapping[str, Any], ds) -> list[int]:
     """``SPLITS`` limited to the splits the dataset has (Market/Duke have one); an empty result is an error."""
     wanted = [int(k) for k in params.get("SPLITS", [0])]
@@ -195,39 +150,6 @@ def splits_to_run(params: Mapping[str, Any], ds) -> list[int]:
     if len(splits) < len(wanted):
         print(f"note: {ds.name} has {ds.num_splits} split(s); running {splits}")
     return splits
-
-
-def run_dir(params: Mapping[str, Any], split: int, phase: str) -> Path:
-    """``OUTPUT_ROOT/PROFILE/runs/<dataset>/split<k>/<phase>``."""
-    return output_dir(params) / "runs" / get_dataset(params["DATASET"]).name / f"split{split}" / phase
-
-
-def summarize(params: Mapping[str, Any], ds, results: Mapping[str, list[dict]], cfg: PSHRNetConfig,
-              splits: list[int], reductions: list[str] | None = None) -> Path:
-    """Write ``metrics/<dataset>_pshrnet.json``: per method, mean ± std over splits and the per-split values.
-
-    Args:
-        results: method name (``pshrnet``, ``baseline``, ``teacher_hr`` …) → one metrics dict per split.
-        reductions: how this profile differs from the paper's setting (shown above every table).
-    """
-    out = {
-        "profile": params.get("PROFILE", "tiny"),
-        **ds.provenance(),
-        "protocol": ds.eval_protocol,
-        "splits": list(splits),
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "reductions": list(reductions or []),
-        "std": "sample standard deviation over splits (ddof=1; 0 for a single split)",
-        "methods": {m: {"aggregate": _aggregate(r), "per_split": r} for m, r in results.items() if r},
-    }
-    return atomic_write_json(output_dir(params) / "metrics" / f"{ds.name}_pshrnet.json", out)
-
-
-def _aggregate(results: list[dict]) -> dict:
-    """Mean ± sample std over splits of the ranks every split reaches (Rank-20 needs ≥ 20 gallery ids)."""
-    reach = min(len(r["cmc"]) for r in results)
-    return aggregate_splits(results, ranks=[k for k in (1, 5, 10, 20) if k <= reach], ddof=1 if len(results) > 1 else 0)
 
 
 #: Folder names under a DATA_ROOT that ``make reproduce-table1`` looks for, per dataset (first match wins).
@@ -259,3 +181,195 @@ def find_datasets(data_root: str | Path) -> tuple[dict[str, Path], dict[str, str
             continue
         found[name] = candidates[0]
     return found, missing
+
+
+def dataset_root(data_root: str | Path, name: str) -> Path:
+    """The folder of dataset ``name``: ``data_root`` itself if its reader accepts it, else the first of
+    :data:`DATASET_FOLDERS` under it that does (so ``DATA_ROOT`` may be a dataset's folder or their parent)."""
+    data_root = resolve_path(data_root)
+    try:
+        get_dataset(name).read(data_root)
+        return data_root
+    except (ValueError, OSError):
+        pass
+    found, missing = find_datasets(data_root)
+    if name in found:
+        return found[name]
+    raise FileNotFoundError(f"DATA_ROOT: {data_root} is not a {name} folder and holds none "
+                            f"({missing.get(name, 'unknown dataset')})")
+
+
+# --------------------------------------------------------------------------------------------- experiments
+#: The configuration of a notebook that names none (the tiny profile's).
+DEFAULT_CONFIG = "configs/pshrnet/tiny.yaml"
+
+
+def experiment_config(params: Mapping[str, Any], overrides: Mapping[str, Any] | None = None):
+    """The typed configuration ``CONFIG`` with the notebook's ``SEED`` and ``OVERRIDES``, then ``overrides``
+    (a variant's) on top. A wrong key or type names the file and the key."""
+    validate_params(params)
+    ov = {"seed": params.get("SEED", 0), **dict(params.get("OVERRIDES") or {}), **dict(overrides or {})}
+    return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
+
+
+@dataclass
+class Experiment:
+    """What :func:`run_experiment` ran: summaries by (variant, dataset), runs by (variant, dataset, split)."""
+
+    method: str
+    datasets: dict[str, Any] = field(default_factory=dict)
+    summaries: dict[tuple[str, str], dict] = field(default_factory=dict)
+    runs: dict[tuple[str, str, int], dict] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+
+
+def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str, Any]],
+                   outputs: Mapping[str, list[str]], *, progress: bool = True) -> Experiment:
+    """Train / reuse every variant on every dataset in ``DATASETS`` and split in ``SPLITS``; write the summaries.
+
+    Args:
+        variants: name → dotted overrides (on top of ``CONFIG`` + ``OVERRIDES``).
+        outputs: variant name → the method outputs to produce (only the stages they need run).
+    """
+    import json
+
+    validate_params(params)
+    profile = params.get("PROFILE", "tiny")
+    out = output_dir(params)
+    exp = Experiment(method="")
+    for name in params.get("DATASETS", ["synthetic"]):
+        ds = MLRDataset.load(locate_dataset({**params, "DATASET": name}, progress=progress))
+        exp.datasets[ds.name] = ds
+        splits = splits_to_run(params, ds)
+        for variant, ov in variants.items():
+            cfg = experiment_config(params, ov)
+            method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+            exp.method, exp.configs[variant] = method.name, cfg
+            paper = load_config(method.paper_config, ov)
+            diffs = differences(method, cfg, paper)
+            if len(splits) < ds.num_splits:
+                diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
+            per_split: dict[str, list[dict]] = {}
+            run_dirs = {}
+            for k in splits:
+                metrics, runs = run_variant(method, cfg, ds=ds, split=k, root=out / "runs", variant=variant,
+                                            outputs=outputs[variant], progress=progress)
+                exp.runs[(variant, ds.name, k)] = runs
+                run_dirs[k] = {s: str(r.run_dir) for s, r in runs.items()}
+                for o, m in metrics.items():
+                    per_split.setdefault(o, []).append(m)
+            if not D.is_main():  # under torchrun only rank 0 writes
+                continue
+            path = write_summary(out, profile=profile, method=method.name, variant=variant, overrides=ov,
+                                 config_file=str(params.get("CONFIG", DEFAULT_CONFIG)), cfg=cfg, ds=ds, splits=splits,
+                                 per_split=per_split, runs=run_dirs, differences=diffs)
+            exp.summaries[(variant, ds.name)] = json.loads(path.read_text())
+    return exp
+
+
+def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str] = (), skip_outputs: list[str] = (),
+              progress: bool = True) -> tuple[Experiment, TableSpec, list[RowSpec]]:
+    """Run the variants of table spec ``table`` that ``VARIANTS`` selects (default: the spec's rows).
+
+    ``extra_outputs`` are produced for every variant besides the rows' own (e.g. the teacher's results in notebook
+    03); ``skip_outputs`` are left out (e.g. the baseline when ``RUN_BASELINE`` is off).
+    """
+    spec = load_table_spec(table)
+    variants, rows = spec.select(params.get("VARIANTS") or list(spec.variants))
+    rows = [r for r in rows if r.output not in skip_outputs]
+    outputs = {v: list(dict.fromkeys([r.output for r in rows if r.variant == v] + list(extra_outputs))) for v in variants}
+    return run_experiment(params, variants, outputs, progress=progress), spec, rows
+
+
+def make_table(params: Mapping[str, Any], table: str, rows: list[RowSpec] | None = None):
+    """Build and write ``tables/<table>.{csv,md}`` of the profile from its summaries; returns ``(long, md, paths)``."""
+    spec = load_table_spec(table)
+    out = output_dir(params)
+    long, md = build_table(spec, out, params.get("PROFILE", "tiny"), rows)
+    return long, md, write_table(long, md, out, table)
+
+
+@dataclass
+class TableReport:
+    """What :func:`run_and_tabulate` made: the experiment, the rows shown, the table and the figures."""
+
+    experiment: Experiment
+    rows: list[RowSpec]
+    long: Any
+    markdown: str
+    files: list[Path]
+    ranking: Any = None
+
+
+def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
+    """Rows ranked by their mean ``metric`` over the datasets run (%, per-dataset means as columns)."""
+    import pandas as pd
+
+    data = {}
+    for r in rows:
+        for (variant, ds), rec in exp.summaries.items():
+            agg = rec["outputs"].get(r.output, {}).get("aggregate", {})
+            if variant == r.variant and metric in agg:
+                data.setdefault(r.label, {})[ds] = 100 * agg[metric]["mean"]
+    frame = pd.DataFrame(data).T
+    if frame.empty:
+        return frame
+    frame["mean"] = frame.mean(axis=1)
+    return frame.sort_values("mean", ascending=False).round(2)
+
+
+def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = True) -> TableReport:
+    """An ablation notebook in one call: run the selected variants (:func:`run_table`), write
+    ``tables/<table>.{csv,md}``, the per-split Rank-1 figure ``figures/<table>_rank1.png`` and, with three or more
+    variants, the ranking ``tables/<table>_ranking.{csv,md}`` and ``figures/<table>_ranking.png``."""
+    from .utils.io import atomic_write_text
+    from .viz import rank1_per_split, ranking_plot, rows_by_dataset, save_figure
+
+    exp, spec, rows = run_table(params, table, progress=progress)
+    long, md, files = make_table(params, table, rows)
+    files = list(files)
+    out = output_dir(params)
+    files.append(save_figure(rank1_per_split(rows_by_dataset(exp.summaries, rows)), out / "figures" / f"{table}_rank1.png"))
+    rank = ranking(exp, rows)
+    if len(rank) >= 3:
+        files.append(atomic_write_text(out / "tables" / f"{table}_ranking.csv", rank.to_csv()))
+        text = f"# {spec.title}: variants ranked by mean Rank-1 (%) over the datasets run\n\n" + _markdown(rank) + "\n"
+        files.append(atomic_write_text(out / "tables" / f"{table}_ranking.md", text))
+        files.append(save_figure(ranking_plot(rank.drop(columns="mean")), out / "figures" / f"{table}_ranking.png"))
+    return TableReport(exp, rows, long, md, files, rank)
+
+
+def stage_histories(exp: Experiment, stage: str, variant: str = "default") -> dict[str, list[dict]]:
+    """``{"<dataset> split <k>": history records}`` of one stage of a variant (read from each run's history.json)."""
+    import json
+
+    out = {}
+    for (v, ds, k), runs in exp.runs.items():
+        p = runs[stage].run_dir / "history.json" if stage in runs else None
+        if v == variant and p is not None and p.is_file():
+            out[f"{ds} split {k}"] = json.loads(p.read_text())
+    return out
+
+
+def results_frame(exp: Experiment, labels: Mapping[str, str] | None = None):
+    """Mean ± std (%) of every output of every variant and dataset (rows) for the metrics the protocol has."""
+    import pandas as pd
+
+    from .metrics import format_mean_std
+
+    rows = []
+    for (variant, ds), rec in exp.summaries.items():
+        metrics = ["rank1", "rank5", "rank10"] + (["mAP"] if rec["protocol"] == "multi_shot" else [])
+        for o, v in rec["outputs"].items():
+            rows.append({"dataset": ds, "variant": variant, "output": (labels or {}).get(o, o),
+                         **{m: format_mean_std(v["aggregate"][m]) for m in metrics if m in v["aggregate"]}})
+    return pd.DataFrame(rows)
+
+
+def _markdown(frame) -> str:
+    """A DataFrame as a Markdown table (index first), without the optional ``tabulate`` dependency."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for idx, row in frame.iterrows():
+        lines.append(f"| {idx} | " + " | ".join("—" if v != v else f"{v:.1f}" for v in row.to_numpy(dtype=float)) + " |")
+    return "\n".join(lines)

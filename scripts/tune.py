@@ -1,17 +1,18 @@
 """Choose hyper-parameters on validation identities carved from the training set (never on test identities).
 
-Trains the stages of PS-HRNet (phase 1, phase 2, baseline) with a profile's parameters plus overrides on a
+Trains the stages of PS-HRNet (phase 1, phase 2, baseline) with a profile's configuration plus overrides on a
 :class:`lib.data.ValidationView` of a dataset — ``--val-ids`` of split ``k``'s training identities held out
 as query (LR) / gallery (HR), the rest trained on — and appends one row per stage to
 ``outputs/<profile>/tuning/<dataset>/<name>.csv`` (validation Rank-1/5/10 and mAP; phase 1 also HR→HR).
 ``--collect`` prints every row of a profile and dataset as one table (sorted by stage, then Rank-1).
 
-Example (the settings of ``params/cpu.yaml`` were chosen this way; README "Validation protocol")::
+Example (the settings of ``configs/pshrnet/cpu.yaml`` were chosen this way; README "Validation protocol")::
 
     python scripts/tune.py --profile cpu --dataset viper --name adam_re \\
-        --set OPTIMIZER=adam PHASE1_LR=0.00035 RANDOM_ERASING=0.5 --stages phase1
+        --set phase1.optimizer=adam phase1.lr=0.00035 data.random_erasing=0.5 --stages phase1
 
-Runs live in ``outputs/<profile>/tuning/runs/<dataset>/<name>/split<k>/<stage>`` and resume like any run.
+Runs live in ``outputs/<profile>/tuning/runs/pshrnet/<dataset>-val<N>/…`` (the run lifecycle of every stage: the
+same identity is the same folder, shared between variants) and resume like any run.
 """
 
 from __future__ import annotations
@@ -26,20 +27,21 @@ from pathlib import Path
 import yaml
 
 from lib.data import MLRDataset, ValidationView
-from lib.pshrnet import train_baseline, train_phase1, train_phase2
+from lib.methods import METHODS, run_variant
 from lib.utils.io import atomic_write_text
 from lib.workbook import load_profile
-from lib.workflow import DATASET_FOLDERS, locate_dataset, output_dir, pshrnet_config
+from lib.workflow import experiment_config, locate_dataset, output_dir
 
-STAGES = ("phase1", "phase2", "baseline")
+#: stage → the method outputs it produces
+STAGES = {"phase1": ("teacher_lr", "teacher_hr"), "phase2": ("pshrnet",), "baseline": ("baseline",)}
 
 
 def parse_overrides(items: list[str]) -> dict:
     out = {}
     for it in items:
         key, sep, value = it.partition("=")
-        if not sep or not key.isupper():
-            raise SystemExit(f"--set {it!r}: expected KEY=VALUE with an UPPER_CASE notebook parameter")
+        if not sep or not key or key.isupper():
+            raise SystemExit(f"--set {it!r}: expected key=value with a dotted configuration key (e.g. phase1.lr=0.001)")
         out[key] = yaml.safe_load(value)
     return out
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--dataset", default="viper")
     ap.add_argument("--data-root", default="../shared/data", help="folder holding the dataset folders")
+    ap.add_argument("--output-root", default="outputs")
     ap.add_argument("--name", help="name of this variant (its run folder and CSV file)")
     ap.add_argument("--collect", action="store_true", help="print the rows of every variant run so far and exit")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameter overrides")
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.collect:
         import pandas as pd
 
-        where = output_dir({"PROFILE": Path(a.profile).stem, **parse_overrides(a.set)}) / "tuning" / a.dataset
+        where = output_dir({"PROFILE": Path(a.profile).stem, "OUTPUT_ROOT": a.output_root}) / "tuning" / a.dataset
         files = sorted(where.glob("*.csv"))
         if not files:
             raise SystemExit(f"no tuning results under {where}")
@@ -75,29 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         raise SystemExit(f"--stages: unknown {bad}; expected some of {STAGES}")
     prof = load_profile(a.profile)
-    params = {**prof.get("02_phase1_hr_reid", {}), **prof.get("03_phase2_pseudo_siamese", {}), **parse_overrides(a.set)}
-    root = next((Path(a.data_root) / f for f in DATASET_FOLDERS.get(a.dataset, ()) if (Path(a.data_root) / f).is_dir()),
-                Path(a.data_root))
-    params |= {"DATASET": a.dataset, "DATA_ROOT": str(root), "PROFILE": Path(a.profile).stem}
-    cfg = pshrnet_config(params)
+    params = {**prof.get("02_phase1_hr_reid", {}), "OVERRIDES": {**prof.get("02_phase1_hr_reid", {}).get("OVERRIDES", {}),
+                                                                  **parse_overrides(a.set)}}
+    params |= {"DATASET": a.dataset, "DATA_ROOT": a.data_root, "PROFILE": Path(a.profile).stem, "OUTPUT_ROOT": a.output_root}
+    cfg = experiment_config(params)
+    method = next(METHODS.get(n) for n in METHODS.names() if isinstance(cfg, METHODS.get(n).config_class))
     view = ValidationView(MLRDataset.load(locate_dataset(params, progress=not a.quiet)), a.val_ids, seed=cfg.seed)
     base = output_dir(params) / "tuning"
     rows = []
     for k in [int(s) for s in a.splits.split(",")]:
-        rd = base / "runs" / view.name / a.name / f"split{k}"
         t0 = time.time()
-        teacher = None
-        for stage in stages:
-            if stage == "phase1" or (stage == "phase2" and teacher is None):
-                teacher = train_phase1(view, k, cfg, rd / "phase1", progress=not a.quiet)
-                if stage == "phase1":
-                    rows.append(("phase1", k, teacher.metrics, time.time() - t0))
-            if stage == "phase2":
-                r = train_phase2(view, k, cfg, rd / "phase2", teacher.modules["model"], progress=not a.quiet)
-                rows.append(("phase2", k, r.metrics, time.time() - t0))
-            if stage == "baseline":
-                r = train_baseline(view, k, cfg, rd / "baseline", progress=not a.quiet)
-                rows.append(("baseline", k, r.metrics, time.time() - t0))
+        outputs = [o for st in stages for o in STAGES[st]]
+        _, runs = run_variant(method, cfg, ds=view, split=k, root=base / "runs", variant=a.name, outputs=outputs,
+                              progress=not a.quiet)
+        rows += [(st, k, runs[st].metrics, time.time() - t0) for st in stages]
     table = base / view.name / f"{a.name}.csv"
     fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "wall_s",
               "overrides"]
@@ -108,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
     for stage, k, m, wall in rows:
         lr = m["lr"]
-        rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids, "test_feature": cfg.test_feature,
+        rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids, "test_feature": cfg.test.feature,
                **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
                "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
                "overrides": " ".join(a.set)}

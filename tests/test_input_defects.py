@@ -14,11 +14,13 @@ from tests.conftest import write_image
 from lib.data import MLRConfig, MLRDataset, build_mlr
 from lib.data.mlr import main as mlr_main
 from lib.data.records import ImageReadError
+from lib.core import ConfigError
 from lib.engine import NonFiniteLossError, OptimConfig, Trainer, resolve_precision
+from lib.methods import load_config
+from lib.methods.pshrnet.config import DataConfig
 from lib.metrics import evaluate_ranking
-from lib.pshrnet import PSHRNetConfig
 from lib.workbook import load_profile, resolve_run
-from lib.workflow import pshrnet_config, validate_params
+from lib.workflow import experiment_config, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_SMALL = ["--num-train-ids", "6", "--num-test-ids", "6"]
@@ -171,15 +173,33 @@ def test_invalid_option_keeps_a_good_manifest(fake_viper, tmp_path, capsys):
 # ---------------------------------------------------------------- 5. parameter types
 @pytest.mark.parametrize(
     "key,value,needle",
-    [("SEED", "abc", "SEED must be int"), ("PHASE1_LR", "1e-3", "1.0e-3"), ("ANTIALIAS", "false", "ANTIALIAS must be bool"),
-     ("RATES", [2.5], "RATES must be list[int]"), ("SPLITS", 0, "SPLITS must be list[int]")],
+    [("SEED", "abc", "SEED must be int"), ("ANTIALIAS", "false", "ANTIALIAS must be bool"),
+     ("RATES", [2.5], "RATES must be list[int]"), ("SPLITS", 0, "SPLITS must be list[int]"),
+     ("OVERRIDES", [["phase1.lr", 1e-3]], "OVERRIDES must be dict"), ("VARIANTS", 3, "VARIANTS must be list[str] or str"),
+     ("CONFIG", 3, "CONFIG must be str")],
 )
 def test_wrong_parameter_types_name_key_type_and_value(key, value, needle):
     with pytest.raises(TypeError, match=needle.replace("[", r"\[").replace("]", r"\]")) as e:
         validate_params({key: value})
     assert repr(value) in str(e.value)
-    with pytest.raises(TypeError):
-        pshrnet_config({key: value}) if key not in ("ANTIALIAS",) else validate_params({key: value})
+    with pytest.raises(TypeError, match=key):
+        experiment_config({key: value})
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [({"phase1.lr": "1e-3"}, "phase1.lr must be float, found str '1e-3' (YAML reads 1e-3 as a string: write 1.0e-3)"),
+     ({"seed": "0"}, "seed must be int, found str '0' (a quoted number is a string in YAML: drop the quotes)"),
+     ({"data.native_lr": "false"}, "data.native_lr must be bool, found str 'false'"),
+     ({"data.rates": [2.5]}, "data.rates[0] must be int, found float 2.5"),
+     ({"phase2.losses": {"ps": "high"}}, "phase2.losses.ps must be float, found str 'high'"),
+     ({"phase1.lrr": 1.0}, "unknown key 'phase1.lrr'")],
+)
+def test_wrong_config_values_name_file_key_type_and_value(overrides, needle):
+    """Model, data and training settings are configuration (CONFIG + OVERRIDES), checked as typed as the parameters."""
+    with pytest.raises(ConfigError) as e:
+        experiment_config({"CONFIG": "configs/pshrnet/tiny.yaml", "OVERRIDES": overrides})
+    assert needle in str(e.value) and "tiny.yaml" in str(e.value)
 
 
 @pytest.mark.parametrize("key,value", [("SEED", "abc"), ("ANTIALIAS", "false"), ("RATES", [2.5])])
@@ -193,8 +213,17 @@ def test_dataset_preparation_checks_types(fake_viper, tmp_path, key, value):
 
 
 def test_profile_with_wrong_type_fails_before_running(tmp_path):
-    prof = _profile(tmp_path, "02_phase1_hr_reid:\n  PHASE1_LR: 1e-3\n")  # YAML 1.1: a string
-    with pytest.raises(TypeError, match="PHASE1_LR"):
+    prof = _profile(tmp_path, "02_phase1_hr_reid:\n  SPLITS: 0\n")  # a number, not a list
+    with pytest.raises(TypeError, match=r"SPLITS must be list\[int\], found int 0"):
+        resolve_run(REPO / "notebooks" / "02_phase1_hr_reid.ipynb", str(prof))
+    prof = _profile(tmp_path, "03_phase2_pseudo_siamese:\n  RUN_BASELINE: 'no'\n")
+    with pytest.raises(TypeError, match="RUN_BASELINE must be bool"):
+        resolve_run(REPO / "notebooks" / "03_phase2_pseudo_siamese.ipynb", str(prof))
+
+
+def test_profile_with_wrong_config_value_fails_before_running(tmp_path):
+    prof = _profile(tmp_path, "02_phase1_hr_reid:\n  OVERRIDES: {phase1.lr: 1e-3}\n")  # YAML 1.1: a string
+    with pytest.raises(ValueError, match=r"phase1\.lr.*1\.0e-3"):
         resolve_run(REPO / "notebooks" / "02_phase1_hr_reid.ipynb", str(prof))
 
 
@@ -245,16 +274,18 @@ def test_loss_that_explodes_without_inf_is_not_a_finished_run(tmp_path):
                  param_groups=[{"name": "reid", "params": list(model.parameters()), "lr": 0.1}], dataset=_Data(),
                  sampler=RandomIdentitySampler([0, 0, 1, 1, 2, 2, 3, 3], 2, 2), optim=OptimConfig(epochs=1),
                  precision=resolve_precision(torch.device("cpu"), "fp32", False), run_dir=tmp_path, run_config={}, progress=False)
-    with pytest.raises(NonFiniteLossError, match="diverged.*ce=1e\\+17.*max_loss"):
+    with pytest.raises(NonFiniteLossError, match=r"diverged at epoch 1, step 1: 1e\+17 exceeds max_loss=1e\+06"):
         tr.fit()
     assert not (tmp_path / "history.json").exists()
 
 
 def test_too_small_input_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"7×5 \(HEIGHT×WIDTH\) is too small"):
-        PSHRNetConfig(height=7, width=5)
-    with pytest.raises(ValueError, match="HEIGHT"):
-        pshrnet_config({"HEIGHT": 7, "WIDTH": 5})
+    with pytest.raises(ValueError, match=r"input 7×5 is too small: .*height and width must be ≥ 32"):
+        DataConfig(height=7, width=5)
+    with pytest.raises(ConfigError, match=r"tiny\.yaml .*: data: input 7×5 is too small"):
+        load_config("configs/pshrnet/tiny.yaml", {"data.height": 7, "data.width": 5})
+    with pytest.raises(ConfigError, match=r"data: input 64×16 is too small"):
+        experiment_config({"OVERRIDES": {"data.width": 16}})
 
 
 def test_ranking_rejects_infinite_distances_and_out_of_range_pids():

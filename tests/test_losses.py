@@ -1,4 +1,5 @@
-"""Tests of lib.losses: hand-checked values, subsets, reductions, detachment, fp32 under bf16."""
+"""Tests of lib.losses: hand-checked values, subsets, reductions, detachment, fp32 under bf16, and the terms
+composed by name with per-stage weights (L_TOTAL, Eq. (12))."""
 
 from __future__ import annotations
 
@@ -8,20 +9,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lib.core import ConfigError, UnknownNameError, from_dict
 from lib.losses import (
     DEFAULT_PS_COMPONENTS,
+    LOSS_TERMS,
     CrossEntropyLabelSmooth,
     IDLoss,
+    LossComposer,
     LossConfig,
+    LossInputs,
     PseudoSiameseLoss,
     SRLoss,
-    TotalLoss,
     TripletLoss,
     batch_hard_triplet_loss,
     cross_entropy_label_smooth,
     pairwise_euclidean,
+    parts_to_floats,
 )
 from lib.models import ReIDOutput
+
+#: The paper's stage weights: phase 1 / the baseline L_ID (Eq. (10)), phase 2 L_TOTAL (Eq. (12)).
+ID_WEIGHTS = {"ce": 1.15, "triplet": 0.2}
+PAPER_WEIGHTS = {**ID_WEIGHTS, "sr": 0.5, "ps": 0.5}
 
 
 def _out(seq, feat, logits) -> ReIDOutput:
@@ -196,38 +205,117 @@ def test_ps_loss_teacher_gets_no_gradient():
 
 # --------------------------------------------------------------------------- L_TOTAL
 def test_total_loss_eq12_parts_and_phase1():
-    s, t = _toy_output(seed=3), _toy_output(seed=4)
+    s, t = _toy_output(seed=3, requires_grad=True), _toy_output(seed=4)
     restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
-    crit = TotalLoss()
-    assert crit.config == LossConfig()
-    total, parts = crit(s, TARGETS, restored=restored, hr=hr, teacher_out=t)
-    id_total, _ = IDLoss()(s, TARGETS)
+    crit = LossComposer(PAPER_WEIGHTS, LossConfig())
+    assert set(crit.terms) == {"ce", "triplet", "sr", "ps"} and crit.weights == PAPER_WEIGHTS
+    total, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
+    id_total, id_parts = IDLoss()(s, TARGETS)
     sr = (restored - hr).abs().mean()
     ps, _ = PseudoSiameseLoss()(t, s)
     expected = id_total.item() + 0.5 * sr.item() + 0.5 * ps.item()
-    assert total.dtype == torch.float32
+    assert total.dtype == torch.float32 and total.requires_grad
     assert total.item() == pytest.approx(expected, rel=1e-6)
-    assert all(isinstance(v, float) for v in parts.values())
-    assert parts["total"] == pytest.approx(expected, rel=1e-6)
-    assert {"ce", "bh", "id", "sr", "ps", "ps_seq1", "ps_seq4", "ps_seq5", "ps_logits", "total"} <= set(parts)
-    # Phase 1: L_ID only.
-    total1, parts1 = crit(s, TARGETS)
+    # parts: detached float32 tensors (no host synchronisation per step)
+    assert all(torch.is_tensor(v) and not v.requires_grad and v.dtype == torch.float32 for v in parts.values())
+    assert parts["total"].item() == pytest.approx(expected, rel=1e-6)
+    assert set(parts) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "sr", "ps", "ps_seq1",
+                          "ps_seq4", "ps_seq5", "ps_logits", "total"}
+    floats = parts_to_floats(parts)
+    assert floats["ce"] == pytest.approx(id_parts["ce"].item()) and floats["bh"] == pytest.approx(id_parts["bh"].item())
+    assert floats["sr"] == pytest.approx(sr.item()) and floats["ps"] == pytest.approx(ps.item())
+    # Phase 1: L_ID only (the terms a stage names; no SR or teacher inputs needed).
+    total1, parts1 = LossComposer(ID_WEIGHTS)(LossInputs(s, TARGETS))
     assert total1.item() == pytest.approx(id_total.item(), rel=1e-6)
     assert "sr" not in parts1 and "ps" not in parts1
-    with pytest.raises(ValueError, match="both"):
-        crit(s, TARGETS, restored=restored)
+    # a term whose inputs the stage does not provide is an error naming them
+    with pytest.raises(ValueError, match="loss term 'sr' needs hr"):
+        crit(LossInputs(s, TARGETS, restored=restored))
+    with pytest.raises(ValueError, match="loss term 'ps' needs teacher_out"):
+        crit(LossInputs(s, TARGETS, restored=restored, hr=hr))
+
+
+def test_weights_select_terms_by_name():
+    s, t = _toy_output(seed=3), _toy_output(seed=4)
+    restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
+    x = LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t)
+    full, parts = LossComposer(PAPER_WEIGHTS)(x)
+    # weight 0 removes a term (Table II: ID, SR+ID); it is not even built
+    no_ps = LossComposer({**PAPER_WEIGHTS, "ps": 0.0})
+    assert set(no_ps.terms) == {"ce", "triplet", "sr"} and "ps=" not in repr(no_ps)
+    total, p = no_ps(LossInputs(s, TARGETS, restored=restored, hr=hr))  # no teacher needed
+    assert "ps" not in p and total.item() == pytest.approx(full.item() - 0.5 * parts["ps"].item(), rel=1e-6)
+    total, p = LossComposer({**PAPER_WEIGHTS, "sr": 0.0, "ps": 0.0})(LossInputs(s, TARGETS))
+    assert set(p) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "total"}
+    # other weights scale their term
+    total, _ = LossComposer({**PAPER_WEIGHTS, "ps": 2.0})(x)
+    assert total.item() == pytest.approx(full.item() + 1.5 * parts["ps"].item(), rel=1e-6)
+    assert LOSS_TERMS.names() == ["ce", "ps", "sr", "triplet"]
+    with pytest.raises(UnknownNameError, match=r"unknown loss term 'focal'; registered: ce, ps, sr, triplet"):
+        LossComposer({"ce": 1.0, "focal": 1.0})
+    with pytest.raises(ValueError, match="every weight is 0"):
+        LossComposer({"ce": 0.0, "triplet": 0})
+
+
+def test_loss_terms_use_their_config():
+    s, t = _toy_output(seed=3), _toy_output(seed=4)
+    cfg = LossConfig(margin=0.3, label_smooth=0.0, triplet_on=("seq5",), triplet_reduction="mean",
+                     ps_components=("logits",), sr_reduction="sum")
+    restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
+    _, parts = LossComposer({"ce": 1.0, "triplet": 1.0, "sr": 1.0, "ps": 1.0}, cfg)(
+        LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
+    assert parts["ce"].item() == pytest.approx(F.cross_entropy(s.logits, TARGETS).item(), rel=1e-6)
+    assert [k for k in parts if k.startswith("tri_")] == ["tri_seq5"]
+    assert parts["bh"].item() == pytest.approx(batch_hard_triplet_loss(s.seq[4], TARGETS, 0.3).item(), rel=1e-6)
+    assert parts["sr"].item() == pytest.approx((restored - hr).abs().sum().item(), rel=1e-5)
+    assert {k for k in parts if k.startswith("ps_")} == {"ps_logits"}
+    # 'all': every entry of the output's seq (single-embedding baselines)
+    base = _out([s.seq[0]], s.feat, s.logits)
+    _, parts = LossComposer(ID_WEIGHTS, LossConfig(triplet_on=("all",)))(LossInputs(base, TARGETS))
+    assert [k for k in parts if k.startswith("tri_")] == ["tri_seq1"]
+    with pytest.raises(KeyError, match="seq2"):
+        LossComposer(ID_WEIGHTS)(LossInputs(base, TARGETS))  # default needs Seq1..Seq5
+
+
+def test_hr_mask_restricts_sr_and_ps_to_samples_with_an_hr_original():
+    s, t = _toy_output(seed=3), _toy_output(seed=4)
+    restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
+    mask = torch.tensor([True, False, True, True, False, True, True, True])
+    sub_t = _out([x[mask] for x in t.seq], t.feat[mask], t.logits[mask])
+    crit = LossComposer(PAPER_WEIGHTS)
+    _, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr[mask], teacher_out=sub_t, hr_mask=mask))
+    sub_s = _out([x[mask] for x in s.seq], s.feat[mask], s.logits[mask])
+    assert parts["sr"].item() == pytest.approx((restored[mask] - hr[mask]).abs().mean().item(), rel=1e-6)
+    assert parts["ps"].item() == pytest.approx(PseudoSiameseLoss()(sub_t, sub_s)[0].item(), rel=1e-6)
+    assert parts["ce"].item() == pytest.approx(IDLoss()(s, TARGETS)[1]["ce"].item(), rel=1e-6)  # every sample
+    # a batch without any HR original: the identity terms only
+    none = torch.zeros(8, dtype=torch.bool)
+    total, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr[none], teacher_out=None, hr_mask=none))
+    assert "sr" not in parts and "ps" not in parts
+    assert total.item() == pytest.approx(IDLoss()(s, TARGETS)[0].item(), rel=1e-6)
 
 
 def test_loss_config_from_dict_and_to_dict():
-    cfg = LossConfig.from_dict({"margin": 0.3, "triplet_reduction": "mean", "ps_components": ["logits", "seq5"]})
+    cfg = from_dict(LossConfig, {"margin": 0.3, "triplet_reduction": "mean", "ps_components": ["logits", "seq5"]})
     assert cfg.margin == 0.3 and cfg.ps_components == ("seq5", "logits")
-    assert LossConfig.from_dict(cfg.to_dict()) == cfg
-    assert LossConfig().lambda_ce == 1.15 and LossConfig().lambda_bh == 0.2
-    assert (LossConfig().lambda_sr, LossConfig().lambda_ps, LossConfig().margin) == (0.5, 0.5, 0.1)
-    with pytest.raises(ValueError, match="lambda_xx"):
-        LossConfig.from_dict({"lambda_xx": 1.0})
+    assert from_dict(LossConfig, cfg.to_dict()) == cfg
+    assert LossConfig().margin == 0.1 and LossConfig().label_smooth == 0.1
+    assert LossConfig().ps_components == DEFAULT_PS_COMPONENTS and LossConfig().triplet_on == tuple(f"seq{i}" for i in range(1, 6))
+    # the λs are the stages' loss weights now (paper: Eq. (10) and (12))
+    from lib.methods import load_config
+
+    paper = load_config("configs/pshrnet/paper.yaml")
+    assert paper.phase1.losses == ID_WEIGHTS == paper.baseline.losses and paper.phase2.losses == PAPER_WEIGHTS
+    assert paper.loss == LossConfig()
+    with pytest.raises(ConfigError, match="unknown key 'lambda_xx'"):
+        from_dict(LossConfig, {"lambda_xx": 1.0})
     with pytest.raises(ValueError, match="seq7"):
         LossConfig(ps_components=("seq7",))
+    with pytest.raises(ValueError, match="triplet_on"):
+        LossConfig(triplet_on=("all", "seq1"))
+    with pytest.raises(ValueError, match="triplet_on"):
+        LossConfig(triplet_on=("logits",))
+    assert LossConfig(triplet_on="all").triplet_on == ("all",)
 
 
 # --------------------------------------------------------------------------- numerics
@@ -238,17 +326,19 @@ def test_bf16_inputs_give_fp32_losses_close_to_fp32():
     r32, r16 = torch.rand(8, 3, 4, 2), None
     r16 = r32.bfloat16()
     hr = torch.rand(8, 3, 4, 2)
-    crit = TotalLoss()
-    total32, p32 = crit(s32, TARGETS, restored=r32, hr=hr, teacher_out=t32)
-    total16, p16 = crit(s16, TARGETS, restored=r16, hr=hr.bfloat16(), teacher_out=t16)
-    assert total16.dtype == torch.float32
+    crit = LossComposer(PAPER_WEIGHTS)
+    total32, p32 = crit(LossInputs(s32, TARGETS, restored=r32, hr=hr, teacher_out=t32))
+    total16, p16 = crit(LossInputs(s16, TARGETS, restored=r16, hr=hr.bfloat16(), teacher_out=t16))
+    assert total16.dtype == torch.float32 and all(v.dtype == torch.float32 for v in p16.values())
     assert total16.item() == pytest.approx(total32.item(), rel=2e-2)
+    p32, p16 = parts_to_floats(p32), parts_to_floats(p16)
+    assert set(p16) == set(p32)
     for k in p32:
         assert p16[k] == pytest.approx(p32[k], rel=3e-2, abs=3e-3), k
     # Computing from the bf16 values in fp32 is what the loss does (no bf16 arithmetic).
     s16f = _out([x.float() for x in s16.seq], s16.feat.float(), s16.logits.float())
     t16f = _out([x.float() for x in t16.seq], t16.feat.float(), t16.logits.float())
-    total16f, _ = crit(s16f, TARGETS, restored=r16.float(), hr=hr.bfloat16().float(), teacher_out=t16f)
+    total16f, _ = crit(LossInputs(s16f, TARGETS, restored=r16.float(), hr=hr.bfloat16().float(), teacher_out=t16f))
     assert total16.item() == pytest.approx(total16f.item(), rel=1e-6)
 
 
@@ -260,6 +350,8 @@ def test_losses_under_autocast_backward():
         assert y.dtype == torch.bfloat16
         out = _out([y] * 5, y, y)
         total, _ = IDLoss()(out, TARGETS)
-    assert total.dtype == torch.float32
+        composed, _ = LossComposer(ID_WEIGHTS)(LossInputs(out, TARGETS))
+    assert total.dtype == torch.float32 and composed.dtype == torch.float32
+    assert composed.item() == pytest.approx(total.item(), rel=1e-6)
     total.backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()

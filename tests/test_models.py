@@ -323,9 +323,54 @@ def test_deep_sort_mobilenetv2_loads_by_position():
     assert all(torch.isfinite(s).all() for s in out.seq)
 
 
+# --------------------------------------------------------------------------- registries
+def test_backbone_registry_and_unknown_names():
+    from lib.core import UnknownNameError
+    from lib.models import BACKBONES, HRNetBackbone, MobileNetV2Backbone, ResNetBackbone
+    from lib.models.backbones import is_backbone_name
+
+    assert BACKBONES.get("mobilenet_v2") is MobileNetV2Backbone and BACKBONES.get("resnet50") is ResNetBackbone
+    assert BACKBONES.get("hrnet_w32") is HRNetBackbone and BACKBONES.get("hrnet_w18_small") is HRNetBackbone
+    assert is_backbone_name("hrnet_w32") and not is_backbone_name("hrnet_w33") and not is_backbone_name("vit_b16")
+    for build in (lambda: build_backbone("vit_b16"), lambda: HRNetReID("vit_b16", num_classes=3)):
+        with pytest.raises(UnknownNameError) as e:
+            build()
+        assert isinstance(e.value, KeyError) and isinstance(e.value, ValueError)  # old callers caught ValueError
+        msg = str(e.value)
+        assert msg.startswith("unknown backbone 'vit_b16'; registered: ") and "mobilenet_v2" in msg and "resnet50" in msg
+
+
+def test_sr_and_head_registries_build_from_config_sections():
+    from lib.core import UnknownNameError
+    from lib.core.tracking import ConfigReader
+    from lib.methods.pshrnet import PSHRNetConfig
+    from lib.methods.pshrnet.config import ModelConfig, SRConfig
+    from lib.models import HEADS, SR_MODULES, build_reid_model, build_sr
+
+    assert "vdsr_ca" in SR_MODULES and "hrnet_reid" in HEADS
+    sr = build_sr(SRConfig(depth=4, width=8, reduction=2))
+    assert isinstance(sr, VDSRCA)
+    assert len([c for c in sr.modules() if isinstance(c, ChannelAttention)]) == 2
+    assert sr.body[0][1].down.out_channels == 4  # width / reduction
+    x = _img(1, (16, 8))
+    assert sr(x).shape == x.shape
+    with pytest.raises(UnknownNameError, match=r"unknown SR module 'edsr'; registered: vdsr_ca"):
+        build_sr(SRConfig(name="edsr"))
+    model = build_reid_model(ModelConfig(backbone="mobilenet_v2", pooling="avg"), 5).eval()
+    assert isinstance(model, HRNetReID) and model.head.pooling == "avg"
+    with torch.no_grad():
+        assert model(_img(2)).logits.shape == (2, 5)
+    with pytest.raises(UnknownNameError, match=r"unknown re-ID head 'bnneck'; registered: hrnet_reid"):
+        build_reid_model(ModelConfig(head="bnneck"), 5)
+    # a builder reads only the fields it uses: those, and no others, enter a run's identity
+    cfg = ConfigReader(PSHRNetConfig(), hidden=("test", "runtime"))
+    build_sr(cfg.sr)
+    assert cfg.reads == {"sr.depth": 20, "sr.name": "vdsr_ca", "sr.reduction": 4, "sr.width": 64}
+
+
 # --------------------------------------------------------------------------- integration
 def test_phase2_step_under_bf16_autocast_channels_last():
-    from lib.losses import TotalLoss
+    from lib.losses import LossComposer, LossInputs
 
     torch.manual_seed(0)
     teacher = HRNetReID("mobilenet_v2", num_classes=3).eval().requires_grad_(False)
@@ -340,8 +385,10 @@ def test_phase2_step_under_bf16_autocast_channels_last():
         restored = sr(lr)
         s_out = student(restored)
         assert s_out.seq[-1].dtype == torch.bfloat16
-    total, parts = TotalLoss()(s_out, y, restored=restored, hr=hr, teacher_out=t_out)
-    assert total.dtype == torch.float32 and all(v == v for v in parts.values())
+    loss = LossComposer({"ce": 1.15, "triplet": 0.2, "sr": 0.5, "ps": 0.5})
+    total, parts = loss(LossInputs(s_out, y, restored=restored, hr=hr, teacher_out=t_out))
+    assert total.dtype == torch.float32 and {"ce", "bh", "sr", "ps", "total"} <= set(parts)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
     total.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert sr.tail.weight.grad is not None and torch.isfinite(sr.tail.weight.grad).all()

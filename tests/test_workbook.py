@@ -73,3 +73,48 @@ def test_run_notebook_rejects_unknown_override():
 
     with pytest.raises(KeyError, match="NOT_A_PARAMETER"):
         run_notebook(ROOT / "notebooks" / "04_table1.ipynb", "tiny", overrides={"NOT_A_PARAMETER": 1})
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_every_profile_configuration_loads(profile):
+    """A profile names a configuration file (CONFIG) and OVERRIDES per notebook: each must load as a typed
+    configuration (a mistake there would otherwise surface inside the kernel)."""
+    from lib.workflow import experiment_config
+
+    for stem, params in load_profile(str(profile)).items():
+        declared = notebook_parameters(ROOT / "notebooks" / f"{stem}.ipynb")
+        if "CONFIG" in declared:
+            cfg = experiment_config(declared | params)
+            assert cfg.seed == (declared | params)["SEED"], (profile.stem, stem)
+
+
+def test_notebook_defaults_are_the_tiny_profile():
+    """The notebooks' parameter defaults equal the tiny profile (params/tiny.yaml's header says so)."""
+    for stem, params in load_profile("tiny").items():
+        declared = notebook_parameters(ROOT / "notebooks" / f"{stem}.ipynb")
+        assert {k: declared[k] for k in params} == params, stem
+
+
+def test_every_table_has_a_spec_and_notebooks():
+    from lib.results import load_table_spec, table_names
+    from lib.workbook import TABLE_NOTEBOOKS
+
+    assert sorted(f"table{t}" for t in TABLE_NOTEBOOKS) == table_names()
+    for t, stems in TABLE_NOTEBOOKS.items():
+        spec = load_table_spec(f"table{t}")
+        assert spec.notebook in stems and spec.method == "pshrnet", t
+        for stem in stems:
+            assert (ROOT / "notebooks" / f"{stem}.ipynb").is_file(), stem
+        for prof in ("tiny", "cpu", "paper"):  # every profile that reproduces tables runs each table's notebooks
+            assert set(stems) <= set(load_profile(prof)), (prof, t)
+
+
+def test_reproduce_rejects_unknown_tables_before_running(tmp_path):
+    from lib.workbook import main, reproduce
+
+    with pytest.raises(ValueError, match=r"TABLES: unknown table\(s\) \['3'\]; the workbook has 1, 2, 7"):
+        reproduce("tiny", tmp_path, ["1", "table3"])
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(FileNotFoundError, match="no dataset under"):
+        reproduce("tiny", tmp_path, ["table1"])  # an empty DATA_ROOT: nothing to run
+    assert main(["reproduce", "--profile", "tiny", "--data-root", str(tmp_path), "--tables", "9"]) == 1

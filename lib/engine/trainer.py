@@ -1,9 +1,15 @@
-"""The training loop shared by phase 1 (HR teacher) and phase 2 (pseudo-siamese student).
+"""The generic training loop: no method specifics, one overridable step (torchreid's engine design).
 
-What it does for every run: per-module learning rates with a step schedule and optional warm-up, autocast
-(bf16) when asked, a tqdm progress bar, a non-finite loss check naming the epoch, step and loss term, per-
-epoch metrics (losses, learning rates, throughput, optional evaluation) to ``history.csv`` /
-``history.json``, and a checkpoint every epoch from which a killed run resumes exactly.
+A method hands the trainer its trained modules, a dataset with a P × K sampler, an :class:`OptimConfig` and a
+*step*: ``batch -> (loss, parts, batch_size)`` (forward pass and loss). The trainer does the rest for every
+method alike: optimiser and schedule by name with per-module learning rates, autocast, DataLoader workers and
+pinned memory on CUDA, optional ``torch.compile``, DDP under ``torchrun``, a tqdm bar, per-epoch metrics
+(losses, learning rates, throughput, data-loading share, GPU peak memory) in ``history.csv`` / ``history.json``,
+and a checkpoint every epoch from which a killed run resumes bit-identically.
+
+GPU-friendly: the loss terms stay on the device; they are summed there and brought to the host (one
+synchronisation) only every ``sync_every`` steps, where the finite-loss check runs too (on the CPU a
+synchronisation is free, so it runs every step and names the exact step).
 """
 
 from __future__ import annotations
@@ -12,9 +18,8 @@ import csv
 import io
 import math
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,156 +28,107 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..utils.io import atomic_write_json, atomic_write_text, jsonable
+from . import distributed as D
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .optim import OPTIMIZERS, OptimConfig, lr_factor, make_optimizer, module_param_groups
 from .precision import Precision
 
-__all__ = ["OptimConfig", "OPTIMIZERS", "NonFiniteLossError", "lr_factor", "make_optimizer", "Trainer", "StepFn"]
+__all__ = [
+    "OptimConfig", "OPTIMIZERS", "NonFiniteLossError", "lr_factor", "make_optimizer", "module_param_groups", "Trainer",
+    "StepFn", "default_num_workers",
+]
 
-StepFn = Callable[[dict], tuple[torch.Tensor, dict[str, float], int]]
+StepFn = Callable[[dict], tuple[torch.Tensor, Mapping[str, Any], int]]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN, infinite or larger than ``max_loss``; the message names the epoch, step and term."""
+    """The loss became NaN, infinite or larger than ``max_loss``; the message names the epoch, step(s) and term."""
 
 
-@dataclass(frozen=True)
-class OptimConfig:
-    """Optimiser and schedule (PROTOCOL §5; paper defaults).
+def default_num_workers(device: torch.device) -> int:
+    """DataLoader workers when ``num_workers`` is -1 (auto): up to 8 on CUDA (decoding must keep up with the GPU),
+    0 on the CPU (the workers would take cores from the model; decoding is a few % of a CPU step)."""
+    import os
 
-    Attributes:
-        optimizer: ``'sgd'`` (paper) or ``'adam'`` (the strong re-ID recipe of BoT, Luo et al. 2019:
-            Adam 3.5e-4 with a linear warm-up); ``momentum``/``nesterov`` apply to SGD only.
-        epochs: 70.
-        lr: HRNet-ReID learning rate, 8.5e-3.
-        lr_sr: VDSR-CA learning rate, 8.5e-4 (paper). The authors' code overwrote the VDSR group's rate
-            with the HRNet one every epoch: ``sr_lr_follows_reid=True`` reproduces that.
-        momentum: 0.9. nesterov: ``False`` (paper: SGD); ``True`` in the authors' code.
-        weight_decay: 5e-4.
-        step_size, gamma: × ``gamma`` every ``step_size`` epochs (0.1 every 30).
-        milestones: when given, × ``gamma`` at each of these epochs instead of every ``step_size``
-            (BoT: 40, 70; FTWA: 40, 70 with gamma 0.2).
-        warmup_epochs, warmup_lr: the authors' code trains the first 5 epochs at 3e-4; the paper does not
-            mention it (default 0).
-        warmup_mode: ``'constant'`` (authors' code): every group runs at ``warmup_lr / lr`` of its rate
-            during warm-up; ``'linear'`` (BoT): the factor rises linearly from ``warmup_lr / lr`` at epoch 0
-            to 1 at epoch ``warmup_epochs``.
-    """
-
-    optimizer: str = "sgd"
-    epochs: int = 70
-    lr: float = 8.5e-3
-    lr_sr: float = 8.5e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    step_size: int = 30
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    warmup_lr: float = 3e-4
-    warmup_mode: str = "constant"
-    milestones: tuple[int, ...] = ()
-    sr_lr_follows_reid: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"OptimConfig.optimizer: expected one of {sorted(OPTIMIZERS)}, found {self.optimizer!r}")
-        if self.warmup_mode not in ("constant", "linear"):
-            raise ValueError(f"OptimConfig.warmup_mode: expected 'constant' or 'linear', found {self.warmup_mode!r}")
-        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
-            raise ValueError(f"OptimConfig.milestones: expected increasing epochs ≥ 1, found {list(self.milestones)}")
-        for k in ("epochs", "step_size"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"OptimConfig.{k}: expected ≥ 1, found {getattr(self, k)}")
-        for k in ("lr", "lr_sr", "warmup_lr"):
-            if not getattr(self, k) > 0:
-                raise ValueError(f"OptimConfig.{k}: expected > 0, found {getattr(self, k)}")
-
-
-def lr_factor(epoch: int, cfg: OptimConfig) -> float:
-    """Multiplier of the base learning rates at 0-based ``epoch`` (warm-up, then step decay)."""
-    if epoch < cfg.warmup_epochs:
-        start = cfg.warmup_lr / cfg.lr
-        if cfg.warmup_mode == "linear":
-            return start + (1.0 - start) * epoch / cfg.warmup_epochs
-        return start
-    if cfg.milestones:
-        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-    return cfg.gamma ** (epoch // cfg.step_size)
-
-
-def _sgd(groups, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay
-    )
-
-
-def _adam(groups, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-#: Optimisers by name (``OptimConfig.optimizer``).
-OPTIMIZERS: dict[str, Callable[[list, OptimConfig], torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
-
-
-def make_optimizer(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over named parameter groups ``{'name', 'params', 'lr'}`` (each keeps its ``base_lr``)."""
-    for g in groups:
-        g["base_lr"] = g["lr"]
-    return OPTIMIZERS[cfg.optimizer](groups, cfg)
+    if device.type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, D.world_size()) - 1))
 
 
 class Trainer:
-    """Runs epochs of ``step_fn`` over a P × K loader, checkpointing after each.
+    """Runs epochs of a step over a P × K loader, checkpointing after each.
 
     Args:
-        step_fn: ``batch -> (loss, parts, batch_size)``: forward pass and loss (losses in fp32); called
-            under the run's autocast. ``parts`` are floats for logging.
-        trainable: modules whose state is checkpointed and put in train mode.
-        frozen: modules kept in eval mode (the phase-2 teacher); not checkpointed.
-        param_groups: ``[{'name', 'params', 'lr'}]`` for the optimiser.
-        dataset, sampler: both get ``set_epoch`` so augmentation and order depend on (seed, epoch) only.
+        trainable: modules whose state is trained and checkpointed (put in train mode); one parameter group each,
+            at ``optim.module_lr[name]`` or ``optim.lr`` (or pass ``param_groups``).
+        make_step: ``modules -> step``; receives the modules as they run (compiled / DDP-wrapped) plus ``frozen``.
+        step_fn: alternatively a ready step (then neither ``compile`` nor DDP can wrap the modules).
+        frozen: modules kept in eval mode (a teacher); not checkpointed.
+        dataset, sampler: both get ``set_epoch``, so augmentation and order depend on (seed, epoch) only.
         optim: :class:`OptimConfig`. precision: the resolved numerics.
         run_dir: where ``checkpoints/last.pt``, ``history.csv`` and ``history.json`` go.
-        run_config: a JSON-able description of the run; resuming a checkpoint whose run_config differs is
-            refused (so two different runs never mix).
-        eval_fn: optional ``() -> dict`` of metrics, run after the last epoch and every ``eval_every``.
+        run_config: a JSON-able description of the run; resuming a checkpoint whose run_config differs is refused.
+        num_workers: DataLoader workers (-1: :func:`default_num_workers`). pin_memory: ``None`` = on CUDA.
+        sync_every: steps between host synchronisations (finite check, progress bar); 0 = 1 on the CPU, 25 on CUDA.
+        compile: wrap the trained modules in ``torch.compile`` (checkpoints keep the plain modules' keys).
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
-        max_loss: a finite loss above this stops the run as diverged (1e6; re-ID losses are O(1–100)), so a
-            run whose loss explodes without reaching inf is never recorded as finished.
+        max_loss: a finite loss above this stops the run as diverged (1e6).
+        eval_fn, eval_every: optional ``() -> dict`` run after the last epoch and every ``eval_every`` epochs.
     """
 
     def __init__(
         self,
         *,
-        step_fn: StepFn,
         trainable: dict[str, nn.Module],
-        param_groups: list[dict[str, Any]],
         dataset,
         sampler,
         optim: OptimConfig,
         precision: Precision,
         run_dir: str | Path,
         run_config: dict[str, Any],
+        make_step: Callable[[dict[str, nn.Module]], StepFn] | None = None,
+        step_fn: StepFn | None = None,
         frozen: dict[str, nn.Module] | None = None,
+        param_groups: list[dict[str, Any]] | None = None,
         eval_fn: Callable[[], dict[str, float]] | None = None,
         eval_every: int = 0,
         num_workers: int = 0,
+        pin_memory: bool | None = None,
+        sync_every: int = 0,
+        compile: bool = False,
         max_steps_per_epoch: int | None = None,
         progress: bool = True,
         desc: str = "train",
         max_loss: float = 1e6,
     ) -> None:
-        self.max_loss = float(max_loss)
-        self.step_fn, self.trainable, self.frozen = step_fn, trainable, frozen or {}
-        self.optimizer = make_optimizer(param_groups, optim)
-        self.dataset, self.sampler, self.optim, self.precision = dataset, sampler, optim, precision
+        if (make_step is None) == (step_fn is None):
+            raise TypeError("Trainer: give exactly one of make_step and step_fn")
+        self.trainable, self.frozen = trainable, frozen or {}
+        self.optim, self.precision = optim, precision
+        self.optimizer = make_optimizer(param_groups or module_param_groups(trainable, optim), optim)
+        self.dataset, self.sampler = dataset, sampler
         self.run_dir = Path(run_dir)
-        self.run_config = dict(run_config) | {"optim": asdict(optim)}
+        self.run_config = dict(run_config) | {"optim": jsonable(asdict(optim))}
         self.eval_fn, self.eval_every = eval_fn, eval_every
-        self.num_workers, self.max_steps, self.progress, self.desc = num_workers, max_steps_per_epoch, progress, desc
+        dev = precision.device
+        self.num_workers = default_num_workers(dev) if num_workers < 0 else num_workers
+        self.pin_memory = dev.type == "cuda" if pin_memory is None else pin_memory
+        self.sync_every = sync_every or (25 if dev.type == "cuda" else 1)
+        self.max_steps, self.progress, self.desc, self.max_loss = max_steps_per_epoch, progress, desc, float(max_loss)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
+        running = dict(trainable)
+        if compile or D.is_distributed():
+            if step_fn is not None:
+                raise TypeError("Trainer: compile / DDP need make_step (the step must call the wrapped modules)")
+            for n, m in trainable.items():
+                if compile:
+                    m = torch.compile(m)
+                if D.is_distributed() and any(p.requires_grad for p in m.parameters()):
+                    ids = [dev.index] if dev.type == "cuda" else None
+                    m = nn.parallel.DistributedDataParallel(m, device_ids=ids)
+                running[n] = m
+        self.step_fn = step_fn or make_step({**running, **self.frozen})
 
     @property
     def checkpoint_path(self) -> Path:
@@ -198,19 +154,17 @@ class Trainer:
         return True
 
     def _save(self, epoch: int) -> None:
-        save_checkpoint(
-            self.checkpoint_path,
-            {
-                "epoch": epoch,
-                "modules": {n: m.state_dict() for n, m in self.trainable.items()},
-                "optimizer": self.optimizer.state_dict(),
-                "history": self.history,
-                "run_config": self.run_config,
-                "rng": rng_state(),
-            },
-        )
+        if not D.is_main():
+            return
+        save_checkpoint(self.checkpoint_path, {
+            "epoch": epoch, "modules": {n: m.state_dict() for n, m in self.trainable.items()},
+            "optimizer": self.optimizer.state_dict(), "history": self.history, "run_config": self.run_config,
+            "rng": rng_state(),
+        })
 
     def _write_history(self) -> None:
+        if not D.is_main():
+            return
         atomic_write_json(self.run_dir / "history.json", self.history)
         keys: list[str] = []
         for rec in self.history:
@@ -224,35 +178,42 @@ class Trainer:
     # ------------------------------------------------------------------ train
     def _set_lr(self, epoch: int) -> dict[str, float]:
         f = lr_factor(epoch, self.optim)
-        reid_lr = None
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * f
-            if g.get("name") != "sr":
-                reid_lr = g["lr"]
-        if self.optim.sr_lr_follows_reid and reid_lr is not None:
-            for g in self.optimizer.param_groups:
-                if g.get("name") == "sr":
-                    g["lr"] = reid_lr
         return {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
 
-    def _check_finite(self, loss: torch.Tensor, parts: dict[str, float], epoch: int, step: int) -> None:
-        value = float(loss.detach())
-        if math.isfinite(value) and abs(value) <= self.max_loss:
-            return
-        last = self.checkpoint_path if self.checkpoint_path.exists() else "none"
+    def _check(self, worst: torch.Tensor, sums: dict[str, torch.Tensor], epoch: int, first: int, last: int) -> float:
+        """One host synchronisation: raise if a loss in steps ``first..last`` was non-finite or above max_loss."""
+        if D.is_distributed():  # every rank stops together
+            torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+        value = float(worst)
+        if math.isfinite(value) and value <= self.max_loss:
+            return value
+        where = f"step {last + 1}" if first == last else f"steps {first + 1}–{last + 1} (checked every {self.sync_every})"
+        ckpt = self.checkpoint_path if self.checkpoint_path.exists() else "none"
         if math.isfinite(value):
-            big = {k: v for k, v in parts.items() if abs(v) > self.max_loss} or {"total": value}
+            terms = {k: float(v) for k, v in sums.items() if k != "total"}
+            big = sorted(terms, key=lambda k: -abs(terms[k]))[:3]
             raise NonFiniteLossError(
-                f"{self.desc}: the loss diverged at epoch {epoch + 1}, step {step + 1}: "
-                f"{', '.join(f'{k}={v:.3g}' for k, v in big.items())} exceeds max_loss={self.max_loss:g}. "
-                f"The last good checkpoint is {last}; lower the learning rate (or raise max_loss if such values are expected)."
-            )
-        bad = {k: v for k, v in parts.items() if not math.isfinite(v)} or {"total": value}
-        terms = ", ".join(f"{k}={v}" for k, v in bad.items())
+                f"{self.desc}: the loss diverged at epoch {epoch + 1}, {where}: {value:.3g} exceeds max_loss="
+                f"{self.max_loss:g} (largest terms this epoch: {', '.join(big) or 'total'}). The last good checkpoint is "
+                f"{ckpt}; lower the learning rate (or raise max_loss if such values are expected).")
+        bad = [k for k, v in sums.items() if not math.isfinite(float(v))] or ["total"]
         raise NonFiniteLossError(
-            f"{self.desc}: non-finite loss at epoch {epoch + 1}, step {step + 1}: {terms}. "
-            f"The last good checkpoint is {last}; lower the learning rate or try PRECISION fp32."
-        )
+            f"{self.desc}: non-finite loss at epoch {epoch + 1}, {where}: term(s) {', '.join(bad)}. "
+            f"The last good checkpoint is {ckpt}; lower the learning rate or try precision fp32.")
+
+    def _loader(self, epoch: int) -> DataLoader:
+        for obj in (self.dataset, self.sampler):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        bs = self.sampler.batch_size
+        common = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                      persistent_workers=False, prefetch_factor=4 if self.num_workers else None)
+        if D.is_distributed():
+            shard = D.ShardedBatchSampler(self.sampler, bs, D.rank(), D.world_size())
+            return DataLoader(self.dataset, batch_sampler=shard, **common)
+        return DataLoader(self.dataset, batch_size=bs, sampler=self.sampler, drop_last=True, **common)
 
     def fit(self) -> list[dict[str, Any]]:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
@@ -261,59 +222,64 @@ class Trainer:
         self.try_resume()
         for m in self.frozen.values():
             m.eval()
+        dev = self.precision.device
         for epoch in range(self.start_epoch, self.optim.epochs):
             lrs = self._set_lr(epoch)
-            for obj in (self.dataset, self.sampler):
-                if hasattr(obj, "set_epoch"):
-                    obj.set_epoch(epoch)
-            loader = DataLoader(
-                self.dataset,
-                batch_size=self.sampler.batch_size,
-                sampler=self.sampler,
-                drop_last=True,
-                num_workers=self.num_workers,
-                pin_memory=self.precision.device.type == "cuda",
-            )
+            loader = self._loader(epoch)
             for m in self.trainable.values():
                 m.train()
-            sums: dict[str, float] = defaultdict(float)
-            seen, steps, t0 = 0, 0, time.perf_counter()
             total = len(loader) if self.max_steps is None else min(len(loader), self.max_steps)
             if total == 0:
                 raise RuntimeError(
                     f"{self.desc}: epoch {epoch + 1} has no batch: {len(self.dataset)} samples, batch size "
-                    f"{self.sampler.batch_size} (P×K); lower P or K"
-                )
-            bar = tqdm(loader, total=total, desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", disable=not self.progress,
+                    f"{self.sampler.batch_size} (P×K) × {D.world_size()} rank(s); lower P or K")
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            sums: dict[str, torch.Tensor] = {}
+            worst = torch.zeros((), device=dev)
+            seen, steps, first, data_s = 0, 0, 0, 0.0
+            bar = tqdm(total=total, desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", disable=not self.progress,
                        mininterval=2.0, leave=False)
-            for step, batch in enumerate(bar):
+            t0 = t_wait = time.perf_counter()
+            for step, batch in enumerate(loader):
                 if step >= total:
                     break
+                data_s += time.perf_counter() - t_wait
                 with self.precision.autocast():
                     loss, parts, bs = self.step_fn(batch)
-                self._check_finite(loss, parts, epoch, step)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                worst = torch.maximum(worst, loss.detach().float().abs())  # NaN propagates
                 for k, v in parts.items():
-                    sums[k] += v * bs
+                    v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v), device=dev)
+                    sums[k] = sums[k] + v * bs if k in sums else v * bs
                 seen += bs
                 steps += 1
-                bar.set_postfix(loss=f"{parts.get('total', float(loss.detach())):.3f}", refresh=False)
+                if steps % self.sync_every == 0 or steps == total:
+                    value = self._check(worst, sums, epoch, first, step)
+                    bar.update(step + 1 - bar.n)
+                    bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+                    worst.zero_()
+                    first = step + 1
+                t_wait = time.perf_counter()
             bar.close()
-            if self.precision.device.type == "cuda":
-                torch.cuda.synchronize()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
             dt = time.perf_counter() - t0
+            world = D.world_size()
             rec: dict[str, Any] = {"epoch": epoch + 1, **lrs}
-            rec.update({f"loss_{k}": v / max(seen, 1) for k, v in sums.items()})
-            rec.update({"steps": steps, "samples": seen, "time_s": round(dt, 3), "samples_per_s": round(seen / dt, 2)})
-            if self.precision.device.type == "cuda":
-                rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(self.precision.device) / 2**20)
+            rec.update({f"loss_{k}": v / max(seen, 1) for k, v in zip(sums, torch.stack(list(sums.values())).tolist())}
+                       if sums else {})
+            rec.update({"steps": steps, "samples": seen * world, "time_s": round(dt, 3),
+                        "samples_per_s": round(seen * world / dt, 2), "data_frac": round(data_s / dt, 3)})
+            if dev.type == "cuda":
+                rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
             last = epoch + 1 == self.optim.epochs
-            if self.eval_fn is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
+            if self.eval_fn is not None and D.is_main() and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})
             self.history.append(rec)
             self._save(epoch)  # the checkpoint first: the history never runs ahead of it
             self._write_history()
+            D.barrier()
         return self.history
-

@@ -5,7 +5,8 @@
 * :mod:`~lib.losses.id_loss` — ``L_ID``, Eq. (10);
 * :mod:`~lib.losses.sr_loss` — ``L_SR``, Eq. (5);
 * :mod:`~lib.losses.pseudo_siamese` — ``L_PS``, Eq. (11);
-* :mod:`~lib.losses.total` — ``L_TOTAL``, Eq. (12), and :class:`LossConfig`.
+* :mod:`~lib.losses.compose` — ``L_TOTAL``, Eq. (12): the terms by name (:data:`LOSS_TERMS`) composed with
+  weights, and :class:`LossConfig`.
 
 Every loss casts its inputs to float32, so it can follow a bf16/fp16 autocast forward pass.
 """
@@ -14,7 +15,7 @@ from .cross_entropy_label_smooth import CrossEntropyLabelSmooth, cross_entropy_l
 from .id_loss import IDLoss, parts_to_floats
 from .pseudo_siamese import DEFAULT_PS_COMPONENTS, PS_COMPONENTS, PseudoSiameseLoss
 from .sr_loss import SRLoss, sr_loss
-from .total import LossConfig, TotalLoss
+from .compose import LOSS_TERMS, LossComposer, LossConfig, LossInputs
 from .triplet import TripletLoss, batch_hard_triplet_loss, pairwise_euclidean
 
 __all__ = [
@@ -31,5 +32,7 @@ __all__ = [
     "PS_COMPONENTS",
     "DEFAULT_PS_COMPONENTS",
     "LossConfig",
-    "TotalLoss",
+    "LossInputs",
+    "LOSS_TERMS",
+    "LossComposer",
 ]

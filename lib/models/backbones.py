@@ -26,6 +26,8 @@ import torch
 import torchvision
 from torch import nn
 
+from ..core.registry import Registry
+
 from .weights import (
     HRNET_CLS_HEAD_PREFIXES,
     LoadReport,
@@ -37,6 +39,7 @@ from .weights import (
 )
 
 __all__ = [
+    "BACKBONES",
     "HRNetBackbone",
     "ResNetBackbone",
     "MobileNetV2Backbone",
@@ -164,9 +167,18 @@ class MobileNetV2Backbone(nn.Module):
         return key[len("features.") :] if key.startswith("features.") else key
 
 
+#: Backbone classes by name: every timm ``hrnet_*`` model, the torchvision ResNets, ``mobilenet_v2``.
+BACKBONES = Registry("backbone")
+for _n in timm.list_models("hrnet*"):
+    BACKBONES.register(_n, HRNetBackbone)
+for _n in RESNETS:
+    BACKBONES.register(_n, ResNetBackbone)
+BACKBONES.register("mobilenet_v2", MobileNetV2Backbone)
+
+
 def is_backbone_name(name: str) -> bool:
     """Whether :func:`build_backbone` knows ``name``."""
-    return name.startswith("hrnet") or name in RESNETS or name == "mobilenet_v2"
+    return name in BACKBONES
 
 
 def build_backbone(
@@ -192,14 +204,7 @@ def build_backbone(
         FileNotFoundError: ``'file:'`` path does not exist.
     """
     spec = parse_weights(weights)
-    if name.startswith("hrnet"):
-        cls = HRNetBackbone
-    elif name in RESNETS:
-        cls = ResNetBackbone
-    elif name == "mobilenet_v2":
-        cls = MobileNetV2Backbone
-    else:
-        raise ValueError(f"unknown backbone {name!r}; valid: timm 'hrnet_*', {', '.join(RESNETS)}, mobilenet_v2")
+    cls = BACKBONES.get(name)
     if spec.kind == "deep-sort-mobilenetv2" and cls is not MobileNetV2Backbone:
         raise ValueError(f"weights='deep-sort-mobilenetv2' only fits mobilenet_v2, not {name!r}")
     if spec.kind == "hub":

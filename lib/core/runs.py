@@ -1,0 +1,226 @@
+"""The generic run lifecycle: build a stage, name it by what it reads, reuse / resume / train / evaluate.
+
+A *method* (PS-HRNet, FTWA, …) is a graph of *stages* (phase 1 → phase 2; a baseline). Running a stage:
+
+1. its ``build`` makes the models, data, step and evaluation from a :class:`~lib.core.tracking.ConfigReader`;
+2. its **identity** is what it read (dotted key → value), plus the data (dataset, manifest hash, split), the
+   resolved numerics and the identities of the stages it depends on — no hand-kept key lists;
+3. the run lives in a folder named by the identity's hash, ``runs/<method>/<dataset>/stages/split<k>/
+   <stage>-<hash>/``: two variants that differ only in phase 2 share one phase-1 folder (Table VII's variants
+   train one teacher), variants never overwrite each other, and each variant sees its runs through links
+   ``runs/<method>/<dataset>/variants/<variant>/split<k>/<stage>``;
+4. a finished run (``model.pt`` + ``metrics.json`` vouching for it) is reused; if only evaluation settings
+   changed it is re-evaluated; a killed run resumes from ``checkpoints/last.pt``; otherwise it trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine import distributed as D
+from ..engine.checkpoint import load_checkpoint, save_checkpoint
+from ..engine.optim import OptimConfig
+from ..engine.precision import Precision
+from ..engine.runtime import RuntimeConfig
+from ..engine.trainer import Trainer
+from ..utils.io import atomic_write_json, jsonable
+from ..utils.seed import seed_everything
+from .tracking import ConfigReader
+
+__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "HIDDEN_SECTIONS"]
+
+#: Configuration sections a stage never reads through its reader (they are not part of any identity).
+HIDDEN_SECTIONS = ("test", "runtime")
+
+
+@dataclass
+class StageContext:
+    """What a stage's ``build`` gets: the tracked configuration and everything that is not configuration."""
+
+    method: str
+    stage: str
+    cfg: ConfigReader  # reads are recorded: the identity
+    test: Any  # evaluation settings (a re-evaluation, never a retraining, when they change)
+    runtime: RuntimeConfig
+    ds: Any  # MLRDataset or ValidationView
+    split: int
+    prec: Precision
+    deps: dict[str, RunResult]
+    progress: bool = True
+
+
+@dataclass
+class StagePlan:
+    """What a stage trains and how it is evaluated.
+
+    ``modules`` are trained and saved; ``make_step(modules | frozen) -> step`` (see :class:`~lib.engine.Trainer`);
+    ``evaluate() -> metrics`` runs on the plain modules; ``identity`` adds facts of the data (e.g. the number
+    of classes); ``eval_settings`` are recorded so a change re-evaluates the finished run.
+    """
+
+    modules: dict[str, nn.Module]
+    dataset: Any
+    sampler: Any
+    optim: OptimConfig
+    make_step: Callable[[dict[str, nn.Module]], Callable]
+    evaluate: Callable[[], dict[str, Any]]
+    frozen: dict[str, nn.Module] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+    eval_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A node of a method's stage graph: ``build(ctx) -> StagePlan``; ``deps`` are run first (their results are
+    ``ctx.deps``); ``seed_offset`` is added to the configuration's seed for this stage."""
+
+    name: str
+    build: Callable[[StageContext], StagePlan]
+    deps: tuple[str, ...] = ()
+    seed_offset: int = 0
+
+
+@dataclass
+class RunResult:
+    """A finished stage: its modules, metrics, history, folder and identity."""
+
+    stage: str
+    modules: dict[str, nn.Module]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    run_dir: Path
+    identity: dict[str, Any]
+    key: str
+
+
+def identity_key(identity: dict) -> str:
+    """12 hex digits of the SHA-256 of the identity's canonical JSON."""
+    text = json.dumps(jsonable(identity), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _finished(run_dir: Path, identity: dict) -> dict | None:
+    p = run_dir / "metrics.json"
+    if not p.is_file() or not (run_dir / "model.pt").is_file():
+        return None
+    try:
+        rec = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e}); delete it to re-evaluate the run") from None
+    return rec if jsonable(rec.get("run")) == jsonable(identity) else None
+
+
+def _load_modules(run_dir: Path, modules: dict[str, nn.Module]) -> None:
+    path = run_dir / "model.pt"
+    st = load_checkpoint(path)
+    for n, m in modules.items():
+        try:
+            m.load_state_dict(st[n])
+        except (KeyError, RuntimeError) as e:
+            raise RuntimeError(f"{path}: cannot load '{n}' ({str(e)[:300]}); delete {run_dir} to retrain") from None
+
+
+def _link(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` (relative symlink, replaced atomically)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == rel:
+        return
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(rel, tmp)
+    os.replace(tmp, link)
+
+
+def run_stage(
+    stage: Stage,
+    *,
+    method: str,
+    cfg: Any,
+    ds: Any,
+    split: int,
+    root: str | Path,
+    deps: dict[str, RunResult] | None = None,
+    variant: str | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Reuse, re-evaluate, resume or train one stage of ``method`` on ``ds`` / ``split``.
+
+    Args:
+        cfg: the method's typed configuration (with ``seed``, ``test`` and ``runtime`` sections).
+        root: the runs folder (``outputs/<profile>/runs``).
+        deps: finished runs of the stages this one depends on.
+        variant: the variant name under which to link the run (``None``: no link).
+    """
+    deps = deps or {}
+    runtime: RuntimeConfig = cfg.runtime
+    prec = runtime.precision_for()
+    reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)
+    ctx = StageContext(method=method, stage=stage.name, cfg=reader, test=cfg.test, runtime=runtime, ds=ds, split=split,
+                       prec=prec, deps=deps, progress=progress)
+    seed = reader.seed + stage.seed_offset
+    seed_everything(seed)
+    plan = stage.build(ctx)
+    identity = {
+        "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint, "split": split,
+        "precision": prec.name, "config": reader.reads, "deps": {n: d.key for n, d in sorted(deps.items())},
+        "max_steps_per_epoch": runtime.max_steps_per_epoch, **plan.identity,
+    }
+    reader.freeze()
+    key = identity_key(identity)
+    root = Path(root)
+    run_dir = root / method / ds.name / "stages" / f"split{split}" / f"{stage.name}-{key}"
+    t0 = time.time()
+    done = _finished(run_dir, identity)
+    if done is not None:
+        _load_modules(run_dir, plan.modules)
+        if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
+            done = _finish(run_dir, identity, plan, plan.evaluate(), [], prec, ds, t0, previous=done)
+        result = RunResult(stage.name, plan.modules, done["metrics"], [], run_dir, identity, key)
+    else:
+        trainer = Trainer(
+            trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
+            sampler=plan.sampler, optim=plan.optim, precision=prec, run_dir=run_dir, run_config=identity,
+            progress=progress, desc=f"{method}/{stage.name} {ds.name} split {split}", **runtime.trainer_kwargs(),
+        )
+        if D.is_main():
+            atomic_write_json(run_dir / "identity.json", identity)
+        history = trainer.fit()
+        metrics: dict[str, Any] = {}
+        if D.is_main():
+            metrics = _finish(run_dir, identity, plan, plan.evaluate(), history, prec, ds, t0)["metrics"]
+        D.barrier()
+        result = RunResult(stage.name, plan.modules, metrics, history, run_dir, identity, key)
+    if variant is not None and D.is_main():
+        _link(root / method / ds.name / "variants" / variant / f"split{split}" / stage.name, run_dir)
+    return result
+
+
+def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, history: list, prec: Precision, ds: Any,
+            t0: float, previous: dict | None = None) -> dict:
+    """Write ``model.pt`` then ``metrics.json`` (which vouches for it), both atomically."""
+    if previous is None:
+        save_checkpoint(run_dir / "model.pt", {"identity": identity, **{n: m.state_dict() for n, m in plan.modules.items()}})
+    rec = dict(previous or {}) | {
+        "run": identity, "data": ds.provenance(), "eval": jsonable(plan.eval_settings), "metrics": metrics,
+        "device": str(prec.device), "torch": torch.__version__,
+    }
+    if previous is None:
+        rec |= {
+            "epochs": len(history),
+            "train_time_s": round(sum(h.get("time_s", 0.0) for h in history), 1),
+            "wall_time_s": round(time.time() - t0, 1),
+            "final_losses": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")},
+        }
+    atomic_write_json(run_dir / "metrics.json", rec)
+    return rec

@@ -1,0 +1,58 @@
+"""How a run executes (never part of what it computes, so never part of a run's identity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .precision import Precision, resolve_device, resolve_precision
+
+__all__ = ["RuntimeConfig"]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Execution settings.
+
+    Attributes:
+        device: ``auto`` (CUDA when available) | ``cpu`` | ``cuda`` | ``cuda:N``.
+        precision: ``auto`` (bf16 where it is fast: CUDA, CPUs with native bf16; fp32 elsewhere) | ``bf16`` |
+            ``fp32``. The resolved precision *is* part of a run's identity (bf16 trains differently).
+        channels_last: ``auto`` (on) | ``true`` | ``false``.
+        num_workers: DataLoader workers; -1 = auto (up to 8 on CUDA, 0 on the CPU).
+        pin_memory: ``auto`` (on CUDA) | ``true`` | ``false``.
+        sync_every: steps between host synchronisations (finite-loss check, logging); 0 = auto (1 on CPU, 25 on CUDA).
+        compile: ``torch.compile`` the trained modules (GPU; minutes of compilation first).
+        max_loss: a finite loss above it stops the run as diverged (1e6; raise it with ``sum`` reductions).
+        max_steps_per_epoch: 0 = whole epochs; N cuts each epoch to N steps (smoke tests, benchmarks) — this one
+            changes what is trained, so it *is* recorded in the identity of every stage.
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: str | bool = "auto"
+    num_workers: int = -1
+    pin_memory: str | bool = "auto"
+    sync_every: int = 0
+    compile: bool = False
+    max_loss: float = 1e6
+    max_steps_per_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision: expected auto, bf16 or fp32, found {self.precision!r}")
+        if self.channels_last not in ("auto", True, False):
+            raise ValueError(f"channels_last: expected auto, true or false, found {self.channels_last!r}")
+        if self.pin_memory not in ("auto", True, False):
+            raise ValueError(f"pin_memory: expected auto, true or false, found {self.pin_memory!r}")
+        if self.num_workers < -1 or self.sync_every < 0 or self.max_steps_per_epoch < 0:
+            raise ValueError("num_workers ≥ -1, sync_every ≥ 0 and max_steps_per_epoch ≥ 0 are required")
+
+    def precision_for(self) -> Precision:
+        """The resolved :class:`Precision` on this machine."""
+        return resolve_precision(resolve_device(self.device), self.precision, self.channels_last)
+
+    def trainer_kwargs(self) -> dict:
+        """The :class:`~lib.engine.Trainer` arguments these settings give."""
+        return {"num_workers": self.num_workers, "pin_memory": None if self.pin_memory == "auto" else self.pin_memory,
+                "sync_every": self.sync_every, "compile": self.compile, "max_loss": self.max_loss,
+                "max_steps_per_epoch": self.max_steps_per_epoch or None}

@@ -1,0 +1,136 @@
+"""Methods by name (:data:`METHODS`), each in its own package, sharing data, engine, losses, evaluation, tables.
+
+A :class:`Method` is a typed configuration class plus a graph of stages (:class:`~lib.core.runs.Stage`) and the
+*outputs* a table can show (``output name -> (stage, metrics key)``). Configurations come from YAML files with
+``_base_`` inheritance (``configs/<method>/*.yaml``, each naming its ``method``); a *variant* is a configuration
+plus a few dotted overrides (``phase2.losses.ps: 0``).
+
+    method = METHODS.get("pshrnet")
+    cfg = load_config("configs/pshrnet/cpu.yaml", {"phase2.losses.ps": 0.0})
+    metrics, runs = run_variant(method, cfg, ds=ds, split=0, root="outputs/cpu/runs", variant="sr_id")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.config import ConfigError, apply_overrides, flatten, from_dict, load_config_file, to_dict
+from ..core.registry import Registry
+from ..core.runs import RunResult, Stage, run_stage
+from ..utils.io import jsonable
+from ..utils.paths import repo_root, resolve_path
+
+__all__ = ["METHODS", "Method", "load_config", "config_method", "run_variant", "differences", "RESULT_RUNTIME_KEYS"]
+
+#: Runtime settings that change what a run computes (listed among a table's differences from the paper).
+RESULT_RUNTIME_KEYS = ("runtime.max_steps_per_epoch",)
+
+#: Methods by name; ``lib.methods.<name>`` registers itself on import.
+METHODS = Registry("method")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A re-ID method: its configuration class, stages and outputs.
+
+    Attributes:
+        name: the registry name (also the first level of its run folders).
+        config_class: the typed configuration dataclass (with ``seed``, ``test`` and ``runtime`` sections).
+        stages: the stage graph, in dependency order.
+        outputs: ``output -> (stage, metrics key)``, e.g. ``'pshrnet': ('phase2', 'lr')``.
+        paper_config: the configuration file holding the paper's setting (what differences are measured against).
+        not_compared: configuration keys (dotted prefixes) that are never differences from the paper: execution
+            settings and sections the paper has no counterpart for.
+    """
+
+    name: str
+    config_class: type
+    stages: dict[str, Stage]
+    outputs: dict[str, tuple[str, str]]
+    paper_config: str
+    not_compared: tuple[str, ...] = field(default=("test.batch_size",))
+
+    def stages_for(self, outputs: Iterable[str]) -> list[str]:
+        """The stages (dependencies first) needed for ``outputs``; unknown outputs list the method's."""
+        need: list[str] = []
+
+        def add(stage: str) -> None:
+            for d in self.stages[stage].deps:
+                add(d)
+            if stage not in need:
+                need.append(stage)
+        for o in outputs:
+            if o not in self.outputs:
+                raise KeyError(f"method {self.name!r} has no output {o!r}; its outputs: {', '.join(self.outputs)}")
+            add(self.outputs[o][0])
+        return [s for s in self.stages if s in need]
+
+
+def config_method(data: Mapping[str, Any], where: str) -> Method:
+    """The :class:`Method` a configuration mapping names in its ``method`` key."""
+    name = data.get("method")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: 'method' must name the method (one of {', '.join(METHODS.names())}), found {name!r}")
+    return METHODS.get(name)
+
+
+def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None):
+    """A method's typed configuration from a YAML file (``_base_`` resolved), with dotted ``overrides`` on top.
+
+    Raises:
+        ConfigError: a missing file, bad YAML, an unknown key or a wrong type, naming the file and the key.
+    """
+    p = resolve_path(path)
+    data = load_config_file(p)
+    method = config_method(data, str(p))
+    body = apply_overrides({k: v for k, v in data.items() if k != "method"}, dict(overrides or {}))
+    return from_dict(method.config_class, body, where=str(p) if not overrides else f"{p} (+ overrides {dict(overrides)})")
+
+
+def run_variant(method: Method, cfg: Any, *, ds: Any, split: int, root: str | Path, variant: str = "default",
+                outputs: Iterable[str] | None = None, progress: bool = True) -> tuple[dict[str, dict], dict[str, RunResult]]:
+    """Run (or reuse) the stages ``outputs`` need on one split; returns ``({output: metrics}, {stage: run})``.
+
+    ``outputs`` default to all of the method's; an output whose metrics key a run lacks (e.g. the HR-query result
+    on CAVIAR, whose queries have no HR original) is left out.
+    """
+    outputs = list(outputs or method.outputs)
+    runs: dict[str, RunResult] = {}
+    for s in method.stages_for(outputs):
+        stage = method.stages[s]
+        runs[s] = run_stage(stage, method=method.name, cfg=cfg, ds=ds, split=split, root=root, variant=variant,
+                            deps={d: runs[d] for d in stage.deps}, progress=progress)
+    metrics = {o: runs[method.outputs[o][0]].metrics[method.outputs[o][1]] for o in outputs
+               if method.outputs[o][1] in runs[method.outputs[o][0]].metrics}
+    return metrics, runs
+
+
+def differences(method: Method, ours: Any, paper: Any, skip: Iterable[str] = ()) -> list[str]:
+    """Every setting of ``ours`` that differs from ``paper`` (both the method's configurations), in words:
+    ``'data.height 128 (paper 256)'``. Keys under ``method.not_compared`` or ``skip`` are left out, and so are the
+    execution settings (``runtime.*``) except those that change what is trained (:data:`RESULT_RUNTIME_KEYS`)."""
+    a, b = flatten(jsonable(to_dict(ours))), flatten(jsonable(to_dict(paper)))
+    a = {k: v for k, v in a.items() if v != {}}  # an emptied mapping shows as its removed keys
+    b = {k: v for k, v in b.items() if v != {}}
+    runtime = tuple(f"runtime.{k}" for k in ("device", "precision", "channels_last", "num_workers", "pin_memory",
+                                              "sync_every", "compile", "max_loss"))
+    drop = tuple(method.not_compared) + tuple(skip) + runtime
+    out = []
+    for k in sorted(set(a) | set(b), key=lambda k: (k.split(".")[0], k)):
+        if any(k == d or k.startswith(d + ".") for d in drop) or a.get(k) == b.get(k):
+            continue
+        fmt = lambda v: (",".join(map(str, v)) or "none") if isinstance(v, list) else ("—" if v is None else str(v))  # noqa: E731
+        out.append(f"{k} {fmt(a.get(k))} (paper {fmt(b.get(k))})")
+    return out
+
+
+def paper_config_path(method: Method) -> Path:
+    return repo_root() / method.paper_config
+
+
+# Every method package registers itself (BasicSR's auto-import of *_arch.py, made explicit).
+from . import pshrnet  # noqa: E402,F401

@@ -1,0 +1,25 @@
+"""PS-HRNet (IEEE TIP): VDSR-CA + HRNet-ReID, trained as a pseudo-siamese pair (HR teacher, LR student).
+
+* :mod:`.config` — the typed configuration (``configs/pshrnet/*.yaml``);
+* :mod:`.steps` — the training steps (phase 1 / baseline: L_ID; phase 2: L_TOTAL, Eq. (12));
+* :mod:`.stages` — the stage graph phase 1 → phase 2, and the bicubic ID baseline.
+
+Outputs (what tables show): ``pshrnet`` (the student, LR query vs HR gallery), ``teacher_lr`` (the phase-1 model
+on LR queries, no SR), ``teacher_hr`` (on HR queries, where they exist), ``baseline`` (bicubic + ID).
+"""
+
+from __future__ import annotations
+
+from .. import METHODS, Method
+from .config import PSHRNetConfig
+from .stages import STAGES
+
+__all__ = ["PSHRNET", "PSHRNetConfig"]
+
+PSHRNET = METHODS.register("pshrnet", Method(
+    name="pshrnet", config_class=PSHRNetConfig, stages=STAGES,
+    outputs={"pshrnet": ("phase2", "lr"), "teacher_lr": ("phase1", "lr"), "teacher_hr": ("phase1", "hr"),
+             "baseline": ("baseline", "lr")},
+    paper_config="configs/pshrnet/paper.yaml",
+    not_compared=("test.batch_size", "baseline"),  # the paper has no baseline stage
+))

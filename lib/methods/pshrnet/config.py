@@ -1,0 +1,122 @@
+"""PS-HRNet's typed configuration (defaults: the paper, PROTOCOL §2–§5).
+
+Loaded from YAML (``configs/pshrnet/*.yaml``, with ``_base_`` inheritance) by :func:`lib.methods.load_config`;
+a wrong type names the key, the expected type and the value found. Sections:
+
+* ``model`` — the re-ID network: ``head`` (``hrnet_reid``), ``backbone`` (``hrnet_w32``), ``weights``
+  (``none`` | ``hub`` | ``file:PATH`` | ``deep-sort-mobilenetv2``; the paper starts from ImageNet HRNet-W32-C),
+  ``pooling`` (``avg+max``).
+* ``sr`` — the SR module G: ``name`` (``vdsr_ca``), ``depth`` 20, ``width`` 64, ``reduction`` 4.
+* ``data`` — input ``height`` × ``width`` (256 × 128), P = ``num_identities`` 4, K = ``num_instances`` 6,
+  ``pair_mode`` (``fresh`` paper: a new r per sample | ``mlr`` authors' code: the stored MLR image), ``rates``
+  (2, 3, 4), ``pad`` (10), ``random_erasing`` (0; BoT 0.5), ``native_lr`` (phase 2 and the baseline also train on
+  natively LR images such as CAVIAR camera 2, with the identity terms only; on).
+* ``loss`` — the loss terms' hyper-parameters (:class:`~lib.losses.LossConfig`).
+* ``phase1`` / ``phase2`` / ``baseline`` — :class:`StageConfig`: optimiser, schedule and loss weights per stage.
+* ``test`` — evaluation only (a change re-evaluates, never retrains): ``flip``, ``num_repeats``, ``feature``,
+  ``batch_size``.
+* ``runtime`` — execution (:class:`~lib.engine.runtime.RuntimeConfig`), never part of what a run computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...engine.optim import OptimConfig
+from ...engine.runtime import RuntimeConfig
+from ...losses import LossConfig
+from ...models.embedder import TEST_FEATURES
+
+__all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
+
+#: Smallest network input side: every backbone's deepest map is 1/32 of the input.
+MIN_INPUT = 32
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    head: str = "hrnet_reid"
+    backbone: str = "hrnet_w32"
+    weights: str = "none"
+    pooling: str = "avg+max"
+
+
+@dataclass(frozen=True)
+class SRConfig:
+    name: str = "vdsr_ca"
+    depth: int = 20
+    width: int = 64
+    reduction: int = 4
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    height: int = 256
+    width: int = 128
+    num_identities: int = 4
+    num_instances: int = 6
+    pair_mode: str = "fresh"
+    rates: tuple[int, ...] = (2, 3, 4)
+    pad: int = 10
+    random_erasing: float = 0.0
+    native_lr: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.height, self.width) < MIN_INPUT:
+            raise ValueError(f"input {self.height}×{self.width} is too small: the backbones reduce the image 32-fold, "
+                             f"so height and width must be ≥ {MIN_INPUT} pixels (paper 256×128)")
+        if self.pair_mode not in ("fresh", "mlr"):
+            raise ValueError(f"pair_mode: expected 'fresh' or 'mlr', found {self.pair_mode!r}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+
+def _id_losses() -> dict[str, float]:
+    return {"ce": 1.15, "triplet": 0.2}  # L_ID, Eq. (10): λ_CE = 1.15, λ_BH = 0.2
+
+
+@dataclass(frozen=True)
+class StageConfig(OptimConfig):
+    """A training stage: :class:`~lib.engine.OptimConfig` plus the weights of its loss terms (``losses``, by name:
+    ``ce``, ``triplet``, ``sr``, ``ps``; weight 0 removes a term) and, for phase 2, ``init`` of the student
+    (``weights``: like the teacher, from ``model.weights`` — the authors' code; ``teacher``: a copy of the phase-1
+    model)."""
+
+    losses: dict[str, float] = field(default_factory=_id_losses)
+    init: str = "weights"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.init not in ("weights", "teacher"):
+            raise ValueError(f"init: expected 'weights' or 'teacher', found {self.init!r}")
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    flip: bool = True
+    num_repeats: int = 10
+    feature: str = "concat"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.feature not in TEST_FEATURES:
+            raise ValueError(f"feature: expected one of {TEST_FEATURES}, found {self.feature!r}")
+
+
+@dataclass(frozen=True)
+class PSHRNetConfig:
+    """Everything that defines a PS-HRNet experiment; see the module docstring for the sections."""
+
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    phase1: StageConfig = field(default_factory=StageConfig)
+    phase2: StageConfig = field(default_factory=lambda: StageConfig(
+        module_lr={"sr": 8.5e-4}, losses={**_id_losses(), "sr": 0.5, "ps": 0.5}))
+    baseline: StageConfig = field(default_factory=lambda: StageConfig(epochs=140))
+    test: TestConfig = field(default_factory=TestConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -1,0 +1,137 @@
+"""PS-HRNet's stages (paper Sec. III-D): phase 1 → phase 2, and the bicubic ID baseline.
+
+* ``phase1`` trains HRNet-ReID-H on HR images with L_ID (Eq. (10)); evaluated with LR queries (no SR: what happens
+  without super-resolution, ``metrics['lr']``) and, where queries have HR originals (not CAVIAR), HR queries
+  (``metrics['hr']``).
+* ``phase2`` freezes it as the teacher (eval mode, fed the HR image) and trains the student G → HRNet-ReID-L on
+  the LR image of each pair with L_TOTAL (Eq. (12)); test: query and gallery both through G + HRNet-ReID-L.
+* ``baseline`` trains the same network on bicubic-upsampled LR images with L_ID only, from the same initial
+  weights (our addition, for an honest comparison at equal budget); test without SR.
+
+Each ``build`` reads the configuration through the stage's tracked reader, so a stage's identity is exactly the
+settings it uses.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ...core.runs import Stage, StageContext, StagePlan
+from ...core.tracking import unwrap
+from ...data.datasets import ImageDataset, PairDataset
+from ...data.samplers import RandomIdentitySampler
+from ...data.transforms import PairedAugment
+from ...engine.evaluate import evaluate_split
+from ...losses import LossComposer
+from ...models import ReIDEmbedder, build_reid_model, build_sr
+from .steps import IDStep, PseudoSiameseStep
+
+__all__ = ["STAGES"]
+
+
+def _augment(cfg: Any) -> PairedAugment:
+    return PairedAugment(pad=cfg.data.pad, erase_prob=cfg.data.random_erasing)
+
+
+def _sampler(dataset, cfg: Any, seed: int) -> RandomIdentitySampler:
+    return RandomIdentitySampler(dataset.pids, cfg.data.num_identities, cfg.data.num_instances, seed=seed)
+
+
+def _pairs(ctx: StageContext, resize_interpolation: str = "bilinear") -> PairDataset:
+    cfg = ctx.cfg
+    return PairDataset(ctx.ds.split(ctx.split).train, cfg.data.size, pair_mode=cfg.data.pair_mode,
+                       rates=unwrap(cfg.data.rates), seed=cfg.seed, resize_interpolation=resize_interpolation,
+                       augment=_augment(cfg), native_lr=cfg.data.native_lr)
+
+
+def _evaluator(ctx: StageContext, embedder, size, seed: int, **kw):
+    """``evaluate(query_use='stored'|'hr')``: the dataset's protocol with the (untracked) test settings."""
+    t, split = ctx.test, ctx.ds.split(ctx.split)
+
+    def evaluate(query_use: str = "stored") -> dict:
+        return evaluate_split(embedder, split, size=size, protocol=ctx.ds.eval_protocol, precision=ctx.prec,
+                              query_use=query_use, batch_size=t.batch_size, flip=t.flip, num_repeats=t.num_repeats,
+                              seed=seed, progress=False, **kw)
+    return evaluate
+
+
+def _eval_settings(ctx: StageContext) -> dict:
+    return {"flip": ctx.test.flip, "num_repeats": ctx.test.num_repeats, "feature": ctx.test.feature}
+
+
+def _id_stage(ctx: StageContext, stage_cfg: Any, dataset, key: str, offset: int, evaluate) -> StagePlan:
+    cfg, prec = ctx.cfg, ctx.prec
+    model = prec.prepare_module(build_reid_model(cfg.model, dataset.num_classes))
+    loss = LossComposer(unwrap(stage_cfg.losses), cfg.loss)  # terms read only their own settings
+    return StagePlan(
+        modules={"model": model}, dataset=dataset, sampler=_sampler(dataset, cfg, cfg.seed + offset),
+        optim=unwrap(stage_cfg), make_step=lambda m: IDStep(m["model"], loss, prec, key),
+        evaluate=lambda: evaluate(model), identity={"num_classes": dataset.num_classes}, eval_settings=_eval_settings(ctx),
+    )
+
+
+def build_phase1(ctx: StageContext) -> StagePlan:
+    """Phase 1: HRNet-ReID-H on HR training images, L_ID (Eq. (10))."""
+    cfg = ctx.cfg
+    s = ctx.ds.split(ctx.split)
+    train = ImageDataset(s.train, cfg.data.size, use="hr", augment=_augment(cfg), seed=cfg.seed)
+    hr_queries = all(im.has_hr_original for im in s.query)  # not CAVIAR: its LR camera has no HR version
+    size, seed = cfg.data.size, cfg.seed
+
+    def evaluate(model) -> dict:
+        run = _evaluator(ctx, ReIDEmbedder(model, feature=ctx.test.feature), size, seed)
+        return {"lr": run()} | ({"hr": run("hr")} if hr_queries else {})
+    return _id_stage(ctx, cfg.phase1, train, "img", 0, evaluate)
+
+
+def build_baseline(ctx: StageContext) -> StagePlan:
+    """The bicubic + ID baseline: the same network on bicubic-upsampled LR images, L_ID only; test without SR."""
+    cfg = ctx.cfg
+    pairs = _pairs(ctx, resize_interpolation="bicubic")
+    size, seed = cfg.data.size, cfg.seed
+
+    def evaluate(model) -> dict:
+        emb = ReIDEmbedder(model, feature=ctx.test.feature)
+        return {"lr": _evaluator(ctx, emb, size, seed, resize_interpolation="bicubic")()}
+    return _id_stage(ctx, cfg.baseline, pairs, "lr", 2, evaluate)
+
+
+def build_phase2(ctx: StageContext) -> StagePlan:
+    """Phase 2: frozen teacher + G → HRNet-ReID-L student, L_TOTAL (Eq. (12))."""
+    cfg, prec = ctx.cfg, ctx.prec
+    teacher = ctx.deps["phase1"].modules["model"]
+    pairs = _pairs(ctx)
+    weights = unwrap(cfg.phase2.losses)
+    needs_teacher = float(weights.get("ps", 0.0)) != 0.0
+    if needs_teacher and "logits" in cfg.loss.ps_components:
+        n = getattr(getattr(teacher, "head", None), "num_classes", None)
+        if n not in (None, pairs.num_classes):
+            raise ValueError(f"phase 2: the teacher classifies {n} identities but the pair set has {pairs.num_classes}; "
+                             "L_PS on ℓ_c needs the same label space (drop 'logits' from loss.ps_components)")
+    if cfg.phase2.init == "teacher":
+        student = copy.deepcopy(teacher)
+    else:
+        student = build_reid_model(cfg.model, pairs.num_classes)
+    student = prec.prepare_module(student.requires_grad_(True))
+    sr = prec.prepare_module(build_sr(cfg.sr))
+    frozen = prec.prepare_module(copy.deepcopy(teacher)).eval().requires_grad_(False)  # the caller's model is untouched
+    loss = LossComposer(weights, cfg.loss)
+    size, seed = cfg.data.size, cfg.seed
+    return StagePlan(
+        modules={"student": student, "sr": sr}, frozen={"teacher": frozen}, dataset=pairs,
+        sampler=_sampler(pairs, cfg, cfg.seed + 1), optim=unwrap(cfg.phase2),
+        make_step=lambda m: PseudoSiameseStep(m["teacher"], m["sr"], m["student"], loss, prec, needs_teacher),
+        evaluate=lambda: {"lr": _evaluator(ctx, ReIDEmbedder(student, sr, ctx.test.feature), size, seed)()},
+        identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded,
+                  "native_lr_images": pairs.num_native_lr},
+        eval_settings=_eval_settings(ctx),
+    )
+
+
+#: The stage graph, in dependency order.
+STAGES: dict[str, Stage] = {
+    "phase1": Stage("phase1", build_phase1),
+    "phase2": Stage("phase2", build_phase2, deps=("phase1",), seed_offset=1),
+    "baseline": Stage("baseline", build_baseline, seed_offset=2),
+}

@@ -1,0 +1,116 @@
+"""Table specs: a paper table as a list of variants of one method (``configs/tables/<name>.yaml``).
+
+A spec names the paper table (registry keys), the method, the notebook that makes it, the *variants* (name →
+dotted overrides of the profile's configuration) and the rows: which output of which variant reproduces which
+paper row. A new table is a new spec, not new code. ``generate`` names a variant generator
+(:data:`VARIANT_GENERATORS`) that ``VARIANTS = "all"`` expands to (Table VII: every non-empty subset of
+{Seq1..Seq5, ℓc}, 63 variants).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.config import ConfigError, from_dict, load_config_file
+from ..core.registry import Registry
+from ..losses.pseudo_siamese import PS_COMPONENTS
+from ..utils.paths import repo_root
+
+__all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "VARIANT_GENERATORS", "TABLES_DIR"]
+
+TABLES_DIR = "configs/tables"
+#: ``name -> () -> {variant: (label, overrides)}``.
+VARIANT_GENERATORS = Registry("variant generator")
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One reproduced row: ``output`` of ``variant``, shown as ``label``; ``paper_row`` is the registry row id it
+    reproduces (``None``: a row of ours only, e.g. the bicubic baseline)."""
+
+    label: str
+    variant: str
+    output: str
+    paper_row: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table: ``paper``/``table`` (registry keys), ``method``, ``notebook`` (its stem), ``title``, ``rows``,
+    ``variants`` (name → dotted overrides), ``reference`` (the variant the others are compared with, for
+    ablations), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``)."""
+
+    name: str
+    paper: str
+    table: str
+    method: str
+    notebook: str
+    title: str
+    rows: tuple[RowSpec, ...]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference: str | None = None
+    generate: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = sorted({r.variant for r in self.rows} - set(self.variants))
+        if missing:
+            raise ValueError(f"rows use variants {missing} that 'variants' does not define")
+        if self.reference is not None and self.reference not in self.variants:
+            raise ValueError(f"reference {self.reference!r} is not a variant ({', '.join(self.variants)})")
+
+    def select(self, names: Sequence[str] | str) -> tuple[dict[str, dict[str, Any]], list[RowSpec]]:
+        """``(variants, rows)`` for ``VARIANTS``: a list of variant names, or ``"all"`` (every variant, and the
+        generated ones where the spec has a generator). Unknown names list the known ones."""
+        variants, rows = dict(self.variants), list(self.rows)
+        if names == "all":
+            if self.generate:
+                output = self.rows[0].output
+                for v, (label, ov) in VARIANT_GENERATORS.get(self.generate)().items():
+                    if v not in variants and ov not in variants.values():  # a named variant covers it
+                        variants[v] = ov
+                        rows.append(RowSpec(label=label, variant=v, output=output))
+            return variants, rows
+        if isinstance(names, str):
+            raise ValueError(f"VARIANTS: expected a list of variant names or 'all', found {names!r}")
+        unknown = [n for n in names if n not in variants]
+        if unknown:
+            raise ValueError(f"VARIANTS: unknown variant(s) {unknown} of {self.name}; known: {', '.join(variants)}"
+                             + (" (or 'all')" if self.generate else ""))
+        return {n: variants[n] for n in names}, [r for r in rows if r.variant in names]
+
+
+def table_names() -> list[str]:
+    """The table specs shipped under ``configs/tables/``."""
+    return sorted(p.stem for p in (repo_root() / TABLES_DIR).glob("*.yaml"))
+
+
+def load_table_spec(name: str) -> TableSpec:
+    """The spec ``configs/tables/<name>.yaml`` (typed: a wrong key or type names the file and the key)."""
+    path = repo_root() / TABLES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"table {name!r}: {path} does not exist; known tables: {', '.join(table_names())}")
+    data = load_config_file(path)
+    try:
+        return from_dict(TableSpec, {"name": name, **data}, where=str(path))
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") if not isinstance(e, ConfigError) else e from None
+
+
+def _ps_label(components: Sequence[str]) -> str:
+    return "{" + ", ".join("ℓc" if c == "logits" else c.capitalize() for c in components) + "}"
+
+
+@VARIANT_GENERATORS.register("ps_subsets")
+def ps_subsets() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every non-empty subset C ⊆ A = {Seq1..Seq5, ℓc} of Eq. (11): 63 variants ``ps_<names>``."""
+    out = {}
+    for k in range(1, len(PS_COMPONENTS) + 1):
+        for combo in itertools.combinations(PS_COMPONENTS, k):
+            name = "ps_" + "_".join("lc" if c == "logits" else c for c in combo)
+            out[name] = (_ps_label(combo), {"loss.ps_components": list(combo)})
+    return out
+
+

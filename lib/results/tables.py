@@ -1,0 +1,190 @@
+"""One builder for every regenerated table: paper | reproduced | Δ, with the protocol and differences above it.
+
+Paper numbers come only from the registry (:mod:`lib.registry`); reproduced numbers only from the summaries the
+notebooks write (:mod:`lib.results.summaries`). What a table shows is its spec (:mod:`lib.results.specs`):
+
+* columns: the paper table's datasets, then any other dataset with a run (a substitution where the paper's
+  dataset is absent, stated above the table) — a paper dataset without a run is listed as missing;
+* rows: every paper row, then each spec row that has results (mean ± sample std over splits);
+* Δ (reproduced − paper) per reproduced row, on the datasets both have;
+* for ablations (a ``reference`` variant): each variant's change against the reference, paper and ours side by
+  side — comparable even where the dataset was substituted;
+* above the table: the protocol, each dataset's manifest hash / seed / splits, and each row's differences from
+  the paper row it reproduces, computed from the two configurations (``ours + variant`` vs ``paper + variant``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..registry import DATASET_LABELS, paper_table, paper_table_info
+from ..utils.io import atomic_write_text
+from .specs import RowSpec, TableSpec
+from .summaries import load_summaries
+
+__all__ = ["PAPER_DATASETS", "build_table", "write_table", "cell"]
+
+#: Registry dataset keys → the workbook's dataset names.
+PAPER_DATASETS: dict[str, str] = {
+    "mlr_market1501": "market1501", "mlr_cuhk03": "cuhk03", "mlr_viper": "viper", "mlr_dukemtmc": "dukemtmc",
+    "caviar": "caviar", "market1501": "market1501", "dukemtmc": "dukemtmc",
+}
+_LABEL = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP"}
+PROTOCOL = ("Protocol: query = LR images, gallery = HR images; single-shot datasets (VIPeR, CUHK03, CAVIAR): the gallery "
+            "holds one random image per identity, redrawn and averaged; multi-shot (Market, Duke, synthetic): "
+            "same-identity same-camera gallery images removed, mAP non-interpolated.")
+
+
+def cell(mean: float | None, std: float | None = None, n: int | None = 1) -> str:
+    """``48.7`` or ``48.7 ± 1.2`` (std shown only over several splits); ``—`` for no value."""
+    if mean is None or pd.isna(mean):
+        return "—"
+    if std is None or pd.isna(std) or n is None or pd.isna(n) or n < 2:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def _label(ds: str) -> str:
+    keys = [k for k, v in PAPER_DATASETS.items() if v == ds and k.startswith("mlr_")] or [k for k, v in PAPER_DATASETS.items() if v == ds]
+    return DATASET_LABELS[keys[0]] if keys else ds
+
+
+def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows: list[RowSpec] | None = None
+                ) -> tuple[pd.DataFrame, str]:
+    """The table of ``spec`` for one profile (``rows``: e.g. with generated variants; default the spec's).
+
+    Returns:
+        ``(long, markdown)``: the long table (``row, source, variant, dataset, metric, value, std, num_splits, paper,
+        delta``; values in percent) and the Markdown text with its header.
+    """
+    rows = list(rows if rows is not None else spec.rows)
+    info = paper_table_info(spec.paper, spec.table)
+    paper = paper_table(spec.paper, spec.table, include_missing=True)
+    results = load_summaries(out_dir, spec.method)
+    paper_ds = [PAPER_DATASETS[d] for d in info["datasets"]]
+    have = {d for (_, v, d) in results if any(r.variant == v for r in rows)}
+    extra = sorted(d for d in have if d not in paper_ds)
+    datasets = paper_ds + extra
+    metric_keys = ["mAP" if m == "map" else m for m in info["metrics"]]
+
+    def metrics_of(ds: str) -> list[str]:
+        multi = any(rec["protocol"] == "multi_shot" for (_, _, d), rec in results.items() if d == ds)
+        return metric_keys + (["mAP"] if multi and "mAP" not in metric_keys else [])
+
+    ours_row = next((r["id"] for r in paper.to_dict("records") if r["ours"]), None)
+    row_ids = {r.label: (ours_row if r.paper_row == "ours" else r.paper_row) for r in rows}
+    pval = {(r.id, PAPER_DATASETS[r.dataset], "mAP" if r.metric == "map" else r.metric): r.value for r in paper.itertuples()}
+    recs: list[dict[str, Any]] = []
+    for r in paper.itertuples():
+        recs.append({"row": r.method, "source": "paper", "variant": None, "dataset": PAPER_DATASETS[r.dataset],
+                     "metric": "mAP" if r.metric == "map" else r.metric, "value": None if pd.isna(r.value) else float(r.value),
+                     "std": None, "num_splits": None, "paper": None, "delta": None})
+    for row in rows:
+        for ds in datasets:
+            rec = results.get((spec.method, row.variant, ds))
+            agg = (rec or {}).get("outputs", {}).get(row.output, {}).get("aggregate")
+            if agg is None:
+                continue
+            for m in metrics_of(ds):
+                if m not in agg:
+                    continue
+                p = pval.get((row_ids[row.label], ds, m))
+                p = None if p is None or pd.isna(p) else float(p)
+                v = 100 * agg[m]["mean"]
+                recs.append({"row": row.label, "source": "reproduced", "variant": row.variant, "dataset": ds, "metric": m,
+                             "value": v, "std": 100 * agg[m]["std"], "num_splits": len(agg[m]["values"]), "paper": p,
+                             "delta": None if p is None else v - p})
+    long = pd.DataFrame(recs)
+    idx = {(r["row"], r["source"], r["dataset"], r["metric"]): r for r in recs}
+    cols = [(ds, m) for ds in datasets for m in metrics_of(ds)]
+    lines = ["| Method | " + " | ".join(f"{_label(ds)} {_LABEL.get(m, m)}" for ds, m in cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+
+    def line(name: str, source: str, bold: bool, fmt=lambda r: cell(r["value"], r["std"], r["num_splits"])) -> str:
+        cells = ["—" if idx.get((name, source, ds, m)) is None else fmt(idx[(name, source, ds, m)]) for ds, m in cols]
+        return f"| {'**' + name + '**' if bold else name} | " + " | ".join(cells) + " |"
+
+    ours_labels = {r["method"] for r in paper.to_dict("records") if r["ours"]}
+    for name in paper.method.unique():
+        lines.append(line(name, "paper", name in ours_labels))
+    shown = [r for r in rows if any(k[0] == r.label and k[1] == "reproduced" for k in idx)]
+    for r in shown:
+        lines.append(line(r.label, "reproduced", r.paper_row == "ours"))
+    for r in shown:
+        if row_ids[r.label] is not None and any(idx[k]["delta"] is not None for k in idx
+                                                if k[0] == r.label and k[1] == "reproduced"):
+            lines.append(line(r.label, "reproduced", False, lambda x: "—" if x["delta"] is None else f"{x['delta']:+.1f}")
+                         .replace(f"| {r.label} |", f"| Δ {r.label} (reproduced − paper) |", 1))
+
+    head = [f"# {spec.title}", "", f"Paper: {info['label']} — {info['caption']}", "",
+            f"Profile **`{profile}`**, method `{spec.method}`. Paper rows: the registry (`lib/registry/paper_results.yaml`); "
+            f"reproduced rows: this profile's runs (`results/{spec.method}/<dataset>/<variant>.json`), mean ± sample std over "
+            "identity splits, in %. Spec: `configs/tables/" + spec.name + ".yaml`.", PROTOCOL, ""]
+    missing = [_label(d) for d in paper_ds if d not in have]
+    if extra and len(missing) == len(paper_ds):
+        head.append(f"- **Substitution**: the paper ran this table on {', '.join(_label(d) for d in paper_ds)}; none has a "
+                    f"run in this profile, so it is reproduced on {', '.join(_label(d) for d in extra)}. Δ against the paper "
+                    "exists only on the paper's own datasets" + ("; compare the effects below instead." if spec.reference else "."))
+    elif missing:
+        head.append(f"- **Missing** (no run in this profile): {', '.join(missing)}.")
+    seen_ds = {}
+    for (_, v, d), rec in sorted(results.items()):
+        if any(r.variant == v for r in shown) and d not in seen_ds:
+            seen_ds[d] = rec
+            head.append(f"- **{d}**: manifest `{rec['manifest']}` (content sha256 {rec['manifest_sha256'][:12]}…), MLR seed "
+                        f"{rec['mlr_seed']}, training seed {rec['seed']}, splits {rec['splits']}, {rec['protocol']}.")
+    diffs = {}
+    for r in shown:
+        rec = next((rec for (_, v, _), rec in sorted(results.items()) if v == r.variant), None)
+        if rec is not None:
+            diffs[r.label] = rec.get("differences") or []
+    if diffs:
+        common = set.intersection(*(set(d) for d in diffs.values()))
+        if common:
+            head.append(f"- Differences from the paper's setting (every row): {'; '.join(d for d in next(iter(diffs.values())) if d in common)}.")
+        else:
+            head.append("- Differences from the paper's setting: none — the paper setting.")
+        for label, d in diffs.items():
+            own = [x for x in d if x not in common]
+            if own:
+                head.append(f"- Row **{label}** also differs: {'; '.join(own)}.")
+    if not shown:
+        head.append("- No reproduced row yet: run the notebook `" + spec.notebook + "` for this profile.")
+    text = "\n".join(head + [""] + lines) + "\n"
+    if spec.reference is not None and shown:
+        text += "\n" + _effects(spec, shown, idx, row_ids, pval, paper_ds, datasets) + "\n"
+    return long, text
+
+
+def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pval: dict, paper_ds: list[str],
+             datasets: list[str]) -> str:
+    """Rank-1 change of each row against the reference variant's row, paper and ours (points)."""
+    ref = next((r for r in shown if r.variant == spec.reference), None)
+    if ref is None:
+        return f"(The reference variant `{spec.reference}` has no result yet, so no effects are shown.)"
+    ours_ds = [d for d in datasets if (ref.label, "reproduced", d, "rank1") in idx]
+    head = ["| Rank-1 change vs " + ref.label + " | paper (" + ", ".join(_label(d) for d in paper_ds) + ") | "
+            + " | ".join(f"ours {_label(d)}" for d in ours_ds) + " |", "|---|---|" + "---|" * len(ours_ds)]
+    for r in shown:
+        pd_ = [pval.get((row_ids[r.label], d, "rank1")) for d in paper_ds]
+        pr = [pval.get((row_ids[ref.label], d, "rank1")) for d in paper_ds]
+        p = "—" if not pd_ or any(x is None or pd.isna(x) for x in pd_ + pr) else f"{pd_[0] - pr[0]:+.1f}"
+        cells = []
+        for d in ours_ds:
+            a, b = idx.get((r.label, "reproduced", d, "rank1")), idx[(ref.label, "reproduced", d, "rank1")]
+            cells.append("—" if a is None else f"{a['value'] - b['value']:+.1f}")
+        head.append(f"| {r.label} | {p} | " + " | ".join(cells) + " |")
+    return "\n".join(["Effect of each variant (Rank-1 points against the reference row; the std of each mean is in the "
+                      "table above):", ""] + head)
+
+
+def write_table(long: pd.DataFrame, markdown: str, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """Write ``tables/<name>.csv`` and ``tables/<name>.md`` atomically."""
+    folder = Path(out_dir) / "tables"
+    csv = atomic_write_text(folder / f"{name}.csv", long.to_csv(index=False, float_format="%.4f"))
+    md = atomic_write_text(folder / f"{name}.md", markdown)
+    return csv, md
