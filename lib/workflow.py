@@ -237,6 +237,11 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
     profile = params.get("PROFILE", "tiny")
     out = output_dir(params)
     exp = Experiment(method="")
+    for variant, ov in variants.items():  # every variant's configuration is checked before anything trains
+        try:
+            experiment_config(params, ov)
+        except ValueError as e:
+            raise type(e)(f"variant {variant!r} ({dict(ov)}): {e}") from None
     for name in params.get("DATASETS", ["synthetic"]):
         ds = MLRDataset.load(locate_dataset({**params, "DATASET": name}, progress=progress))
         exp.datasets[ds.name] = ds
@@ -260,11 +265,34 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
                     per_split.setdefault(o, []).append(m)
             if not D.is_main():  # under torchrun only rank 0 writes
                 continue
+            if D.world_size() > 1:
+                diffs.append(f"trained on {D.world_size()} processes (global batch {D.world_size()} × P × K)")
+            per_split = _merge_outputs(out, method.name, ds.name, variant, cfg, splits, per_split)
             path = write_summary(out, profile=profile, method=method.name, variant=variant, overrides=ov,
                                  config_file=str(params.get("CONFIG", DEFAULT_CONFIG)), cfg=cfg, ds=ds, splits=splits,
                                  per_split=per_split, runs=run_dirs, differences=diffs)
             exp.summaries[(variant, ds.name)] = json.loads(path.read_text())
     return exp
+
+
+def _merge_outputs(out: Path, method: str, dataset: str, variant: str, cfg: Any, splits: list[int],
+                   per_split: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Keep the outputs of an existing summary of the same configuration and splits that this run did not produce
+    (notebook 02 writes the teacher's outputs, notebook 03 adds PS-HRNet's: neither erases the other's)."""
+    import json
+
+    from .core.config import to_dict
+    from .results import summary_path
+    from .utils.io import jsonable
+
+    p = summary_path(out, method, dataset, variant)
+    try:
+        old = json.loads(p.read_text()) if p.is_file() else None
+    except json.JSONDecodeError:
+        old = None
+    if not old or old.get("config") != jsonable(to_dict(cfg)) or old.get("splits") != list(splits):
+        return per_split
+    return {**{o: v["per_split"] for o, v in old.get("outputs", {}).items()}, **per_split}
 
 
 def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str] = (), skip_outputs: list[str] = (),

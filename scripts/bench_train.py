@@ -122,7 +122,7 @@ def end_to_end(a, cfg, prec: Precision, ds: MLRDataset) -> dict:
 
 
 def synthetic_dataset(a) -> MLRDataset:
-    root = repo_root() / "outputs" / "bench" / f"data-{a.height}x{a.width}-{a.identities}"
+    root = repo_root() / "outputs" / "bench" / f"data-{a.height}x{a.width}-{a.identities}x{a.images}"
     manifest = root / "mlr" / "manifest.json"
     if not manifest.is_file():
         csv = generate_synthetic(root / "images", SyntheticConfig(num_identities=a.identities, num_cameras=2,

@@ -11,8 +11,9 @@ Example (the settings of ``configs/pshrnet/cpu.yaml`` were chosen this way; READ
     python scripts/tune.py --profile cpu --dataset viper --name adam_re \\
         --set phase1.optimizer=adam phase1.lr=0.00035 data.random_erasing=0.5 --stages phase1
 
-Runs live in ``outputs/<profile>/tuning/runs/pshrnet/<dataset>-val<N>/…`` (the run lifecycle of every stage: the
-same identity is the same folder, shared between variants) and resume like any run.
+Runs live in ``outputs/<profile>/tuning/runs/pshrnet/<dataset>/stages/split<k>/<stage>-<hash>/`` (the run lifecycle
+of every stage: the same identity is the same folder, shared between variants; the validation view has its own
+manifest fingerprint, so it never shares a run with the test protocol) and resume like any run.
 """
 
 from __future__ import annotations

@@ -144,10 +144,12 @@ def test_wrong_types_and_unknown_names_are_clear(tmp_path):
     bad.write_text(f"_base_: {REPO}/configs/pshrnet/tiny.yaml\nphase2: {{lr: fast}}\n")
     with pytest.raises(ValueError, match=r"bad.yaml.*phase2.lr must be float, found str 'fast'"):
         load_config(bad)
-    from lib.models import build_sr
-
-    with pytest.raises(KeyError, match="unknown SR module 'srgan'; registered: .*vdsr_ca"):
-        build_sr(_cfg(**{"sr.name": "srgan"}).sr)
+    (tmp_path / "base.yaml").write_text(f"_base_: {REPO}/configs/pshrnet/tiny.yaml\nphase1: {{epochs: many}}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\nseed: 1\n")
+    with pytest.raises(ValueError, match=r"child.yaml: phase1.epochs must be int.*the value comes from .*base.yaml"):
+        load_config(tmp_path / "child.yaml")
+    with pytest.raises(ValueError, match=r"tiny.yaml.*sr: unknown SR module 'srgan'; registered: .*vdsr_ca"):
+        _cfg(**{"sr.name": "srgan"})  # checked when the configuration loads, not when phase 2 is built
     with pytest.raises(KeyError, match="unknown loss term 'l2'; registered: ce, ps, sr, triplet"):
         LossComposer({"l2": 1.0})
     from lib.models import build_backbone

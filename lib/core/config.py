@@ -115,6 +115,31 @@ def _load(path: Path, chain: list[tuple[Path, str]], referrer: str | None) -> di
     return merge(merged, own)
 
 
+def key_sources(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``{dotted key: the file that sets it last}`` along a file's ``_base_`` chain, so that an error found in the
+    merged configuration can name the file the offending value came from."""
+    out: dict[str, str] = {}
+
+    def visit(p: Path, depth: int) -> None:
+        if depth > 32 or not p.is_file():
+            return
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return
+        if not isinstance(data, dict):
+            return
+        bases = data.get(BASE_KEY) or []
+        for b in [bases] if isinstance(bases, str) else bases if isinstance(bases, list) else []:
+            if isinstance(b, str):
+                visit(p.parent / Path(b).expanduser(), depth + 1)
+        for k in flatten({k: v for k, v in data.items() if k != BASE_KEY}):
+            out[k] = os.path.normpath(str(p))
+
+    visit(Path(path), 0)
+    return out
+
+
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``override`` over ``base`` into a new dict (the inputs are left untouched).
 

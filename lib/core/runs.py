@@ -175,6 +175,8 @@ def run_stage(
         "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint, "split": split,
         "precision": prec.name, "config": reader.reads, "deps": {n: d.key for n, d in sorted(deps.items())},
         "max_steps_per_epoch": runtime.max_steps_per_epoch, **plan.identity,
+        # under torchrun the global batch is world_size × P × K: another training (absent for one process)
+        **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
     }
     reader.freeze()
     key = identity_key(identity)
@@ -186,6 +188,7 @@ def run_stage(
         _load_modules(run_dir, plan.modules)
         if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
             done = _finish(run_dir, identity, plan, plan.evaluate(), [], prec, ds, t0, previous=done)
+        D.barrier()
         result = RunResult(stage.name, plan.modules, done["metrics"], [], run_dir, identity, key)
     else:
         trainer = Trainer(
@@ -200,6 +203,9 @@ def run_stage(
         if D.is_main():
             metrics = _finish(run_dir, identity, plan, plan.evaluate(), history, prec, ds, t0)["metrics"]
         D.barrier()
+        if not D.is_main():  # every rank continues with rank 0's saved model (BN statistics are per rank)
+            _load_modules(run_dir, plan.modules)
+            metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         result = RunResult(stage.name, plan.modules, metrics, history, run_dir, identity, key)
     if variant is not None and D.is_main():
         _link(root / method / ds.name / "variants" / variant / f"split{split}" / stage.name, run_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -29,7 +30,8 @@ def init_distributed() -> bool:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)
+    # rank 0 evaluates while the others wait at a barrier: allow long evaluations (REID_DDP_TIMEOUT_MIN, 120)
+    dist.init_process_group(backend=backend, timeout=timedelta(minutes=int(os.environ.get("REID_DDP_TIMEOUT_MIN", "120"))))
     return True
 
 

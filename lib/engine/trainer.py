@@ -126,7 +126,8 @@ class Trainer:
                     m = torch.compile(m)
                 if D.is_distributed() and any(p.requires_grad for p in m.parameters()):
                     ids = [dev.index] if dev.type == "cuda" else None
-                    m = nn.parallel.DistributedDataParallel(m, device_ids=ids)
+                    # a loss term can leave parameters unused (e.g. a variant without CE leaves the classifier idle)
+                    m = nn.parallel.DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True)
                 running[n] = m
         self.step_fn = step_fn or make_step({**running, **self.frozen})
 
@@ -184,7 +185,8 @@ class Trainer:
 
     def _check(self, worst: torch.Tensor, sums: dict[str, torch.Tensor], epoch: int, first: int, last: int) -> float:
         """One host synchronisation: raise if a loss in steps ``first..last`` was non-finite or above max_loss."""
-        if D.is_distributed():  # every rank stops together
+        if D.is_distributed():  # every rank stops together (NaN becomes inf: MAX need not propagate NaN)
+            worst = torch.nan_to_num(worst, nan=math.inf)
             torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
         value = float(worst)
         if math.isfinite(value) and value <= self.max_loss:

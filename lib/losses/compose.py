@@ -93,7 +93,7 @@ class LossInputs:
     restored: torch.Tensor | None = None  # G(x_l)
     hr: torch.Tensor | None = None  # x_h (only the samples with an HR original when hr_mask is given)
     teacher_out: Any | None = None  # the frozen teacher's output on hr
-    hr_mask: torch.Tensor | None = None  # bool per sample: has an HR original
+    hr_mask: torch.Tensor | None = None  # the samples with an HR original: bool per sample, or their indices
 
     def with_hr(self) -> tuple[Any, torch.Tensor | None]:
         """``(out, restored)`` restricted to the samples with an HR original."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.config import ConfigError, apply_overrides, flatten, from_dict, load_config_file, to_dict
+from ..core.config import ConfigError, apply_overrides, flatten, from_dict, key_sources, load_config_file, to_dict
 from ..core.registry import Registry
 from ..core.runs import RunResult, Stage, run_stage
 from ..utils.io import jsonable
@@ -73,8 +73,9 @@ class Method:
 def config_method(data: Mapping[str, Any], where: str) -> Method:
     """The :class:`Method` a configuration mapping names in its ``method`` key."""
     name = data.get("method")
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: 'method' must name the method (one of {', '.join(METHODS.names())}), found {name!r}")
+    if not isinstance(name, str) or name not in METHODS:
+        raise ConfigError(f"{where}: 'method' must name a registered method (one of {', '.join(METHODS.names())}), "
+                          f"found {name!r}")
     return METHODS.get(name)
 
 
@@ -88,7 +89,15 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     data = load_config_file(p)
     method = config_method(data, str(p))
     body = apply_overrides({k: v for k, v in data.items() if k != "method"}, dict(overrides or {}))
-    return from_dict(method.config_class, body, where=str(p) if not overrides else f"{p} (+ overrides {dict(overrides)})")
+    try:
+        return from_dict(method.config_class, body, where=str(p) if not overrides else f"{p} (+ overrides {dict(overrides)})")
+    except ConfigError as e:  # name the file of the _base_ chain the offending value came from
+        src = key_sources(p)
+        origin = next((src[k] for k in (e.key, *(k for k in src if e.key and k.startswith(e.key + ".")))
+                       if k in src), None) if e.key and e.key not in dict(overrides or {}) else None
+        if origin and os.path.normpath(origin) != os.path.normpath(str(p)):
+            raise ConfigError(f"{e} (the value comes from {origin})", key=e.key) from None
+        raise
 
 
 def run_variant(method: Method, cfg: Any, *, ds: Any, split: int, root: str | Path, variant: str = "default",
@@ -116,12 +125,11 @@ def differences(method: Method, ours: Any, paper: Any, skip: Iterable[str] = ())
     a, b = flatten(jsonable(to_dict(ours))), flatten(jsonable(to_dict(paper)))
     a = {k: v for k, v in a.items() if v != {}}  # an emptied mapping shows as its removed keys
     b = {k: v for k, v in b.items() if v != {}}
-    runtime = tuple(f"runtime.{k}" for k in ("device", "precision", "channels_last", "num_workers", "pin_memory",
-                                              "sync_every", "compile", "max_loss"))
-    drop = tuple(method.not_compared) + tuple(skip) + runtime
+    drop = tuple(method.not_compared) + tuple(skip)
     out = []
     for k in sorted(set(a) | set(b), key=lambda k: (k.split(".")[0], k)):
-        if any(k == d or k.startswith(d + ".") for d in drop) or a.get(k) == b.get(k):
+        execution = k.startswith("runtime.") and k not in RESULT_RUNTIME_KEYS
+        if execution or any(k == d or k.startswith(d + ".") for d in drop) or a.get(k) == b.get(k):
             continue
         fmt = lambda v: (",".join(map(str, v)) or "none") if isinstance(v, list) else ("—" if v is None else str(v))  # noqa: E731
         out.append(f"{k} {fmt(a.get(k))} (paper {fmt(b.get(k))})")

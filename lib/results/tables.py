@@ -138,10 +138,11 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
             head.append(f"- **{d}**: manifest `{rec['manifest']}` (content sha256 {rec['manifest_sha256'][:12]}…), MLR seed "
                         f"{rec['mlr_seed']}, training seed {rec['seed']}, splits {rec['splits']}, {rec['protocol']}.")
     diffs = {}
-    for r in shown:
-        rec = next((rec for (_, v, _), rec in sorted(results.items()) if v == r.variant), None)
-        if rec is not None:
-            diffs[r.label] = rec.get("differences") or []
+    for r in shown:  # a line found for only some datasets (e.g. "3 of 10 identity splits") is tagged with them
+        per_ds = {d: rec.get("differences") or [] for (_, v, d), rec in sorted(results.items()) if v == r.variant}
+        found = list(dict.fromkeys(x for d in per_ds.values() for x in d))
+        diffs[r.label] = [x if all(x in d for d in per_ds.values())
+                          else f"{x} ({', '.join(k for k, d in per_ds.items() if x in d)})" for x in found]
     if diffs:
         common = set.intersection(*(set(d) for d in diffs.values()))
         if common:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from ...engine.optim import OptimConfig
 from ...engine.runtime import RuntimeConfig
-from ...losses import LossConfig
+from ...losses import LOSS_TERMS, LossConfig
+from ...models import BACKBONES, HEADS, SR_MODULES
 from ...models.embedder import TEST_FEATURES
 
 __all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
@@ -40,6 +41,10 @@ class ModelConfig:
     weights: str = "none"
     pooling: str = "avg+max"
 
+    def __post_init__(self) -> None:  # names are checked on load, not hours later when a stage is built
+        HEADS.get(self.head)
+        BACKBONES.get(self.backbone)
+
 
 @dataclass(frozen=True)
 class SRConfig:
@@ -47,6 +52,9 @@ class SRConfig:
     depth: int = 20
     width: int = 64
     reduction: int = 4
+
+    def __post_init__(self) -> None:
+        SR_MODULES.get(self.name)
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class StageConfig(OptimConfig):
         super().__post_init__()
         if self.init not in ("weights", "teacher"):
             raise ValueError(f"init: expected 'weights' or 'teacher', found {self.init!r}")
+        for name in self.losses:
+            LOSS_TERMS.get(name)
 
 
 @dataclass(frozen=True)

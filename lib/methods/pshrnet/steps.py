@@ -42,7 +42,8 @@ class PseudoSiameseStep:
         has_hr, hr, mask = batch.get("has_hr"), batch["hr"], None
         if has_hr is not None and not bool(has_hr.all()):  # natively LR samples (a CPU tensor: no device sync)
             hr = hr[has_hr]
-            mask = has_hr.to(self.prec.device, non_blocking=True)
+            # indices, not a boolean mask: indexing with a device bool mask would synchronise with the host
+            mask = has_hr.nonzero().squeeze(1).to(self.prec.device, non_blocking=True)
         lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(hr)
         y = batch["label"].to(self.prec.device, non_blocking=True)
         t_out = None
