@@ -63,9 +63,10 @@ bench-metrics: setup
 	$(PY) scripts/bench_metrics.py
 
 # Phase-2 training, model step and end to end (data included, the real stage and trainer): the paper model
-# (HRNet-W32 + VDSR-CA 20x64 at 256x128; on a CPU a few steps only) and the cpu configuration's model.
+# (HRNet-W32 + VDSR-CA 20x64 at 256x128; P x K 2 x 2 and a few steps, since one paper-batch step takes ~37 s on a
+# 2-core CPU; scripts/gpu_check.sh runs the paper batch on a GPU) and the cpu configuration's model.
 bench: setup
-	$(PY) scripts/bench_train.py --backbone hrnet_w32 --variants fp32+cl,bf16+cl --steps 2 --max-steps 3 --epochs 2
+	$(PY) scripts/bench_train.py --backbone hrnet_w32 --p 2 --k 2 --variants fp32+cl,bf16+cl --steps 2 --max-steps 3 --epochs 2
 	$(PY) scripts/bench_train.py --backbone mobilenet_v2 --sr-depth 8 --sr-width 32 --height 128 --width 64 --p 8 --k 2
 
 clean:
