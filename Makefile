@@ -10,14 +10,14 @@ PY      := $(VENV)/bin/python
 PROFILE ?= tiny
 DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
-TABLES  ?= 1 2 7
-PIPELINE := $(sort $(wildcard notebooks/0*.ipynb))
+TABLES  ?= 1 2 3 4 5 6 7
+PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 clean
 
 help:
-	@echo "make demo            every notebook (01 -> 06: Tables I, II, VII) on the embedded synthetic data"
-	@echo "make reproduce TABLES=\"1 2 7\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "make demo            every notebook (01 -> 10: Tables I-VII, Fig. 5) on the embedded synthetic data"
+	@echo "make reproduce TABLES=\"3 4 5 6\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
 	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"

@@ -12,7 +12,7 @@ from .data.mlr import load_rgb
 from .data.mlr_dataset import MLRDataset
 from .utils.io import atomic_write_bytes
 
-__all__ = ["identity_grid", "rate_histogram", "save_figure"]
+__all__ = ["identity_grid", "rate_histogram", "save_figure", "restoration_grid", "quality_vs_rate"]
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -230,5 +230,112 @@ def ranking_plot(frame, metric_label: str = "Rank-1 (%)"):
     ax.set_xlabel(metric_label)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _bare(ax) -> None:
+    """No ticks and no frame, but keep the axis labels (used as captions)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def restoration_grid(examples: list[dict], names=None, space: str | None = None):
+    """Fig. 5-style grid: one row per (person, r): the LR image, each restored variant, the HR reference.
+
+    Args:
+        examples: as :func:`lib.metrics.restored_examples` returns them.
+        names: the restored variants to show, in order (default: all, in the examples' order).
+        space: the colour space the PSNR / SSIM were computed in, for the caption (default: the examples'
+            ``space``, else ``'y'``).
+
+    The LR image is drawn at its true pixel size relative to the others: inside an axis whose limits are the
+    network size (the size of the restored and HR images), top-left aligned, so an image 4× smaller than the
+    network input looks 4× smaller. Each restored image has its PSNR (and SSIM) against the HR image under it.
+    """
+    import matplotlib.pyplot as plt
+
+    if not examples:
+        raise ValueError("restoration_grid: no example")
+    names = list(names) if names is not None else list(examples[0]["restored"])
+    missing = sorted({n for ex in examples for n in names if n not in ex["restored"]})
+    if not names or missing:
+        raise ValueError(f"restoration_grid: unknown variant(s) {missing}; the examples have "
+                         f"{list(examples[0]['restored'])}")
+    space = space or examples[0].get("space", "y")
+    h, w = np.asarray(examples[0]["hr"]).shape[:2]
+    ncol = len(names) + 2
+    cell_w = 1.15
+    fig, axes = plt.subplots(len(examples), ncol, figsize=(ncol * cell_w + 0.4, len(examples) * (cell_w * h / w + 0.45) + 0.5),
+                             squeeze=False)
+    titles = ["LR (true size)", *names, "HR"]
+    for row, ex in zip(axes, examples):
+        lr = np.asarray(ex["lr"])
+        lh, lw = lr.shape[:2]
+        ax = row[0]
+        ax.imshow(lr, extent=(0, lw, lh, 0), interpolation="nearest")
+        ax.set_xlim(0, max(w, lw))
+        ax.set_ylim(max(h, lh), 0)
+        ax.set_ylabel(f"id {ex['pid']}, r={ex['r']}", fontsize=7)
+        ax.set_xlabel(f"{lh}×{lw}", fontsize=7)
+        for ax, name in zip(row[1:-1], names):
+            ax.imshow(np.asarray(ex["restored"][name]), interpolation="nearest")
+            caption = f"PSNR {ex['psnr'][name]:.1f} dB"
+            if name in ex.get("ssim", {}):
+                caption += f"\nSSIM {ex['ssim'][name]:.3f}"
+            ax.set_xlabel(caption, fontsize=7)
+        row[-1].imshow(np.asarray(ex["hr"]), interpolation="nearest")
+        row[-1].set_xlabel(f"{h}×{w}", fontsize=7)
+        for ax in row:
+            _bare(ax)
+    for ax, title in zip(axes[0], titles):
+        ax.set_title(title, fontsize=8)
+    where = "Y channel (BT.601)" if space == "y" else "RGB"
+    fig.suptitle(f"LR → restored → HR; PSNR / SSIM against the HR image on {where}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_rate(frame):
+    """PSNR (dB) and SSIM against the down-sampling rate r, side by side; one line per variant.
+
+    Args:
+        frame: a pandas DataFrame with columns ``variant``, ``dataset`` (optional), ``r``, ``psnr``, ``ssim``
+            and optionally ``psnr_std`` / ``ssim_std`` (error bars). With several datasets, each dataset
+            has its own line style (colour: variant).
+    """
+    import matplotlib.pyplot as plt
+
+    missing = [c for c in ("variant", "r", "psnr", "ssim") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"quality_vs_rate: the frame lacks column(s) {missing} (has {list(frame.columns)})")
+    if len(frame) == 0:
+        raise ValueError("quality_vs_rate: empty frame")
+    frame = frame.assign(dataset=frame["dataset"] if "dataset" in frame.columns else "")
+    variants = list(dict.fromkeys(frame["variant"]))
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
+    for vi, variant in enumerate(variants):
+        for di, ds in enumerate(datasets):
+            sub = frame[(frame["variant"] == variant) & (frame["dataset"] == ds)].sort_values("r")
+            if sub.empty:
+                continue
+            label = str(variant) if len(datasets) == 1 else f"{variant} ({ds})"
+            for ax, key in zip(axes, ("psnr", "ssim")):
+                std = f"{key}_std"
+                yerr = sub[std].to_numpy(dtype=float) if std in sub.columns else None
+                ax.errorbar(sub["r"].to_numpy(dtype=float), sub[key].to_numpy(dtype=float), yerr=yerr,
+                            color=f"C{vi % 10}", linestyle=styles[di % len(styles)], marker="o", ms=4, capsize=3,
+                            label=label)
+    rates = sorted({int(r) for r in frame["r"]})
+    for ax, ylabel in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set_xticks(rates)
+        ax.set_xlabel("down-sampling rate r")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -203,6 +203,10 @@ def run_notebook(
 TABLE_NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "1": ("02_phase1_hr_reid", "03_phase2_pseudo_siamese", "04_table1"),
     "2": ("05_ablation_losses",),
+    "3": ("08_restoration_quality",),
+    "4": ("07_ablation_sr_modules",),
+    "5": ("09_ablation_pooling",),
+    "6": ("10_ablation_heads",),
     "7": ("06_ablation_ps_components",),
 }
 

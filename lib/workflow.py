@@ -224,12 +224,17 @@ class Experiment:
 
 
 def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str, Any]],
-                   outputs: Mapping[str, list[str]], *, progress: bool = True) -> Experiment:
+                   outputs: Mapping[str, list[str]], *, progress: bool = True,
+                   paper_variants: Mapping[str, Mapping[str, Any]] | None = None, hr_queries: bool = False) -> Experiment:
     """Train / reuse every variant on every dataset in ``DATASETS`` and split in ``SPLITS``; write the summaries.
 
     Args:
         variants: name → dotted overrides (on top of ``CONFIG`` + ``OVERRIDES``).
         outputs: variant name → the method outputs to produce (only the stages they need run).
+        paper_variants: variant name → the overrides the paper's configuration gets for the comparison (default:
+            the variant's own; differs where a profile substitutes part of a table's common setting).
+        hr_queries: the outputs need HR query images (HR re-ID, Tables V and VI): a dataset whose test queries have
+            no HR original (CAVIAR) is skipped, with the reason printed.
     """
     import json
 
@@ -244,13 +249,16 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
             raise type(e)(f"variant {variant!r} ({dict(ov)}): {e}") from None
     for name in params.get("DATASETS", ["synthetic"]):
         ds = MLRDataset.load(locate_dataset({**params, "DATASET": name}, progress=progress))
-        exp.datasets[ds.name] = ds
         splits = splits_to_run(params, ds)
+        if hr_queries and not all(im.has_hr_original for k in splits for im in ds.split(k).query):
+            print(f"[skip] {ds.name}: its test queries have no HR original, and this table tests HR queries", flush=True)
+            continue
+        exp.datasets[ds.name] = ds
         for variant, ov in variants.items():
             cfg = experiment_config(params, ov)
             method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
             exp.method, exp.configs[variant] = method.name, cfg
-            paper = load_config(method.paper_config, ov)
+            paper = load_config(method.paper_config, (paper_variants or {}).get(variant, ov))
             diffs = differences(method, cfg, paper)
             if len(splits) < ds.num_splits:
                 diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
@@ -302,11 +310,20 @@ def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str]
     ``extra_outputs`` are produced for every variant besides the rows' own (e.g. the teacher's results in notebook
     03); ``skip_outputs`` are left out (e.g. the baseline when ``RUN_BASELINE`` is off).
     """
+    from .core.config import flatten, to_dict
+    from .utils.io import jsonable
+
     spec = load_table_spec(table)
     variants, rows = spec.select(params.get("VARIANTS") or list(spec.variants))
     rows = [r for r in rows if r.output not in skip_outputs]
     outputs = {v: list(dict.fromkeys([r.output for r in rows if r.variant == v] + list(extra_outputs))) for v in variants}
-    return run_experiment(params, variants, outputs, progress=progress), spec, rows
+    variants = paper_variants = {v: {**spec.base, **ov} for v, ov in variants.items()}
+    if spec.keep_profile:  # the profile keeps its own substitutes; the paper comparison uses the spec's values
+        flat = lambda c: flatten(jsonable(to_dict(c)))  # noqa: E731
+        prof, paper = flat(experiment_config(params)), flat(load_config(METHODS.get(spec.method).paper_config))
+        variants = {v: spec.resolve(ov, prof, paper) for v, ov in paper_variants.items()}
+    return run_experiment(params, variants, outputs, progress=progress, paper_variants=paper_variants,
+                          hr_queries=spec.hr_queries), spec, rows
 
 
 def make_table(params: Mapping[str, Any], table: str, rows: list[RowSpec] | None = None):

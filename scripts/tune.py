@@ -34,7 +34,8 @@ from lib.workbook import load_profile
 from lib.workflow import experiment_config, locate_dataset, output_dir
 
 #: stage → the method outputs it produces
-STAGES = {"phase1": ("teacher_lr", "teacher_hr"), "phase2": ("pshrnet",), "baseline": ("baseline",)}
+STAGES = {"phase1": ("teacher_lr", "teacher_hr"), "phase2": ("pshrnet",), "baseline": ("baseline",),
+          "solo_sr": ("solo_sr",)}
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -94,23 +95,26 @@ def main(argv: list[str] | None = None) -> int:
                               progress=not a.quiet)
         rows += [(st, k, runs[st].metrics, time.time() - t0) for st in stages]
     table = base / view.name / f"{a.name}.csv"
-    fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "wall_s",
-              "overrides"]
-    old = table.read_text() if table.is_file() else ""
+    fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "psnr",
+              "ssim", "wall_s", "overrides"]
+    previous = list(csv.DictReader(io.StringIO(table.read_text()))) if table.is_file() else []
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    if not old:
-        w.writeheader()
+    w = csv.DictWriter(buf, fieldnames=fields, restval="")
+    w.writeheader()
+    for rec in previous:  # rows written before a column existed get it empty
+        w.writerow({k: rec.get(k, "") for k in fields})
     for stage, k, m, wall in rows:
         lr = m["lr"]
         rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids, "test_feature": cfg.test.feature,
                **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
                "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
+               "psnr": round(lr["psnr"], 3) if "psnr" in lr else "", "ssim": round(lr["ssim"], 4) if "ssim" in lr else "",
                "overrides": " ".join(a.set)}
         w.writerow(rec)
         print(f"{a.name:24s} {stage:8s} split {k}: val LR→HR R1 {rec['rank1']:5.1f}  R5 {rec['rank5']:5.1f}  "
-              f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else ""))
-    atomic_write_text(table, old + buf.getvalue())
+              f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else "")
+              + (f"  PSNR {rec['psnr']:.2f} dB  SSIM {rec['ssim']:.4f}" if rec["psnr"] != "" else ""))
+    atomic_write_text(table, buf.getvalue())
     return 0
 
 

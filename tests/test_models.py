@@ -354,14 +354,14 @@ def test_sr_and_head_registries_build_from_config_sections():
     assert sr.body[0][1].down.out_channels == 4  # width / reduction
     x = _img(1, (16, 8))
     assert sr(x).shape == x.shape
-    with pytest.raises(UnknownNameError, match=r"unknown SR module 'edsr'; registered: vdsr_ca"):
+    with pytest.raises(UnknownNameError, match=r"unknown SR module 'edsr'; registered: bicubic, rcan, srcnn, vdsr, vdsr_ca"):
         build_sr(SRConfig(name="edsr"))
     model = build_reid_model(ModelConfig(backbone="mobilenet_v2", pooling="avg"), 5).eval()
     assert isinstance(model, HRNetReID) and model.head.pooling == "avg"
     with torch.no_grad():
         assert model(_img(2)).logits.shape == (2, 5)
-    with pytest.raises(UnknownNameError, match=r"unknown re-ID head 'bnneck'; registered: hrnet_reid"):
-        build_reid_model(ModelConfig(head="bnneck"), 5)
+    with pytest.raises(UnknownNameError, match=r"unknown re-ID head 'bnneck_x'; registered: bnneck, classifier, hrnet_reid"):
+        build_reid_model(ModelConfig(head="bnneck_x"), 5)
     # a builder reads only the fields it uses: those, and no others, enter a run's identity
     cfg = ConfigReader(PSHRNetConfig(), hidden=("test", "runtime"))
     build_sr(cfg.sr)

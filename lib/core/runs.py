@@ -190,6 +190,15 @@ def run_stage(
             done = _finish(run_dir, identity, plan, plan.evaluate(), [], prec, ds, t0, previous=done)
         D.barrier()
         result = RunResult(stage.name, plan.modules, done["metrics"], [], run_dir, identity, key)
+    elif not any(p.requires_grad for m in plan.modules.values() for p in m.parameters()):
+        # nothing to learn (e.g. the bicubic "SR module"): evaluate only, no training loop, no optimiser
+        if D.is_main():
+            atomic_write_json(run_dir / "identity.json", identity)
+            metrics = _finish(run_dir, identity, plan, plan.evaluate(), [], prec, ds, t0)["metrics"]
+        D.barrier()
+        if not D.is_main():
+            metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+        result = RunResult(stage.name, plan.modules, metrics, [], run_dir, identity, key)
     else:
         trainer = Trainer(
             trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,

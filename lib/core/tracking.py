@@ -9,6 +9,11 @@ can never silently miss a setting.
 
 Sections that are not part of any identity (evaluation and execution settings) are *hidden* from the reader;
 a stage receives them separately.
+
+An option added to a configuration class after runs exist can be declared *neutral at its default*
+(``field(default=…, metadata=NEUTRAL_DEFAULT)``): while it holds its default it is left out of the record (read
+alone or as part of a whole section, :func:`unwrap`), so adding it does not invalidate the runs made before it
+existed; set to anything else it enters the identity like every other key.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import dataclasses
 import inspect
 from typing import Any
 
-__all__ = ["ConfigReader", "LateConfigRead", "unwrap"]
+__all__ = ["ConfigReader", "LateConfigRead", "unwrap", "NEUTRAL_DEFAULT"]
+
+#: Field metadata of an option left out of identities while it holds its default (see the module docstring).
+NEUTRAL_DEFAULT = {"identity": "omit_default"}
 
 
 class LateConfigRead(RuntimeError):
@@ -26,12 +34,20 @@ class LateConfigRead(RuntimeError):
 
 def _plain(v: Any) -> Any:
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v) if not _neutral(f, getattr(v, f.name))}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     return v
+
+
+def _neutral(f: dataclasses.Field, value: Any) -> bool:
+    """A field declared :data:`NEUTRAL_DEFAULT` that holds its default."""
+    if f.metadata.get("identity") != "omit_default":
+        return False
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return value == default
 
 
 class _Log:
@@ -80,7 +96,9 @@ class ConfigReader:
         value = getattr(obj, name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return ConfigReader(value, _log=log, _prefix=path + ".")
-        log.record(path, value)
+        f = next((f for f in dataclasses.fields(obj) if f.name == name), None) if dataclasses.is_dataclass(obj) else None
+        if f is None or not _neutral(f, value):  # a neutral option at its default stays out of the identity
+            log.record(path, value)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..core.registry import Registry
+from ..core.tracking import NEUTRAL_DEFAULT
 
 __all__ = ["OptimConfig", "OPTIMIZERS", "SCHEDULES", "lr_factor", "make_optimizer", "module_param_groups"]
 
@@ -43,6 +44,9 @@ class OptimConfig:
             it (default 0).
         warmup_mode: ``'constant'`` (authors' code): every group runs at ``warmup_lr / lr`` of its rate during the
             warm-up; ``'linear'`` (BoT): the factor rises linearly from ``warmup_lr / lr`` to 1.
+        grad_clip: clip the gradient of every trained parameter to this total L2 norm before each step (0: off,
+            both papers). The classic VDSR recipe (Kim et al. 2016: SGD at lr 0.1 with clipped gradients) needs it;
+            an option added after the first runs, so it enters a run's identity only when set.
     """
 
     optimizer: str = "sgd"
@@ -59,6 +63,7 @@ class OptimConfig:
     warmup_epochs: int = 0
     warmup_lr: float = 3e-4
     warmup_mode: str = "constant"
+    grad_clip: float = field(default=0.0, metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -82,6 +87,8 @@ class OptimConfig:
         for k in ("lr", "warmup_lr"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k}: expected > 0, found {getattr(self, k)}")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip: expected ≥ 0 (0: off), found {self.grad_clip}")
         bad = {k: v for k, v in self.module_lr.items() if not v > 0}
         if bad:
             raise ValueError(f"module_lr: every rate must be > 0, found {bad}")

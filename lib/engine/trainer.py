@@ -251,6 +251,9 @@ class Trainer:
                     loss, parts, bs = self.step_fn(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.optim.grad_clip > 0:  # OptimConfig.grad_clip: total L2 norm over every trained parameter
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in self.optimizer.param_groups for p in g["params"]], self.optim.grad_clip)
                 self.optimizer.step()
                 worst = torch.maximum(worst, loss.detach().float().abs())  # NaN propagates
                 for k, v in parts.items():

@@ -18,7 +18,8 @@ def _summary(values: Sequence[float], ddof: int) -> dict[str, Any]:
 
 
 def aggregate_splits(
-    results: Sequence[Mapping[str, Any]], ranks: Sequence[int] = (1, 5, 10, 20), *, ddof: int = 0
+    results: Sequence[Mapping[str, Any]], ranks: Sequence[int] = (1, 5, 10, 20), *, ddof: int = 0,
+    extra: tuple[str, ...] = ("psnr", "ssim"),
 ) -> dict[str, Any]:
     """Mean ± std of Rank-k, mAP and mINP over identity splits.
 
@@ -28,6 +29,8 @@ def aggregate_splits(
         ranks: 1-based ranks to report; Rank-k is read from ``cmc[k - 1]``.
         ddof: delta degrees of freedom of the std (0: population std, the
             ``np.std`` default; 1: sample std).
+        extra: prefixes of further scalar metrics aggregated the same way when every split has them
+            (``psnr``, ``psnr_r2``, ``ssim`` …: restoration quality, in their own units).
 
     Returns:
         ``{"rank1": {"mean", "std", "values"}, ..., "mAP": {...}, "mINP": {...},
@@ -58,6 +61,9 @@ def aggregate_splits(
     out["mAP"] = _summary([r["mAP"] for r in results], ddof)
     if all("mINP" in r for r in results):
         out["mINP"] = _summary([r["mINP"] for r in results], ddof)
+    for key in results[0]:  # restoration quality (PSNR in dB, SSIM ratio) where every split measured it
+        if key.startswith(extra) and all(isinstance(r.get(key), (int, float)) for r in results):
+            out[key] = _summary([r[key] for r in results], ddof)
     out["num_splits"] = len(results)
     return out
 

@@ -5,12 +5,17 @@ dotted overrides of the profile's configuration) and the rows: which output of w
 paper row. A new table is a new spec, not new code. ``generate`` names a variant generator
 (:data:`VARIANT_GENERATORS`) that ``VARIANTS = "all"`` expands to (Table VII: every non-empty subset of
 {Seq1..Seq5, ℓc}, 63 variants).
+
+``base`` holds overrides every variant of the table shares (Table IV: the ResNet-50 BNNeck network, no L_PS);
+``keep_profile`` lists keys (of ``base`` or a variant) a profile may substitute: where the profile's configuration sets such a key
+to something other than the method's paper configuration (the ``cpu`` profile's MobileNetV2 backbone), the
+profile's value is kept and the table states the backbone actually used; the paper comparison still uses ``base``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +46,10 @@ class RowSpec:
 class TableSpec:
     """A table: ``paper``/``table`` (registry keys), ``method``, ``notebook`` (its stem), ``title``, ``rows``,
     ``variants`` (name → dotted overrides), ``reference`` (the variant the others are compared with, for
-    ablations), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``)."""
+    ablations), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``), ``base`` /
+    ``keep_profile`` (see the module docstring), ``notes`` (printed above the table) and ``protocol`` (replaces the
+    default LR-query protocol line, e.g. for the HR-only Tables V and VI); ``hr_queries``: the table tests HR queries,
+    so datasets whose test queries have no HR original (CAVIAR) are skipped, with the reason printed."""
 
     name: str
     paper: str
@@ -53,6 +61,11 @@ class TableSpec:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: str | None = None
     generate: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    keep_profile: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    protocol: str | None = None
+    hr_queries: bool = False
 
     def __post_init__(self) -> None:
         missing = sorted({r.variant for r in self.rows} - set(self.variants))
@@ -60,6 +73,15 @@ class TableSpec:
             raise ValueError(f"rows use variants {missing} that 'variants' does not define")
         if self.reference is not None and self.reference not in self.variants:
             raise ValueError(f"reference {self.reference!r} is not a variant ({', '.join(self.variants)})")
+        stray = [k for k in self.keep_profile if k not in self.base and all(k not in v for v in self.variants.values())]
+        if stray:
+            raise ValueError(f"keep_profile names {stray}, which neither 'base' nor a variant sets")
+
+    def resolve(self, overrides: Mapping[str, Any], profile: Mapping[str, Any], paper: Mapping[str, Any]
+                ) -> dict[str, Any]:
+        """``overrides`` less the ``keep_profile`` keys the profile substitutes (given the flattened ``profile`` and
+        ``paper`` configurations: where their values differ, the profile's stays)."""
+        return {k: v for k, v in overrides.items() if k not in self.keep_profile or profile.get(k) == paper.get(k)}
 
     def select(self, names: Sequence[str] | str) -> tuple[dict[str, dict[str, Any]], list[RowSpec]]:
         """``(variants, rows)`` for ``VARIANTS``: a list of variant names, or ``"all"`` (every variant, and the

@@ -33,19 +33,27 @@ PAPER_DATASETS: dict[str, str] = {
     "mlr_market1501": "market1501", "mlr_cuhk03": "cuhk03", "mlr_viper": "viper", "mlr_dukemtmc": "dukemtmc",
     "caviar": "caviar", "market1501": "market1501", "dukemtmc": "dukemtmc",
 }
-_LABEL = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP"}
+_LABEL = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+#: Decimals shown per metric (percent metrics: 1).
+_DIGITS = {"psnr": 2, "ssim": 3}
 PROTOCOL = ("Protocol: query = LR images, gallery = HR images; single-shot datasets (VIPeR, CUHK03, CAVIAR): the gallery "
             "holds one random image per identity, redrawn and averaged; multi-shot (Market, Duke, synthetic): "
             "same-identity same-camera gallery images removed, mAP non-interpolated.")
 
 
-def cell(mean: float | None, std: float | None = None, n: int | None = 1) -> str:
+def cell(mean: float | None, std: float | None = None, n: int | None = 1, digits: int = 1) -> str:
     """``48.7`` or ``48.7 ± 1.2`` (std shown only over several splits); ``—`` for no value."""
     if mean is None or pd.isna(mean):
         return "—"
     if std is None or pd.isna(std) or n is None or pd.isna(n) or n < 2:
-        return f"{mean:.1f}"
-    return f"{mean:.1f} ± {std:.1f}"
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _scale(unit: Any, metric: str) -> float:
+    """100 for percent metrics (summaries hold fractions), 1 for dB / ratio (PSNR, SSIM)."""
+    u = unit.get("map" if metric == "mAP" else metric, "percent") if isinstance(unit, dict) else (unit or "percent")
+    return 100.0 if u == "percent" else 1.0
 
 
 def _label(ds: str) -> str:
@@ -94,9 +102,10 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                     continue
                 p = pval.get((row_ids[row.label], ds, m))
                 p = None if p is None or pd.isna(p) else float(p)
-                v = 100 * agg[m]["mean"]
+                k = _scale(info.get("unit"), m)
+                v = k * agg[m]["mean"]
                 recs.append({"row": row.label, "source": "reproduced", "variant": row.variant, "dataset": ds, "metric": m,
-                             "value": v, "std": 100 * agg[m]["std"], "num_splits": len(agg[m]["values"]), "paper": p,
+                             "value": v, "std": k * agg[m]["std"], "num_splits": len(agg[m]["values"]), "paper": p,
                              "delta": None if p is None else v - p})
     long = pd.DataFrame(recs)
     idx = {(r["row"], r["source"], r["dataset"], r["metric"]): r for r in recs}
@@ -104,7 +113,8 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     lines = ["| Method | " + " | ".join(f"{_label(ds)} {_LABEL.get(m, m)}" for ds, m in cols) + " |",
              "|" + "---|" * (len(cols) + 1)]
 
-    def line(name: str, source: str, bold: bool, fmt=lambda r: cell(r["value"], r["std"], r["num_splits"])) -> str:
+    def line(name: str, source: str, bold: bool,
+             fmt=lambda r: cell(r["value"], r["std"], r["num_splits"], _DIGITS.get(r["metric"], 1))) -> str:
         cells = ["—" if idx.get((name, source, ds, m)) is None else fmt(idx[(name, source, ds, m)]) for ds, m in cols]
         return f"| {'**' + name + '**' if bold else name} | " + " | ".join(cells) + " |"
 
@@ -117,13 +127,14 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     for r in shown:
         if row_ids[r.label] is not None and any(idx[k]["delta"] is not None for k in idx
                                                 if k[0] == r.label and k[1] == "reproduced"):
-            lines.append(line(r.label, "reproduced", False, lambda x: "—" if x["delta"] is None else f"{x['delta']:+.1f}")
+            lines.append(line(r.label, "reproduced", False, lambda x: "—" if x["delta"] is None else f"{x['delta']:+.{_DIGITS.get(x['metric'], 1)}f}")
                          .replace(f"| {r.label} |", f"| Δ {r.label} (reproduced − paper) |", 1))
 
     head = [f"# {spec.title}", "", f"Paper: {info['label']} — {info['caption']}", "",
             f"Profile **`{profile}`**, method `{spec.method}`. Paper rows: the registry (`lib/registry/paper_results.yaml`); "
             f"reproduced rows: this profile's runs (`results/{spec.method}/<dataset>/<variant>.json`), mean ± sample std over "
-            "identity splits, in %. Spec: `configs/tables/" + spec.name + ".yaml`.", PROTOCOL, ""]
+            "identity splits, in % (PSNR in dB, SSIM as a ratio). Spec: `configs/tables/" + spec.name + ".yaml`.",
+            spec.protocol or PROTOCOL, ""] + [f"- {n}" for n in spec.notes]
     missing = [_label(d) for d in paper_ds if d not in have]
     if extra and len(missing) == len(paper_ds):
         head.append(f"- **Substitution**: the paper ran this table on {', '.join(_label(d) for d in paper_ds)}; none has a "

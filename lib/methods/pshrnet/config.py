@@ -6,15 +6,21 @@ a wrong type names the key, the expected type and the value found. Sections:
 * ``model`` — the re-ID network: ``head`` (``hrnet_reid``), ``backbone`` (``hrnet_w32``), ``weights``
   (``none`` | ``hub`` | ``file:PATH`` | ``deep-sort-mobilenetv2``; the paper starts from ImageNet HRNet-W32-C),
   ``pooling`` (``avg+max``).
-* ``sr`` — the SR module G: ``name`` (``vdsr_ca``), ``depth`` 20, ``width`` 64, ``reduction`` 4.
+* ``sr`` — the SR module G (:data:`~lib.models.SR_MODULES`: ``vdsr_ca``, ``vdsr``, ``srcnn``, ``rcan``, ``bicubic``):
+  ``name`` (``vdsr_ca``), ``depth`` 20, ``width`` 64, ``reduction`` 4, RCAN's ``groups`` × ``blocks`` (3 × 5, a
+  reduced RCAN; the original is 10 × 20), and ``init`` of VDSR / VDSR-CA (``he``, the paper's; ``identity``: start
+  as the identity map with VDSR-CA's gates open — an option). Each module reads only its own fields.
 * ``data`` — input ``height`` × ``width`` (256 × 128), P = ``num_identities`` 4, K = ``num_instances`` 6,
   ``pair_mode`` (``fresh`` paper: a new r per sample | ``mlr`` authors' code: the stored MLR image), ``rates``
   (2, 3, 4), ``pad`` (10), ``random_erasing`` (0; BoT 0.5), ``native_lr`` (phase 2 and the baseline also train on
   natively LR images such as CAVIAR camera 2, with the identity terms only; on).
 * ``loss`` — the loss terms' hyper-parameters (:class:`~lib.losses.LossConfig`).
-* ``phase1`` / ``phase2`` / ``baseline`` — :class:`StageConfig`: optimiser, schedule and loss weights per stage.
+* ``phase1`` / ``phase2`` / ``baseline`` / ``solo_sr`` — :class:`StageConfig`: optimiser, schedule and loss weights
+  per stage. ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (Eq. (5)); paper default: the paper's rate
+  for G (8.5e-4, SGD); the classic VDSR recipe (``lr: 0.1`` with ``grad_clip``) and Adam are options.
 * ``test`` — evaluation only (a change re-evaluates, never retrains): ``flip``, ``num_repeats``, ``feature``,
-  ``batch_size``.
+  ``batch_size``, ``restoration_space`` (PSNR/SSIM of restored queries on the ``y`` channel of YCbCr, the SR
+  literature's convention, or on ``rgb``).
 * ``runtime`` — execution (:class:`~lib.engine.runtime.RuntimeConfig`), never part of what a run computes.
 """
 
@@ -22,10 +28,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...core.tracking import NEUTRAL_DEFAULT
 from ...engine.optim import OptimConfig
 from ...engine.runtime import RuntimeConfig
 from ...losses import LOSS_TERMS, LossConfig
 from ...models import BACKBONES, HEADS, SR_MODULES
+from ...models.sr.vdsr import INITS as SR_INITS
 from ...models.embedder import TEST_FEATURES
 
 __all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
@@ -52,9 +60,14 @@ class SRConfig:
     depth: int = 20
     width: int = 64
     reduction: int = 4
+    groups: int = 3
+    blocks: int = 5
+    init: str = field(default="he", metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
         SR_MODULES.get(self.name)
+        if self.init not in SR_INITS:
+            raise ValueError(f"init: expected one of {SR_INITS}, found {self.init!r}")
 
 
 @dataclass(frozen=True)
@@ -109,10 +122,13 @@ class TestConfig:
     num_repeats: int = 10
     feature: str = "concat"
     batch_size: int = 64
+    restoration_space: str = "y"
 
     def __post_init__(self) -> None:
         if self.feature not in TEST_FEATURES:
             raise ValueError(f"feature: expected one of {TEST_FEATURES}, found {self.feature!r}")
+        if self.restoration_space not in ("y", "rgb"):
+            raise ValueError(f"restoration_space: expected 'y' or 'rgb', found {self.restoration_space!r}")
 
 
 @dataclass(frozen=True)
@@ -128,5 +144,6 @@ class PSHRNetConfig:
     phase2: StageConfig = field(default_factory=lambda: StageConfig(
         module_lr={"sr": 8.5e-4}, losses={**_id_losses(), "sr": 0.5, "ps": 0.5}))
     baseline: StageConfig = field(default_factory=lambda: StageConfig(epochs=140))
+    solo_sr: StageConfig = field(default_factory=lambda: StageConfig(lr=8.5e-4, losses={"sr": 1.0}))
     test: TestConfig = field(default_factory=TestConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -7,6 +7,14 @@
   the LR image of each pair with L_TOTAL (Eq. (12)); test: query and gallery both through G + HRNet-ReID-L.
 * ``baseline`` trains the same network on bicubic-upsampled LR images with L_ID only, from the same initial
   weights (our addition, for an honest comparison at equal budget); test without SR.
+* ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (Eq. (5)) on the (LR, HR) pairs; its Rank-1 is the
+  phase-1 teacher's on G's restorations (query and gallery through G, as PS-HRNet's test). With ``sr.name:
+  bicubic`` nothing is trained: the row is bicubic up-sampling.
+
+Every stage with an SR module also measures restoration quality (PSNR / SSIM, :mod:`lib.metrics.restoration`) on
+the test queries that have an HR original; where none has (CAVIAR: natively LR queries), on the test gallery's HR
+images down-sampled at each training rate. The numbers sit beside Rank-1 in ``metrics['lr']`` (``psnr``,
+``ssim``, ``psnr_r<r>``, ``ssim_r<r>``).
 
 Each ``build`` reads the configuration through the stage's tracked reader, so a stage's identity is exactly the
 settings it uses.
@@ -24,8 +32,9 @@ from ...data.samplers import RandomIdentitySampler
 from ...data.transforms import PairedAugment
 from ...engine.evaluate import evaluate_split
 from ...losses import LossComposer
+from ...metrics.restoration import restoration_quality
 from ...models import ReIDEmbedder, build_reid_model, build_sr
-from .steps import IDStep, PseudoSiameseStep
+from .steps import IDStep, PseudoSiameseStep, SoloSRStep
 
 __all__ = ["STAGES"]
 
@@ -38,11 +47,11 @@ def _sampler(dataset, cfg: Any, seed: int) -> RandomIdentitySampler:
     return RandomIdentitySampler(dataset.pids, cfg.data.num_identities, cfg.data.num_instances, seed=seed)
 
 
-def _pairs(ctx: StageContext, resize_interpolation: str = "bilinear") -> PairDataset:
+def _pairs(ctx: StageContext, resize_interpolation: str = "bilinear", native_lr: bool | None = None) -> PairDataset:
     cfg = ctx.cfg
     return PairDataset(ctx.ds.split(ctx.split).train, cfg.data.size, pair_mode=cfg.data.pair_mode,
                        rates=unwrap(cfg.data.rates), seed=cfg.seed, resize_interpolation=resize_interpolation,
-                       augment=_augment(cfg), native_lr=cfg.data.native_lr)
+                       augment=_augment(cfg), native_lr=cfg.data.native_lr if native_lr is None else native_lr)
 
 
 def _evaluator(ctx: StageContext, embedder, size, seed: int, **kw):
@@ -56,8 +65,26 @@ def _evaluator(ctx: StageContext, embedder, size, seed: int, **kw):
     return evaluate
 
 
-def _eval_settings(ctx: StageContext) -> dict:
-    return {"flip": ctx.test.flip, "num_repeats": ctx.test.num_repeats, "feature": ctx.test.feature}
+def _eval_settings(ctx: StageContext, restoration: bool = False) -> dict:
+    out = {"flip": ctx.test.flip, "num_repeats": ctx.test.num_repeats, "feature": ctx.test.feature}
+    return out | ({"restoration_space": ctx.test.restoration_space} if restoration else {})
+
+
+def _restoration(ctx: StageContext, sr, size, rates) -> dict:
+    """PSNR / SSIM of G's restorations: the test queries with an HR original, else the HR gallery down-sampled."""
+    s = ctx.ds.split(ctx.split)
+    images = [im for im in s.query if im.has_hr_original] or [im for im in s.gallery if im.has_hr_original]
+    q = restoration_quality(sr, images, size=size, precision=ctx.prec, space=ctx.test.restoration_space, rates=rates,
+                            batch_size=ctx.test.batch_size)
+    return {k: v for k, v in q.items() if k.startswith(("psnr", "ssim"))} | {
+        "restoration_images": q["num_images"], "restoration_source": q["source"]}
+
+
+def _sr_evaluate(ctx: StageContext, model, sr, size, seed: int, rates):
+    """Query and gallery through G → ``model`` (LR query vs HR gallery), plus G's restoration quality."""
+    emb = ReIDEmbedder(model, sr, ctx.test.feature)
+    interp = getattr(sr, "input_interpolation", "bilinear")
+    return lambda: {"lr": _evaluator(ctx, emb, size, seed, resize_interpolation=interp)() | _restoration(ctx, sr, size, rates)}
 
 
 def _id_stage(ctx: StageContext, stage_cfg: Any, dataset, key: str, offset: int, evaluate) -> StagePlan:
@@ -114,18 +141,36 @@ def build_phase2(ctx: StageContext) -> StagePlan:
     else:
         student = build_reid_model(cfg.model, pairs.num_classes)
     student = prec.prepare_module(student.requires_grad_(True))
-    sr = prec.prepare_module(build_sr(cfg.sr))
+    sr = prec.prepare_module(build_sr(cfg.sr))  # after the student: the initialisation order of the first runs
+    pairs.resize_interpolation = sr.input_interpolation  # how the module wants its LR input resized
     frozen = prec.prepare_module(copy.deepcopy(teacher)).eval().requires_grad_(False)  # the caller's model is untouched
     loss = LossComposer(weights, cfg.loss)
-    size, seed = cfg.data.size, cfg.seed
+    size, seed, rates = cfg.data.size, cfg.seed, tuple(unwrap(cfg.data.rates))
     return StagePlan(
         modules={"student": student, "sr": sr}, frozen={"teacher": frozen}, dataset=pairs,
         sampler=_sampler(pairs, cfg, cfg.seed + 1), optim=unwrap(cfg.phase2),
         make_step=lambda m: PseudoSiameseStep(m["teacher"], m["sr"], m["student"], loss, prec, needs_teacher),
-        evaluate=lambda: {"lr": _evaluator(ctx, ReIDEmbedder(student, sr, ctx.test.feature), size, seed)()},
+        evaluate=_sr_evaluate(ctx, student, sr, size, seed, rates),
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded,
                   "native_lr_images": pairs.num_native_lr},
-        eval_settings=_eval_settings(ctx),
+        eval_settings=_eval_settings(ctx, restoration=True),
+    )
+
+
+def build_solo_sr(ctx: StageContext) -> StagePlan:
+    """Solo SR (Table III): G alone with L_SR (Eq. (5)) on the pairs with an HR original; tested with the teacher."""
+    cfg, prec = ctx.cfg, ctx.prec
+    teacher = prec.prepare_module(copy.deepcopy(ctx.deps["phase1"].modules["model"])).eval().requires_grad_(False)
+    sr = prec.prepare_module(build_sr(cfg.sr))
+    pairs = _pairs(ctx, resize_interpolation=sr.input_interpolation, native_lr=False)  # no HR target: no L_SR
+    loss = LossComposer(unwrap(cfg.solo_sr.losses), cfg.loss)
+    size, seed, rates = cfg.data.size, cfg.seed, tuple(unwrap(cfg.data.rates))
+    return StagePlan(
+        modules={"sr": sr}, frozen={"teacher": teacher}, dataset=pairs, sampler=_sampler(pairs, cfg, cfg.seed + 3),
+        optim=unwrap(cfg.solo_sr), make_step=lambda m: SoloSRStep(m["sr"], loss, prec),
+        evaluate=_sr_evaluate(ctx, teacher, sr, size, seed, rates),
+        identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded},
+        eval_settings=_eval_settings(ctx, restoration=True),
     )
 
 
@@ -134,4 +179,5 @@ STAGES: dict[str, Stage] = {
     "phase1": Stage("phase1", build_phase1),
     "phase2": Stage("phase2", build_phase2, deps=("phase1",), seed_offset=1),
     "baseline": Stage("baseline", build_baseline, seed_offset=2),
+    "solo_sr": Stage("solo_sr", build_solo_sr, deps=("phase1",), seed_offset=3),
 }

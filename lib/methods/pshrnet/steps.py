@@ -4,6 +4,7 @@
 * :class:`PseudoSiameseStep` — phase 2 (Sec. III-D, Eq. (12)): the frozen teacher on the HR image, the student
   G → HRNet-ReID-L on the LR image of the same pair; natively LR samples (no HR original) enter the identity
   terms only.
+* :class:`SoloSRStep` — Table III's Solo SR: G alone, L_SR (Eq. (5)) between G(LR) and the HR image.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 from ...engine.precision import Precision
 from ...losses import LossComposer, LossInputs
 
-__all__ = ["IDStep", "PseudoSiameseStep"]
+__all__ = ["IDStep", "PseudoSiameseStep", "SoloSRStep"]
 
 
 class IDStep:
@@ -53,4 +54,17 @@ class PseudoSiameseStep:
         restored = self.sr(lr)
         total, parts = self.loss(LossInputs(self.student(restored), y, restored=restored, hr=hr, teacher_out=t_out,
                                             hr_mask=mask))
+        return total, parts, lr.shape[0]
+
+
+class SoloSRStep:
+    """``L_SR(G(x_l), x_h)`` only (no re-ID network): the Solo SR row of Table III."""
+
+    def __init__(self, sr: nn.Module, loss: LossComposer, prec: Precision) -> None:
+        self.sr, self.loss, self.prec = sr, loss, prec
+
+    def __call__(self, batch: dict):
+        lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(batch["hr"])
+        y = batch["label"].to(self.prec.device, non_blocking=True)
+        total, parts = self.loss(LossInputs(None, y, restored=self.sr(lr), hr=hr))
         return total, parts, lr.shape[0]

@@ -1,0 +1,109 @@
+"""Write the thin table notebooks 07–10 (title, parameters, calls into ``lib``) without outputs.
+
+Run once after editing the cells below: ``python scripts/make_notebooks.py``; the notebooks are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COMMON = '''PROFILE = "tiny"  # profile name: outputs go to OUTPUT_ROOT/PROFILE/
+OUTPUT_ROOT = "outputs"  # output root, relative to the repository root
+DATASETS = ["synthetic"]  # MLR datasets notebook 01 built (built here with its defaults if missing)
+DATA_ROOT = ""  # folder of a real dataset, or the folder holding several (used only when a manifest is missing)
+CONFIG = "configs/pshrnet/tiny.yaml"  # the method configuration; configs/pshrnet/paper.yaml is the paper setting
+SEED = 0  # seed of the MLR dataset and of training
+SPLITS = [0]  # identity splits to train and evaluate
+OVERRIDES = {}  # dotted configuration keys to change, e.g. {"phase1.epochs": 10, "data.height": 128}
+'''
+
+TABLE = '''from IPython.display import Markdown
+
+from lib.workflow import run_and_tabulate
+
+params = {{k: v for k, v in dict(globals()).items() if k.isupper()}}
+report = run_and_tabulate(params, "{table}")
+Markdown(report.markdown)'''
+
+NOTEBOOKS = {
+    "07_ablation_sr_modules": [
+        ("markdown", "# 07 · Table IV: which SR module\n\n"
+         "Each SR module $G$ — **bicubic** (no learned SR), **SRCNN** (9-5-5), **VDSR** (20 × 64), **RCAN** (residual "
+         "groups of channel-attention blocks; a reduced size by default), **VDSR-CA** (PS-HRNet's) — in front of the "
+         "same BNNeck re-ID network (ResNet-50 in the paper), trained jointly with $\\mathcal{L}_{ID} + \\lambda_{SR}"
+         "\\mathcal{L}_{SR}$ (no $\\mathcal{L}_{PS}$); LR query through $G$ vs HR gallery. Variants: "
+         "`configs/tables/table4.yaml` (one `sr.name` each on a common `base`). A profile without ImageNet ResNet-50 "
+         "weights keeps its own backbone, and the table says which.", {}),
+        ("code", COMMON + 'VARIANTS = ["t4_bicubic", "t4_srcnn", "t4_vdsr", "t4_rcan", "t4_vdsr_ca"]  # variants of '
+         'configs/tables/table4.yaml', {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="table4"), {}),
+        ("markdown", "## Ranking\nModules ranked by Rank-1 (%), averaged over the datasets run.", {}),
+        ("code", "report.ranking", {}),
+    ],
+    "08_restoration_quality": [
+        ("markdown", "# 08 · Table III and Fig. 5: how well the images are restored\n\n"
+         "PSNR and SSIM (scikit-image) of the restored test queries against their HR originals, per down-sampling "
+         "rate $r$ and overall, beside Rank-1, for **Bicubic**, **Solo SR** (VDSR-CA trained with "
+         "$\\mathcal{L}_{SR}$ only; its Rank-1 is the phase-1 teacher's on its restorations), **SR+ID** and "
+         "**SR+ID+PS** (Table II's students: the same runs). Fig. 5 shows test persons at $r$ = 2, 3, 4: the LR image "
+         "at its true size, each restoration with its PSNR, and the HR original.", {}),
+        ("code", COMMON + 'VARIANTS = ["bicubic", "solo_sr", "sr_id", "sr_id_ps"]  # variants of configs/tables/'
+         'table3.yaml\nNUM_EXAMPLES = 2  # test persons in Fig. 5 (each at r = 2, 3, 4)', {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="table3"), {}),
+        ("markdown", "## PSNR and SSIM against the down-sampling rate\n"
+         "`tables/table3_per_rate.md` and `figures/table3_quality_vs_rate.png` (mean over splits).", {}),
+        ("code", "from lib.restoration_report import restoration_report\n\n"
+         "quality = restoration_report(params, report, num_examples=NUM_EXAMPLES)\nquality.per_rate", {}),
+        ("code", "quality.rate_figure", {}),
+        ("markdown", "## Fig. 5\nLR (true size) · each restoration with its PSNR · HR; `figures/fig5.png`.", {}),
+        ("code", "quality.fig5", {}),
+        ("markdown", "## Does Solo SR beat bicubic?\nPSNR gain of Solo SR over bicubic up-sampling at every $r$ "
+         "(dB, mean over splits); the workbook expects a gain at every $r$ on every dataset.", {}),
+        ("code", "quality.solo_vs_bicubic", {}),
+    ],
+    "09_ablation_pooling": [
+        ("markdown", "# 09 · Table V: pooling in the HRNet-ReID head\n\n"
+         "Eq. (6) pools every branch with adaptive average pooling plus $\\lambda_n$ × adaptive max pooling "
+         "(**AAP+AMP**); the variants use **AAP** or **AMP** alone (`model.pooling`). HR re-ID, as in the paper: the "
+         "phase-1 network, HR queries vs HR gallery. AAP+AMP is the default configuration — Table I's teacher, the "
+         "same run. Datasets without HR query images (CAVIAR) are skipped.", {}),
+        ("code", COMMON + 'VARIANTS = ["pool_avg", "pool_max", "default"]  # variants of configs/tables/table5.yaml',
+         {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="table5"), {}),
+    ],
+    "10_ablation_heads": [
+        ("markdown", "# 10 · Table VI: the re-ID head\n\n"
+         "On the same backbone: its **own classification head** as the re-ID network (HRNet-W32-C in the paper) vs "
+         "the **HRNet-ReID head** (Eq. (6), Fig. 4), plus the **BNNeck** re-ID baseline (ResNet-50 in the paper "
+         "profile; it shares its phase-1 network with Table IV). HR queries vs HR gallery.", {}),
+        ("code", COMMON + 'VARIANTS = ["classifier", "default", "bnneck"]  # variants of configs/tables/table6.yaml',
+         {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="table6"), {}),
+    ],
+}
+
+
+def notebook(stem: str, cells) -> dict:
+    out = []
+    for i, (kind, text, meta) in enumerate(cells):
+        src = text.splitlines(keepends=True)
+        cell = {"cell_type": kind, "id": f"{stem[:2]}-{i:02d}", "metadata": meta, "source": src}
+        if kind == "code":
+            cell |= {"execution_count": None, "outputs": []}
+        out.append(cell)
+    return {"cells": out, "metadata": {"kernelspec": {"display_name": "Python 3 (reid workbook)", "language": "python",
+                                                      "name": "python3"}, "language_info": {"name": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for stem, cells in NOTEBOOKS.items():
+        (root / f"{stem}.ipynb").write_text(json.dumps(notebook(stem, cells), indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
