@@ -50,7 +50,7 @@ NOTEBOOKS = {
          "**SR+ID+PS** (Table II's students: the same runs). Fig. 5 shows test persons at $r$ = 2, 3, 4: the LR image "
          "at its true size, each restoration with its PSNR, and the HR original.", {}),
         ("code", COMMON + 'VARIANTS = ["bicubic", "solo_sr", "sr_id", "sr_id_ps"]  # variants of configs/tables/'
-         'table3.yaml\nNUM_EXAMPLES = 2  # test persons in Fig. 5 (each at r = 2, 3, 4)', {"tags": ["parameters"]}),
+         'table3.yaml\nNUM_EXAMPLES = 2  # test persons shown in Fig. 5, each at the rates 2, 3 and 4', {"tags": ["parameters"]}),
         ("code", TABLE.format(table="table3"), {}),
         ("markdown", "## PSNR and SSIM against the down-sampling rate\n"
          "`tables/table3_per_rate.md` and `figures/table3_quality_vs_rate.png` (mean over splits).", {}),

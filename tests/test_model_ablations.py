@@ -57,6 +57,15 @@ def test_neutral_options_stay_out_of_identities_until_set():
     assert r2.reads["phase2"]["grad_clip"] == 0.4 and r2.reads["sr.init"] == "identity"
     with pytest.raises(ValueError, match="grad_clip"):
         OptimConfig(grad_clip=-1.0)
+    # per-module weight decay (Adam's coupled L2 would zero G's weights): neutral when empty, per group when set
+    assert "module_weight_decay" not in json.dumps(r.reads)
+    from lib.engine.optim import module_param_groups
+
+    groups = module_param_groups({"student": nn.Linear(2, 2), "sr": nn.Linear(2, 2)},
+                                 OptimConfig(weight_decay=5e-4, module_weight_decay={"sr": 0.0}))
+    assert [(g["name"], g["weight_decay"]) for g in groups] == [("student", 5e-4), ("sr", 0.0)]
+    with pytest.raises(ValueError, match="module_weight_decay: \\['gan'\\] are not trained"):
+        module_param_groups({"sr": nn.Linear(2, 2)}, OptimConfig(module_weight_decay={"gan": 0.0}))
     with pytest.raises(ValueError, match="init"):
         load_config("configs/pshrnet/tiny.yaml", {"sr.init": "zeros"})
 

@@ -47,6 +47,9 @@ class OptimConfig:
         grad_clip: clip the gradient of every trained parameter to this total L2 norm before each step (0: off,
             both papers). The classic VDSR recipe (Kim et al. 2016: SGD at lr 0.1 with clipped gradients) needs it;
             an option added after the first runs, so it enters a run's identity only when set.
+        module_weight_decay: weight decay per named module (e.g. ``{'sr': 0}``), else ``weight_decay``. With Adam
+            the decay is coupled L2 (``torch.optim.Adam``): on a module whose loss gradient is small (G at the paper's
+            initialisation) it drives every weight towards zero at ~``lr`` per step. Identity-neutral when empty.
     """
 
     optimizer: str = "sgd"
@@ -64,10 +67,13 @@ class OptimConfig:
     warmup_lr: float = 3e-4
     warmup_mode: str = "constant"
     grad_clip: float = field(default=0.0, metadata=NEUTRAL_DEFAULT)
+    module_weight_decay: dict[str, float] = field(default_factory=dict, metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "module_lr", {str(k): float(v) for k, v in dict(self.module_lr).items()})
+        object.__setattr__(self, "module_weight_decay",
+                           {str(k): float(v) for k, v in dict(self.module_weight_decay).items()})
         if self.optimizer not in OPTIMIZERS:
             OPTIMIZERS.get(self.optimizer)  # raises, listing the registered names
         if self.schedule not in SCHEDULES:
@@ -89,6 +95,9 @@ class OptimConfig:
                 raise ValueError(f"{k}: expected > 0, found {getattr(self, k)}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip: expected ≥ 0 (0: off), found {self.grad_clip}")
+        neg = {k: v for k, v in self.module_weight_decay.items() if v < 0}
+        if neg:
+            raise ValueError(f"module_weight_decay: every value must be ≥ 0, found {neg}")
         bad = {k: v for k, v in self.module_lr.items() if not v > 0}
         if bad:
             raise ValueError(f"module_lr: every rate must be > 0, found {bad}")
@@ -132,11 +141,12 @@ def module_param_groups(modules: Mapping[str, nn.Module], cfg: OptimConfig) -> l
     Raises:
         ValueError: ``module_lr`` names a module the stage does not train (the message lists those it does).
     """
-    unknown = sorted(set(cfg.module_lr) - set(modules))
-    if unknown:
-        raise ValueError(f"module_lr: {unknown} are not trained by this stage; its modules: {', '.join(modules)}")
-    return [{"name": n, "params": [p for p in m.parameters() if p.requires_grad], "lr": cfg.module_lr.get(n, cfg.lr)}
-            for n, m in modules.items()]
+    for key in ("module_lr", "module_weight_decay"):
+        unknown = sorted(set(getattr(cfg, key)) - set(modules))
+        if unknown:
+            raise ValueError(f"{key}: {unknown} are not trained by this stage; its modules: {', '.join(modules)}")
+    return [{"name": n, "params": [p for p in m.parameters() if p.requires_grad], "lr": cfg.module_lr.get(n, cfg.lr),
+             "weight_decay": cfg.module_weight_decay.get(n, cfg.weight_decay)} for n, m in modules.items()]
 
 
 def make_optimizer(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
