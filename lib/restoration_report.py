@@ -1,6 +1,6 @@
 """Table III's companions: restoration quality per down-sampling rate, Fig. 5, and Solo SR against bicubic.
 
-:func:`restoration_report` takes what :func:`lib.workflow.run_and_tabulate` made for ``table3`` and writes
+:func:`restoration_report` (the ``restoration`` extra of ``configs/tables/table3.yaml``) takes what :func:`lib.workflow.run_and_tabulate` made for ``table3`` and writes
 
 * ``tables/table3_per_rate.{csv,md}`` — PSNR / SSIM per rate r and row, mean ± std over splits (from the summaries:
   each SR stage measures them when it is evaluated, :mod:`lib.metrics.restoration`);
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .results.specs import TABLE_EXTRAS
 
 __all__ = ["RestorationReport", "quality_by_rate", "solo_vs_bicubic", "restoration_report"]
 
@@ -104,13 +106,16 @@ def _fig5(exp, rows, ds_name: str, num_examples: int, space: str):
     return restoration_grid(examples, names=list(modules), space=space)
 
 
-def restoration_report(params: Mapping[str, Any], report, num_examples: int = 2) -> RestorationReport:
-    """Per-rate table and plot, Fig. 5 and the Solo SR vs bicubic check for a Table III report (see the module)."""
+@TABLE_EXTRAS.register("restoration")
+def restoration_report(params: Mapping[str, Any], report, num_examples: int | None = None) -> RestorationReport:
+    """Per-rate table and plot, Fig. 5 and the Solo SR vs bicubic check for a Table III report (see the module);
+    ``num_examples`` (default the notebook's ``NUM_EXAMPLES``, else 2) persons in Fig. 5."""
     from .utils.io import atomic_write_text
     from .viz import quality_vs_rate, save_figure
     from .workflow import _markdown, output_dir
 
     out = output_dir(params)
+    num_examples = int(params.get("NUM_EXAMPLES", 2) if num_examples is None else num_examples)
     exp = report.experiment
     space = next((c.test.restoration_space for c in exp.configs.values()), "y")
     per_rate = quality_by_rate(exp.summaries, report.rows)

@@ -19,7 +19,7 @@ from .data.synthetic import SyntheticConfig, generate_synthetic
 from .engine import distributed as D
 from .methods import METHODS, differences, load_config, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
-from .results.specs import RowSpec, TableSpec
+from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
 from .utils.paths import resolve_path
 
 __all__ = [
@@ -344,6 +344,7 @@ class TableReport:
     markdown: str
     files: list[Path]
     ranking: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
@@ -364,9 +365,10 @@ def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
 
 
 def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = True) -> TableReport:
-    """An ablation notebook in one call: run the selected variants (:func:`run_table`), write
-    ``tables/<table>.{csv,md}``, the per-split Rank-1 figure ``figures/<table>_rank1.png`` and, with three or more
-    variants, the ranking ``tables/<table>_ranking.{csv,md}`` and ``figures/<table>_ranking.png``."""
+    """A table notebook in one call: run the selected variants (:func:`run_table`), write
+    ``tables/<table>.{csv,md}``, the per-split Rank-1 figure ``figures/<table>_rank1.png``, with three or more
+    variants the ranking ``tables/<table>_ranking.{csv,md}`` and ``figures/<table>_ranking.png``, and the spec's
+    ``extras`` (:data:`~lib.results.specs.TABLE_EXTRAS`; results in ``report.extras``)."""
     from .utils.io import atomic_write_text
     from .viz import rank1_per_split, ranking_plot, rows_by_dataset, save_figure
 
@@ -381,7 +383,11 @@ def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = 
         text = f"# {spec.title}: variants ranked by mean Rank-1 (%) over the datasets run\n\n" + _markdown(rank) + "\n"
         files.append(atomic_write_text(out / "tables" / f"{table}_ranking.md", text))
         files.append(save_figure(ranking_plot(rank.drop(columns="mean")), out / "figures" / f"{table}_ranking.png"))
-    return TableReport(exp, rows, long, md, files, rank)
+    report = TableReport(exp, rows, long, md, files, rank)
+    for name in spec.extras:  # e.g. Table III's per-rate quality and Fig. 5
+        report.extras[name] = TABLE_EXTRAS.get(name)(params, report)
+        report.files += list(getattr(report.extras[name], "files", []))
+    return report
 
 
 def stage_histories(exp: Experiment, stage: str, variant: str = "default") -> dict[str, list[dict]]:
@@ -418,3 +424,6 @@ def _markdown(frame) -> str:
     for idx, row in frame.iterrows():
         lines.append(f"| {idx} | " + " | ".join("—" if v != v else f"{v:.1f}" for v in row.to_numpy(dtype=float)) + " |")
     return "\n".join(lines)
+
+
+from . import restoration_report as _restoration_report  # noqa: E402,F401  (registers the "restoration" extra)

@@ -54,8 +54,7 @@ NOTEBOOKS = {
         ("code", TABLE.format(table="table3"), {}),
         ("markdown", "## PSNR and SSIM against the down-sampling rate\n"
          "`tables/table3_per_rate.md` and `figures/table3_quality_vs_rate.png` (mean over splits).", {}),
-        ("code", "from lib.restoration_report import restoration_report\n\n"
-         "quality = restoration_report(params, report, num_examples=NUM_EXAMPLES)\nquality.per_rate", {}),
+        ("code", 'quality = report.extras["restoration"]\nquality.per_rate', {}),
         ("code", "quality.rate_figure", {}),
         ("markdown", "## Fig. 5\nLR (true size) · each restoration with its PSNR · HR; `figures/fig5.png`.", {}),
         ("code", "quality.fig5", {}),

@@ -1,7 +1,7 @@
 """Run one table's variants and write the table without Jupyter (what the table's notebook does, as a script).
 
 For machines without JupyterLab / papermill (e.g. a bare GPU box with torch): the same runs, run folders, summaries
-and tables as the notebooks. Table III also writes its per-rate table, Fig. 5 and the Solo SR vs bicubic check.
+and tables as the notebooks, and the spec's extras (Table III: per-rate table, Fig. 5, Solo SR vs bicubic).
 
     PYTHONPATH=. python scripts/run_table.py table3 --profile paper_gpu --config configs/pshrnet/paper.yaml \\
         --datasets viper --data-root DIR --splits 0 --variants bicubic solo_sr --set model.weights=none
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: the spec's rows)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted configuration overrides")
-    ap.add_argument("--num-examples", type=int, default=2, help="Table III: persons in Fig. 5")
+    ap.add_argument("--num-examples", type=int, default=2, help="Table III: persons in Fig. 5 (NUM_EXAMPLES)")
     a = ap.parse_args(argv)
 
     from lib.workflow import run_and_tabulate
@@ -40,21 +40,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--set: expected key=value, found {item!r}")
         overrides[key] = yaml.safe_load(value)
     params = {"PROFILE": a.profile, "OUTPUT_ROOT": a.output_root, "DATASETS": a.datasets, "DATA_ROOT": a.data_root,
-              "CONFIG": a.config, "SEED": a.seed, "SPLITS": a.splits, "OVERRIDES": overrides}
+              "CONFIG": a.config, "SEED": a.seed, "SPLITS": a.splits, "OVERRIDES": overrides,
+              "NUM_EXAMPLES": a.num_examples}
     if a.variants:
         params["VARIANTS"] = a.variants
     t0 = time.time()
     report = run_and_tabulate(params, a.table)
     print(report.markdown)
-    files = list(report.files)
-    if a.table == "table3":
-        from lib.restoration_report import restoration_report
-
-        quality = restoration_report(params, report, num_examples=a.num_examples)
-        print(quality.per_rate.to_string(index=False))
-        print(quality.solo_vs_bicubic.to_string(index=False))
-        files += quality.files
-    print("\n".join(map(str, files)))
+    for name, extra in report.extras.items():  # e.g. Table III's per-rate quality
+        for attr in ("per_rate", "solo_vs_bicubic"):
+            if hasattr(extra, attr):
+                print(getattr(extra, attr).to_string(index=False))
+    print("\n".join(map(str, report.files)))
     print(f"[run_table] {a.table}: {time.time() - t0:.0f} s")
     return 0
 

@@ -117,6 +117,7 @@ def test_table3_solo_sr_bicubic_and_restoration_numbers(tiny):
     bic = runs[("bicubic", "synthetic", 0)]["solo_sr"]
     solo = runs[("solo_sr", "synthetic", 0)]["solo_sr"]
     assert bic.history == [] and not (bic.run_dir / "history.json").exists()  # nothing to learn: evaluated only
+    assert "solo_sr" not in bic.identity["config"]  # ... so Solo SR's training recipe is not part of the bicubic row
     assert len(solo.history) == 1 and "loss_sr" in solo.history[0]
     # Solo SR shares phase 1 with the students; its Rank-1 is the teacher's on its restorations
     assert solo.identity["deps"] == {"phase1": runs[("sr_id", "synthetic", 0)]["phase1"].key}
@@ -130,6 +131,8 @@ def test_table3_solo_sr_bicubic_and_restoration_numbers(tiny):
     long, md = build_table(spec, root / "outputs" / "t3", "t3", rows)
     psnr = long[(long.source == "reproduced") & (long.metric == "psnr") & (long.row == "Solo SR")].value.item()
     assert psnr == pytest.approx(agg["psnr"]["mean"])  # dB, not ×100
+    solo_r1 = long[(long.source == "reproduced") & (long.metric == "rank1") & (long.row == "Solo SR")]
+    assert solo_r1.delta.isna().all()  # the paper's printed 0.04 is not a target (no_delta)
     assert "PSNR (dB)" in md and "Y channel of YCbCr" in md and "teacher" in md
 
     from lib.restoration_report import restoration_report

@@ -103,6 +103,9 @@ class PairDataset(_SplitDataset):
             image skip them; L_ID trains on them); ``False``: they are left out (counted in ``num_excluded``).
         rates: rates for ``'fresh'`` pairs.
         interpolation, antialias: how ``'fresh'`` LR images are made (as the MLR synthesis).
+        resize_interpolation: how the LR image is brought to ``size`` (the SR module's ``input_interpolation``).
+        hr_interpolation: how the HR image is brought to ``size`` — the SR target, the same for every module
+            (``'bilinear'``).
         augment: shared flip + pad/crop; ``None`` disables augmentation.
         seed: seeds r and the augmentation per (epoch, index).
 
@@ -123,6 +126,7 @@ class PairDataset(_SplitDataset):
         seed: int = 0,
         resize_interpolation: str = "bilinear",
         native_lr: bool = True,
+        hr_interpolation: str = "bilinear",
     ):
         if pair_mode not in ("fresh", "mlr"):
             raise ValueError(f"PairDataset: pair_mode must be 'fresh' or 'mlr', got {pair_mode!r}")
@@ -136,6 +140,7 @@ class PairDataset(_SplitDataset):
                 "(a natively low-resolution dataset cannot form (LR, HR) pairs)"
             )
         super().__init__(kept, size, seed, resize_interpolation)
+        self.hr_interpolation = hr_interpolation
         self.pair_mode = pair_mode
         self.rates = [int(r) for r in rates]
         self.interpolation = interpolation
@@ -155,7 +160,7 @@ class PairDataset(_SplitDataset):
             r = int(im.r or 0)
             lr_img = load_rgb(im.lr_path) if im.lr_path is not None else hr_img
         lr = to_tensor(resize(lr_img, self.size, self.resize_interpolation))
-        hr = to_tensor(resize(hr_img, self.size, self.resize_interpolation)) if hr_img is not None else None
+        hr = to_tensor(resize(hr_img, self.size, self.hr_interpolation)) if hr_img is not None else None
         if self.augment is not None:
             lr, *rest = self.augment([lr] if hr is None else [lr, hr], rng)
             hr = rest[0] if rest else None

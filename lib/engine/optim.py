@@ -45,8 +45,9 @@ class OptimConfig:
         warmup_mode: ``'constant'`` (authors' code): every group runs at ``warmup_lr / lr`` of its rate during the
             warm-up; ``'linear'`` (BoT): the factor rises linearly from ``warmup_lr / lr`` to 1.
         grad_clip: clip the gradient of every trained parameter to this total L2 norm before each step (0: off,
-            both papers). The classic VDSR recipe (Kim et al. 2016: SGD at lr 0.1 with clipped gradients) needs it;
-            an option added after the first runs, so it enters a run's identity only when set.
+            both papers). An approximation of VDSR's recipe (Kim et al. 2016: SGD at lr 0.1 with *adjustable*
+            clipping, element-wise to ±θ/γ); an option added after the first runs, so it enters a run's identity
+            only when set.
         module_weight_decay: weight decay per named module (e.g. ``{'sr': 0}``), else ``weight_decay``. With Adam
             the decay is coupled L2 (``torch.optim.Adam``): on a module whose loss gradient is small (G at the paper's
             initialisation) it drives every weight towards zero at ~``lr`` per step. Identity-neutral when empty.

@@ -24,22 +24,27 @@ from ..core.registry import Registry
 from ..losses.pseudo_siamese import PS_COMPONENTS
 from ..utils.paths import repo_root
 
-__all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "VARIANT_GENERATORS", "TABLES_DIR"]
+__all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "VARIANT_GENERATORS", "TABLE_EXTRAS", "TABLES_DIR"]
 
 TABLES_DIR = "configs/tables"
 #: ``name -> () -> {variant: (label, overrides)}``.
 VARIANT_GENERATORS = Registry("variant generator")
+#: ``name -> (params, TableReport) -> result``: what a table makes besides itself (Table III: per-rate quality,
+#: Fig. 5); :func:`lib.workflow.run_and_tabulate` runs a spec's ``extras`` and keeps their results by name.
+TABLE_EXTRAS = Registry("table extra")
 
 
 @dataclass(frozen=True)
 class RowSpec:
     """One reproduced row: ``output`` of ``variant``, shown as ``label``; ``paper_row`` is the registry row id it
-    reproduces (``None``: a row of ours only, e.g. the bicubic baseline)."""
+    reproduces (``None``: a row of ours only, e.g. the bicubic baseline); ``no_delta``: metrics whose paper value is
+    not a target (Table III's Solo SR Rank-1, printed as 0.04), shown without Δ."""
 
     label: str
     variant: str
     output: str
     paper_row: str | None = None
+    no_delta: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ class TableSpec:
     ablations), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``), ``base`` /
     ``keep_profile`` (see the module docstring), ``notes`` (printed above the table) and ``protocol`` (replaces the
     default LR-query protocol line, e.g. for the HR-only Tables V and VI); ``hr_queries``: the table tests HR queries,
-    so datasets whose test queries have no HR original (CAVIAR) are skipped, with the reason printed."""
+    so datasets whose test queries have no HR original (CAVIAR) are skipped, with the reason printed; ``extras``:
+    names of :data:`TABLE_EXTRAS` run after the table."""
 
     name: str
     paper: str
@@ -66,6 +72,7 @@ class TableSpec:
     notes: tuple[str, ...] = ()
     protocol: str | None = None
     hr_queries: bool = False
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         missing = sorted({r.variant for r in self.rows} - set(self.variants))

@@ -100,7 +100,7 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
             for m in metrics_of(ds):
                 if m not in agg:
                     continue
-                p = pval.get((row_ids[row.label], ds, m))
+                p = None if m in row.no_delta else pval.get((row_ids[row.label], ds, m))
                 p = None if p is None or pd.isna(p) else float(p)
                 k = _scale(info.get("unit"), m)
                 v = k * agg[m]["mean"]

@@ -9,7 +9,9 @@ a wrong type names the key, the expected type and the value found. Sections:
 * ``sr`` — the SR module G (:data:`~lib.models.SR_MODULES`: ``vdsr_ca``, ``vdsr``, ``srcnn``, ``rcan``, ``bicubic``):
   ``name`` (``vdsr_ca``), ``depth`` 20, ``width`` 64, ``reduction`` 4, RCAN's ``groups`` × ``blocks`` (3 × 5, a
   reduced RCAN; the original is 10 × 20), and ``init`` of VDSR / VDSR-CA (``he``, the paper's; ``identity``: start
-  as the identity map with VDSR-CA's gates open — an option). Each module reads only its own fields.
+  as the identity map with VDSR-CA's gates open — an option), and ``interpolation`` (how the LR image is resized
+  before G: ``auto`` = the module's own — bilinear for the learned ones, as the authors' code; ``bicubic`` as VDSR's
+  paper). Each module reads only its own fields.
 * ``data`` — input ``height`` × ``width`` (256 × 128), P = ``num_identities`` 4, K = ``num_instances`` 6,
   ``pair_mode`` (``fresh`` paper: a new r per sample | ``mlr`` authors' code: the stored MLR image), ``rates``
   (2, 3, 4), ``pad`` (10), ``random_erasing`` (0; BoT 0.5), ``native_lr`` (phase 2 and the baseline also train on
@@ -33,6 +35,7 @@ from ...engine.optim import OptimConfig
 from ...engine.runtime import RuntimeConfig
 from ...losses import LOSS_TERMS, LossConfig
 from ...models import BACKBONES, HEADS, SR_MODULES
+from ...models.sr import INTERPOLATIONS as SR_INTERPOLATIONS
 from ...models.sr.vdsr import INITS as SR_INITS
 from ...models.embedder import TEST_FEATURES
 
@@ -63,11 +66,14 @@ class SRConfig:
     groups: int = 3
     blocks: int = 5
     init: str = field(default="he", metadata=NEUTRAL_DEFAULT)
+    interpolation: str = field(default="auto", metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
         SR_MODULES.get(self.name)
         if self.init not in SR_INITS:
             raise ValueError(f"init: expected one of {SR_INITS}, found {self.init!r}")
+        if self.interpolation not in SR_INTERPOLATIONS:
+            raise ValueError(f"interpolation: expected one of {SR_INTERPOLATIONS}, found {self.interpolation!r}")
 
 
 @dataclass(frozen=True)

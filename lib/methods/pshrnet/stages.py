@@ -31,6 +31,7 @@ from ...data.datasets import ImageDataset, PairDataset
 from ...data.samplers import RandomIdentitySampler
 from ...data.transforms import PairedAugment
 from ...engine.evaluate import evaluate_split
+from ...engine.optim import OptimConfig
 from ...losses import LossComposer
 from ...metrics.restoration import restoration_quality
 from ...models import ReIDEmbedder, build_reid_model, build_sr
@@ -163,11 +164,14 @@ def build_solo_sr(ctx: StageContext) -> StagePlan:
     teacher = prec.prepare_module(copy.deepcopy(ctx.deps["phase1"].modules["model"])).eval().requires_grad_(False)
     sr = prec.prepare_module(build_sr(cfg.sr))
     pairs = _pairs(ctx, resize_interpolation=sr.input_interpolation, native_lr=False)  # no HR target: no L_SR
-    loss = LossComposer(unwrap(cfg.solo_sr.losses), cfg.loss)
     size, seed, rates = cfg.data.size, cfg.seed, tuple(unwrap(cfg.data.rates))
+    if any(p.requires_grad for p in sr.parameters()):
+        loss, optim = LossComposer(unwrap(cfg.solo_sr.losses), cfg.loss), unwrap(cfg.solo_sr)
+    else:  # bicubic: nothing is trained (run_stage evaluates only), so the training recipe is not part of the row
+        loss, optim = None, OptimConfig()
     return StagePlan(
         modules={"sr": sr}, frozen={"teacher": teacher}, dataset=pairs, sampler=_sampler(pairs, cfg, cfg.seed + 3),
-        optim=unwrap(cfg.solo_sr), make_step=lambda m: SoloSRStep(m["sr"], loss, prec),
+        optim=optim, make_step=lambda m: SoloSRStep(m["sr"], loss, prec),
         evaluate=_sr_evaluate(ctx, teacher, sr, size, seed, rates),
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded},
         eval_settings=_eval_settings(ctx, restoration=True),

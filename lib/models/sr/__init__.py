@@ -16,6 +16,7 @@ it needs, so only those enter a run's identity.
 
 ``init`` (VDSR, VDSR-CA): ``he`` (the papers') or ``identity`` (start as the identity map; VDSR-CA also opens its
 attention gates, without which its 20-layer body passes ~1e-6 of its signal at initialisation).
+``interpolation`` (every module): ``auto`` (the module's ``input_interpolation``) | ``bilinear`` | ``bicubic``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .srcnn import SRCNN
 from .vdsr import VDSR
 from .vdsr_ca import VDSRCA, ChannelAttention
 
-__all__ = ["SR_MODULES", "build_sr", "Bicubic", "SRCNN", "VDSR", "RCAN", "VDSRCA", "ChannelAttention"]
+__all__ = ["SR_MODULES", "build_sr", "INTERPOLATIONS", "Bicubic", "SRCNN", "VDSR", "RCAN", "VDSRCA", "ChannelAttention"]
 
 #: ``name -> (sr_config) -> nn.Module``.
 SR_MODULES = Registry("SR module")
@@ -62,6 +63,20 @@ def _vdsr_ca(cfg: Any) -> nn.Module:
     return VDSRCA(depth=cfg.depth, width=cfg.width, reduction=cfg.reduction, init=getattr(cfg, "init", "he"))
 
 
+#: ``sr.interpolation``: how the LR image is resized before G — the module's own (``auto``) or forced.
+INTERPOLATIONS = ("auto", "bilinear", "bicubic")
+
+
 def build_sr(cfg: Any) -> nn.Module:
-    """The SR module ``cfg.name`` built from the ``sr`` configuration section (unknown names list the registered)."""
-    return SR_MODULES.get(cfg.name)(cfg)
+    """The SR module ``cfg.name`` built from the ``sr`` configuration section (unknown names list the registered).
+
+    ``cfg.interpolation`` (``auto`` when absent) other than ``auto`` overrides the module's ``input_interpolation``
+    (e.g. ``bicubic`` for a learned module: VDSR's own convention, where the pipeline's default is the authors'
+    bilinear)."""
+    module = SR_MODULES.get(cfg.name)(cfg)
+    interp = getattr(cfg, "interpolation", "auto")
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"sr.interpolation: expected one of {INTERPOLATIONS}, found {interp!r}")
+    if interp != "auto":
+        module.input_interpolation = interp
+    return module
