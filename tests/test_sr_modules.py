@@ -70,11 +70,11 @@ def test_registry_names_and_unknown_name_lists_them():
 @pytest.mark.parametrize(
     "name, cls, reads",
     [
-        ("bicubic", Bicubic, {"name"}),
-        ("srcnn", SRCNN, {"name"}),
-        ("vdsr", VDSR, {"name", "depth", "width", "init"}),
-        ("rcan", RCAN, {"name", "groups", "blocks", "width", "reduction"}),
-        ("vdsr_ca", VDSRCA, {"name", "depth", "width", "reduction", "init"}),
+        ("bicubic", Bicubic, {"name", "interpolation"}),
+        ("srcnn", SRCNN, {"name", "interpolation"}),
+        ("vdsr", VDSR, {"name", "depth", "width", "init", "interpolation"}),
+        ("rcan", RCAN, {"name", "groups", "blocks", "width", "reduction", "interpolation"}),
+        ("vdsr_ca", VDSRCA, {"name", "depth", "width", "reduction", "init", "interpolation"}),
     ],
 )
 def test_builder_type_and_reads_only_its_fields(name, cls, reads):
@@ -284,3 +284,13 @@ def test_identity_init_starts_as_the_identity_and_opens_the_gates():
     assert ident.tail.weight.grad.abs().sum() > 0  # the zero tail still learns
     with pytest.raises(ValueError, match="init: expected one of"):
         VDSR(depth=4, width=8, init="zeros")
+
+
+def test_interpolation_option_overrides_the_modules_own():
+    from lib.methods import load_config
+
+    assert build_sr(load_config("configs/pshrnet/tiny.yaml").sr).input_interpolation == "bilinear"
+    m = build_sr(load_config("configs/pshrnet/tiny.yaml", {"sr.interpolation": "bicubic"}).sr)
+    assert m.input_interpolation == "bicubic" and type(m).input_interpolation == "bilinear"  # this instance only
+    with pytest.raises(ValueError, match="interpolation: expected one of"):
+        load_config("configs/pshrnet/tiny.yaml", {"sr.interpolation": "lanczos"})
