@@ -90,3 +90,16 @@ def real_caviar() -> Path:
     if not (root / "CAVIARa").is_dir():
         pytest.skip(f"real CAVIAR4REID not available at {root} (research-only data, shipped only on the dev machines)")
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``(root, MLRDataset)``: a 12-identity synthetic MLR set at 64 × 32 (one per test module), for stage runs."""
+    from lib.data import MLRConfig, MLRDataset, build_mlr
+    from lib.data.synthetic import SyntheticConfig, generate_synthetic
+
+    root = tmp_path_factory.mktemp("tiny")
+    csv = generate_synthetic(root / "data", SyntheticConfig(num_identities=12, num_cameras=3, images_per_camera=2,
+                                                            height=64, width=32, seed=0), progress=False)
+    manifest = build_mlr(csv, root / "out" / "mlr" / "synthetic-seed0", MLRConfig("synthetic", seed=0), progress=False)
+    return root, MLRDataset.load(manifest)

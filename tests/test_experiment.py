@@ -13,8 +13,6 @@ import pytest
 import torch
 
 from lib.core.tracking import ConfigReader, LateConfigRead, unwrap
-from lib.data import MLRConfig, MLRDataset, build_mlr
-from lib.data.synthetic import SyntheticConfig, generate_synthetic
 from lib.engine import NonFiniteLossError, OptimConfig, Trainer, resolve_precision
 from lib.engine.distributed import ShardedBatchSampler
 from lib.losses import LOSS_TERMS, LossComposer, LossInputs
@@ -26,15 +24,6 @@ from lib.workflow import run_table, validate_params
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"phase1.epochs": 1, "phase2.epochs": 1, "baseline.epochs": 1, "runtime.max_steps_per_epoch": 2,
         "test.num_repeats": 1}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exp")
-    csv = generate_synthetic(root / "data", SyntheticConfig(num_identities=12, num_cameras=3, images_per_camera=2,
-                                                            height=64, width=32, seed=0), progress=False)
-    manifest = build_mlr(csv, root / "out" / "mlr" / "synthetic-seed0", MLRConfig("synthetic", seed=0), progress=False)
-    return root, MLRDataset.load(manifest)
 
 
 def _cfg(**over):

@@ -12,10 +12,8 @@ import torch
 from torch import nn
 
 from lib.core.tracking import ConfigReader, unwrap
-from lib.data import MLRConfig, MLRDataset, build_mlr
-from lib.data.synthetic import SyntheticConfig, generate_synthetic
 from lib.engine import OptimConfig, Trainer, resolve_precision
-from lib.methods import METHODS, load_config, run_variant
+from lib.methods import load_config
 from lib.methods.pshrnet import PSHRNetConfig
 from lib.models import build_sr
 from lib.results import load_table_spec
@@ -24,15 +22,6 @@ from lib.workflow import run_table
 
 FAST = {"phase1.epochs": 1, "phase2.epochs": 1, "solo_sr.epochs": 1, "runtime.max_steps_per_epoch": 2,
         "test.num_repeats": 1}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("abl")
-    csv = generate_synthetic(root / "data", SyntheticConfig(num_identities=12, num_cameras=3, images_per_camera=2,
-                                                            height=64, width=32, seed=0), progress=False)
-    manifest = build_mlr(csv, root / "out" / "mlr" / "synthetic-seed0", MLRConfig("synthetic", seed=0), progress=False)
-    return root, MLRDataset.load(manifest)
 
 
 def _params(root: Path, profile: str, **extra) -> dict:
