@@ -16,8 +16,8 @@ PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 .PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 clean
 
 help:
-	@echo "make demo            every notebook (01 -> 10: Tables I-VII, Fig. 5) on the embedded synthetic data"
-	@echo "make reproduce TABLES=\"3 4 5 6\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "make demo            every notebook (01 -> 12: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods) on the synthetic data"
+	@echo "make reproduce TABLES=\"3 4 ftwa1 methods\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
 	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"

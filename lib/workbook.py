@@ -208,7 +208,17 @@ TABLE_NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "5": ("09_ablation_pooling",),
     "6": ("10_ablation_heads",),
     "7": ("06_ablation_ps_components",),
+    "ftwa1": ("11_ftwa",),
+    "ftwa2": ("12_ftwa_ablation",),
+    "methods": ("11_ftwa",),
 }
+
+
+def table_spec_name(table: str) -> str:
+    """The spec / output name of a ``TABLES`` entry: ``3`` → ``table3``, ``ftwa1`` → ``ftwa_table1``, ``methods``."""
+    if table.isdigit():
+        return f"table{table}"
+    return {"ftwa1": "ftwa_table1", "ftwa2": "ftwa_table2"}.get(table, table)
 
 
 def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
@@ -218,7 +228,7 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
     from .results import load_table_spec
     from .results.tables import PAPER_DATASETS
 
-    spec = load_table_spec(f"table{table}")
+    spec = load_table_spec(table_spec_name("ftwa1" if table == "methods" else table))  # methods: Table 1's datasets
     own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
     present = [d for d in own if d in found]
     return present or list(found)
@@ -233,7 +243,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     """
     from .workflow import find_datasets, output_dir
 
-    tables = [str(t).removeprefix("table") for t in tables]
+    tables = [str(t) if str(t).startswith("ftwa_table") else str(t).removeprefix("table") for t in tables]
+    tables = [{"ftwa_table1": "ftwa1", "ftwa_table2": "ftwa2"}.get(t, t) for t in tables]
     unknown = [t for t in tables if t not in TABLE_NOTEBOOKS]
     if unknown:
         raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(TABLE_NOTEBOOKS)}")
@@ -256,12 +267,17 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
         except Exception as e:  # one dataset failing must not cost the others their tables
             failed[name] = _reason(e)
             print(f"[reproduce] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
-    written = []
+    written, ran = [], set()
     for t in tables:
         names = [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok] if ok else []
         for stem in TABLE_NOTEBOOKS[t]:
+            if (stem, tuple(names)) in ran:  # e.g. "ftwa1 methods": notebook 11 makes both
+                continue
+            ran.add((stem, tuple(names)))
             declared = notebook_parameters(repo_root() / "notebooks" / f"{stem}.ipynb")
             over = {"DATASETS": names} if "DATASETS" in declared else {}
+            if "COMPARE_METHODS" in declared:  # the methods table trains the other method too: only when asked for
+                over["COMPARE_METHODS"] = "methods" in tables
             if "DATA_ROOT" in declared and str(data_root) != "synthetic":
                 over["DATA_ROOT"] = str(resolve_path(data_root))
             try:
@@ -270,7 +286,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
                 failed[f"table {t} ({stem})"] = _reason(e)
                 print(f"[reproduce] FAILED table {t}: {_reason(e)}", file=sys.stderr, flush=True)
                 break
-        table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / f"table{t}.md"
+        table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / f"{table_spec_name(t)}.md"
         if table.is_file():
             print(f"[reproduce] {table}", flush=True)
             written.append(table)
@@ -293,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = sub.add_parser("reproduce", help="notebook 01 for every dataset under --data-root, then each table's notebooks")
     t.add_argument("--profile", default="cpu")
     t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
-    t.add_argument("--tables", default="1", help="e.g. '1 2 7' or 'all'")
+    t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)

@@ -49,7 +49,7 @@ PARAM_TYPES: dict[str, str] = {
     "SEED": "int", "RATES": "list[int]", "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int",
     "SYN_NUM_IDENTITIES": "int", "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int",
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
-    "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int",
+    "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
 }
 
 

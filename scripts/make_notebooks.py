@@ -1,4 +1,4 @@
-"""Write the thin table notebooks 07–10 (title, parameters, calls into ``lib``) without outputs.
+"""Write the thin table notebooks 07–12 (title, parameters, calls into ``lib``) without outputs.
 
 Run once after editing the cells below: ``python scripts/make_notebooks.py``; the notebooks are committed.
 """
@@ -18,6 +18,9 @@ SEED = 0  # seed of the MLR dataset and of training
 SPLITS = [0]  # identity splits to train and evaluate
 OVERRIDES = {}  # dotted configuration keys to change, e.g. {"phase1.epochs": 10, "data.height": 128}
 '''
+
+FTWA_COMMON = COMMON.replace("configs/pshrnet/tiny.yaml", "configs/ftwa/tiny.yaml").replace(
+    "configs/pshrnet/paper.yaml", "configs/ftwa/paper.yaml").replace('"phase1.epochs"', '"train.epochs"')
 
 TABLE = '''from IPython.display import Markdown
 
@@ -80,6 +83,48 @@ NOTEBOOKS = {
         ("code", COMMON + 'VARIANTS = ["classifier", "default", "bnneck"]  # variants of configs/tables/table6.yaml',
          {"tags": ["parameters"]}),
         ("code", TABLE.format(table="table6"), {}),
+    ],
+    "11_ftwa": [
+        ("markdown", "# 11 · FTWA Table 1: feature transformation and self-weighted attention\n\n"
+         "FTWA (ICIP) is a two-stream ResNet-50: separate shallow encoders $E_H$ / $E_L$ (conv1 + layer1) for HR and "
+         "LR images and a shared re-ID encoder $E_{ID}$ (layer2–4) (Eq. 1); **RAFT** $T$ transforms an LR image's "
+         "feature map into its HR counterpart, trained with $\\mathcal{L}_{RAFT} = \\|F_{HR} - T(F'_{LR})\\|_1$ "
+         "(Eq. 2); **SWA** weighs every vector with a learned quality (Eq. 4) in the classification (Eq. 5) and triplet "
+         "(Eq. 7) losses: $\\mathcal{L} = 3\\,\\mathcal{L}^{Cls}_{SWA} + \\mathcal{L}^{Tri}_{SWA} + 0.1\\,"
+         "\\mathcal{L}_{RAFT}$ (Eq. 8). At test time an LR query is matched to the HR gallery with a quality-weighted "
+         "distance (`test.match`; the paper gives no formula — our readings are compared below). The last section "
+         "puts PS-HRNet and FTWA side by side on the same data, splits, backbone and epoch budget.", {}),
+        ("code", FTWA_COMMON + 'VARIANTS = ["default"]  # variants of configs/tables/ftwa_table1.yaml\n'
+         'COMPARE_METHODS = True  # also write tables/methods.md: PS-HRNet vs FTWA (trains PS-HRNet where missing)',
+         {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="ftwa_table1"), {}),
+        ("markdown", "## Training\nThe loss terms of Eq. (8) and the mean quality weights $w$ of each vector set per "
+         "epoch (`figures/11_ftwa_training.png`).", {}),
+        ("code", "from lib.viz import save_figure, training_curves\nfrom lib.workflow import output_dir, "
+         "stage_histories\n\nkeys = (\"loss_total\", \"loss_cls\", \"loss_tri\", \"loss_raft\", \"loss_w_hr\", "
+         "\"loss_w_hr_p\", \"loss_w_lr\", \"loss_w_lr_p\")\nfig = training_curves(stage_histories(report.experiment, "
+         "\"train\"), keys)\nsave_figure(fig, output_dir(params) / \"figures\" / \"11_ftwa_training.png\")", {}),
+        ("markdown", "## How a query is matched\nRank-1 (%) of every matching (`lib/methods/ftwa/matching.py`); `*` "
+         "marks the configuration's `test.match`. Choose among them on validation identities "
+         "(`scripts/tune.py --notebook 11_ftwa --stages train`), never on these test numbers.", {}),
+        ("code", "from lib.methods.ftwa.matching import match_frame\n\nmatch_frame(report.experiment.summaries)", {}),
+        ("markdown", "## PS-HRNet and FTWA side by side\nSame profile for both methods (`configs/<method>/<profile>"
+         ".yaml`), each against its own paper; parameters and test-time cost per query (`tables/methods.md`).", {}),
+        ("code", "from lib.results.methods_table import run_methods_table\n\nif COMPARE_METHODS:\n"
+         "    methods, methods_md, _ = run_methods_table(params)\n    display(Markdown(methods_md))", {}),
+    ],
+    "12_ftwa_ablation": [
+        ("markdown", "# 12 · FTWA Table 2: baseline and variants\n\n"
+         "**Baseline**: one ResNet-50 for both resolutions with cross entropy + triplet on both; **FTWA_B**: the "
+         "two-stream backbone only; **FTWA_R**: + RAFT (no SWA weights); **FTWA**: everything. Variants of one "
+         "configuration: `configs/tables/ftwa_table2.yaml`. Paper dataset: MLR-CUHK03 (else those present).", {}),
+        ("code", FTWA_COMMON + 'VARIANTS = ["baseline", "ftwa_b", "ftwa_r", "default"]  # variants of '
+         'configs/tables/ftwa_table2.yaml', {"tags": ["parameters"]}),
+        ("code", TABLE.format(table="ftwa_table2"), {}),
+        ("markdown", "## Ranking and matchings\nVariants ranked by Rank-1 (%), then every variant's Rank-1 under each "
+         "matching (`*`: the one used).", {}),
+        ("code", "report.ranking", {}),
+        ("code", "from lib.methods.ftwa.matching import match_frame\n\nmatch_frame(report.experiment.summaries)", {}),
     ],
 }
 

@@ -1,10 +1,13 @@
 """Choose hyper-parameters on validation identities carved from the training set (never on test identities).
 
-Trains the stages of PS-HRNet (phase 1, phase 2, baseline) with a profile's configuration plus overrides on a
+Trains the stages of a method (PS-HRNet: phase 1, phase 2, baseline, solo_sr; FTWA: train — pass ``--notebook
+11_ftwa`` for the profile's FTWA configuration) with a profile's configuration plus overrides on a
 :class:`lib.data.ValidationView` of a dataset — ``--val-ids`` of split ``k``'s training identities held out
 as query (LR) / gallery (HR), the rest trained on — and appends one row per stage to
 ``outputs/<profile>/tuning/<dataset>/<name>.csv`` (validation Rank-1/5/10 and mAP; phase 1 also HR→HR).
-``--collect`` prints every row of a profile and dataset as one table (sorted by stage, then Rank-1).
+``--collect`` prints every row of a profile and dataset as one table (sorted by stage, then Rank-1). FTWA rows
+also give the Rank-1 of every test-time matching (``r1_swa``, ``r1_mean``, ``r1_hr``, ``r1_lr``, ``r1_direct``): one
+training, every matching compared on the validation identities (``test.match`` is chosen this way).
 
 Example (the settings of ``configs/pshrnet/cpu.yaml`` were chosen this way; README "Validation protocol")::
 
@@ -29,13 +32,14 @@ import yaml
 
 from lib.data import MLRDataset, ValidationView
 from lib.methods import METHODS, run_variant
+from lib.methods.ftwa.matching import MATCHES  # FTWA's test-time matchings: a column each
 from lib.utils.io import atomic_write_text
 from lib.workbook import load_profile
 from lib.workflow import experiment_config, locate_dataset, output_dir
 
 #: stage → the method outputs it produces
 STAGES = {"phase1": ("teacher_lr", "teacher_hr"), "phase2": ("pshrnet",), "baseline": ("baseline",),
-          "solo_sr": ("solo_sr",)}
+          "solo_sr": ("solo_sr",), "train": ("ftwa",)}
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -57,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", help="name of this variant (its run folder and CSV file)")
     ap.add_argument("--collect", action="store_true", help="print the rows of every variant run so far and exit")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameter overrides")
-    ap.add_argument("--stages", default="phase1", help="comma-separated: phase1, phase2, baseline")
+    ap.add_argument("--stages", default="phase1", help="comma-separated: phase1, phase2, baseline, solo_sr (PS-HRNet) or train (FTWA)")
     ap.add_argument("--splits", default="0", help="comma-separated split indices (default 0)")
     ap.add_argument("--val-ids", type=int, default=60, help="validation identities per split (default 60)")
+    ap.add_argument("--notebook", default="02_phase1_hr_reid",
+                    help="the profile section whose CONFIG is used (11_ftwa: the FTWA configuration)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
 
@@ -80,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         raise SystemExit(f"--stages: unknown {bad}; expected some of {STAGES}")
     prof = load_profile(a.profile)
-    params = {**prof.get("02_phase1_hr_reid", {}), "OVERRIDES": {**prof.get("02_phase1_hr_reid", {}).get("OVERRIDES", {}),
-                                                                  **parse_overrides(a.set)}}
+    section = prof.get(a.notebook, {})
+    params = {**section, "OVERRIDES": {**section.get("OVERRIDES", {}), **parse_overrides(a.set)}}
     params |= {"DATASET": a.dataset, "DATA_ROOT": a.data_root, "PROFILE": Path(a.profile).stem, "OUTPUT_ROOT": a.output_root}
     cfg = experiment_config(params)
     method = next(METHODS.get(n) for n in METHODS.names() if isinstance(cfg, METHODS.get(n).config_class))
+    foreign = [st for st in stages if st not in method.stages]
+    if foreign:
+        raise SystemExit(f"--stages {','.join(foreign)}: not stages of {method.name} ({params.get('CONFIG')}, from the "
+                         f"profile's {a.notebook} section); its stages: {', '.join(method.stages)}"
+                         + ("; for FTWA pass --notebook 11_ftwa" if "train" in foreign else ""))
     view = ValidationView(MLRDataset.load(locate_dataset(params, progress=not a.quiet)), a.val_ids, seed=cfg.seed)
     base = output_dir(params) / "tuning"
     rows = []
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [(st, k, runs[st].metrics, time.time() - t0) for st in stages]
     table = base / view.name / f"{a.name}.csv"
     fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "psnr",
-              "ssim", "wall_s", "overrides"]
+              "ssim", *(f"r1_{m}" for m in MATCHES), "wall_s", "overrides"]
     previous = list(csv.DictReader(io.StringIO(table.read_text()))) if table.is_file() else []
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, restval="")
@@ -105,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         w.writerow({k: rec.get(k, "") for k in fields})
     for stage, k, m, wall in rows:
         lr = m["lr"]
-        rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids, "test_feature": cfg.test.feature,
+        rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids,
+               "test_feature": getattr(cfg.test, "feature", getattr(cfg.test, "match", "")),
+               **{f"r1_{x}": round(100 * lr[f"match_{x}_rank1"], 2) for x in MATCHES if f"match_{x}_rank1" in lr},
                **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
                "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
                "psnr": round(lr["psnr"], 3) if "psnr" in lr else "", "ssim": round(lr["ssim"], 4) if "ssim" in lr else "",
@@ -113,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         w.writerow(rec)
         print(f"{a.name:24s} {stage:8s} split {k}: val LR→HR R1 {rec['rank1']:5.1f}  R5 {rec['rank5']:5.1f}  "
               f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else "")
-              + (f"  PSNR {rec['psnr']:.2f} dB  SSIM {rec['ssim']:.4f}" if rec["psnr"] != "" else ""))
+              + (f"  PSNR {rec['psnr']:.2f} dB  SSIM {rec['ssim']:.4f}" if rec["psnr"] != "" else "")
+              + "".join(f"  {x} {rec[f'r1_{x}']:.1f}" for x in MATCHES if f"r1_{x}" in rec))
     atomic_write_text(table, buf.getvalue())
     return 0
 

@@ -162,57 +162,69 @@ _SCRIPT = textwrap.dedent(
     from lib.methods import METHODS, load_config, run_variant
     ds = MLRDataset.load(sys.argv[1])
     cfg = load_config(sys.argv[3], json.loads(sys.argv[4]))
-    metrics, runs = run_variant(METHODS.get("pshrnet"), cfg, ds=ds, split=0, root=sys.argv[2], outputs=["pshrnet"],
+    method, output, stage = sys.argv[5:8]
+    metrics, runs = run_variant(METHODS.get(method), cfg, ds=ds, split=0, root=sys.argv[2], outputs=[output],
                                 progress=False)
-    print("METRICS " + json.dumps({"metrics": metrics, "phase2": str(runs["phase2"].run_dir)}))
+    print("METRICS " + json.dumps({"metrics": metrics, "stage": str(runs[stage].run_dir)}))
     """
 )
-_KILL_OV = {**SMALL, "phase2.epochs": 4, "phase2.step_size": 2}
+#: method → (configuration, overrides, output, the stage killed, its trained modules)
+_KILL = {
+    "pshrnet": (TINY, {**SMALL, "phase2.epochs": 4, "phase2.step_size": 2}, "pshrnet", "phase2", ("student", "sr")),
+    "ftwa": ("configs/ftwa/tiny.yaml", {
+        "data.num_identities": 3, "data.num_instances": 2, "raft.width": 8, "swa.hidden": 8, "train.epochs": 4,
+        "train.milestones": [2], "runtime.device": "cpu", "runtime.precision": "fp32", "test.num_repeats": 2,
+        "test.batch_size": 32}, "ftwa", "train", ("model",)),
+}
 
 
-def _argv(manifest: Path, out: Path) -> list[str]:
-    return [sys.executable, "-c", _SCRIPT, str(manifest), str(out), TINY, json.dumps(_KILL_OV)]
+def _argv(manifest: Path, out: Path, method: str = "pshrnet") -> list[str]:
+    config, ov, output, stage, _ = _KILL[method]
+    return [sys.executable, "-c", _SCRIPT, str(manifest), str(out), config, json.dumps(ov), method, output, stage]
 
 
-def _run(manifest: Path, out: Path) -> dict:
-    p = subprocess.run(_argv(manifest, out), cwd=REPO, capture_output=True, text=True, timeout=600,
+def _run(manifest: Path, out: Path, method: str = "pshrnet") -> dict:
+    p = subprocess.run(_argv(manifest, out, method), cwd=REPO, capture_output=True, text=True, timeout=600,
                        env=os.environ | {"TQDM_DISABLE": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.split("METRICS ", 1)[1])
 
 
-def test_kill_and_resume_matches_uninterrupted(tiny_mlr, tmp_path):
-    """A phase-2 run SIGKILLed after its first checkpoint, then restarted, ends exactly like a clean run."""
-    clean = _run(tiny_mlr, tmp_path / "clean")
-    clean_dir = Path(clean["phase2"])
-    assert clean_dir.parent == tmp_path / "clean" / "pshrnet" / "synthetic" / "stages" / "split0"
+@pytest.mark.parametrize("method", ["pshrnet", "ftwa"])
+def test_kill_and_resume_matches_uninterrupted(tiny_mlr, tmp_path, method):
+    """A run (PS-HRNet's phase 2, FTWA's one stage) SIGKILLed after its first checkpoint, then restarted, ends
+    exactly like a clean run: same metrics, bit-identical weights, every epoch once in the history."""
+    stage, parts = _KILL[method][3], _KILL[method][4]
+    clean = _run(tiny_mlr, tmp_path / "clean", method)
+    clean_dir = Path(clean["stage"])
+    assert clean_dir.parent == tmp_path / "clean" / method / "synthetic" / "stages" / "split0"
 
     out = tmp_path / "killed"
-    stages = out / "pshrnet" / "synthetic" / "stages" / "split0"
-    proc = subprocess.Popen(_argv(tiny_mlr, out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=os.environ | {"TQDM_DISABLE": "1"})
+    stages = out / method / "synthetic" / "stages" / "split0"
+    proc = subprocess.Popen(_argv(tiny_mlr, out, method), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=os.environ | {"TQDM_DISABLE": "1"})
     deadline = time.time() + 300
     # history.json is written right after the epoch's checkpoint
-    while not list(stages.glob("phase2-*/history.json")) and proc.poll() is None and time.time() < deadline:
+    while not list(stages.glob(f"{stage}-*/history.json")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    (p2,) = stages.glob("phase2-*")
-    assert p2.name == clean_dir.name  # the folder is named by the run's identity, not by where it runs
-    done = json.loads((p2 / "history.json").read_text())
-    assert 1 <= len(done) < 4 and (p2 / "checkpoints" / "last.pt").is_file()
-    assert not (p2 / "metrics.json").exists() and not (p2 / "model.pt").exists()
+    (run,) = stages.glob(f"{stage}-*")
+    assert run.name == clean_dir.name  # the folder is named by the run's identity, not by where it runs
+    done = json.loads((run / "history.json").read_text())
+    assert 1 <= len(done) < 4 and (run / "checkpoints" / "last.pt").is_file()
+    assert not (run / "metrics.json").exists() and not (run / "model.pt").exists()
 
-    resumed = _run(tiny_mlr, out)
+    resumed = _run(tiny_mlr, out, method)
     assert resumed["metrics"] == clean["metrics"]
     a = torch.load(clean_dir / "model.pt", weights_only=False)
-    b = torch.load(p2 / "model.pt", weights_only=False)
-    for part in ("student", "sr"):
+    b = torch.load(run / "model.pt", weights_only=False)
+    for part in parts:
         assert a[part].keys() == b[part].keys()
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs after resume"
-    hist = json.loads((p2 / "history.json").read_text())
+    hist = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
 
 

@@ -139,7 +139,7 @@ def test_wrong_types_and_unknown_names_are_clear(tmp_path):
         load_config(tmp_path / "child.yaml")
     with pytest.raises(ValueError, match=r"tiny.yaml.*sr: unknown SR module 'srgan'; registered: .*vdsr_ca"):
         _cfg(**{"sr.name": "srgan"})  # checked when the configuration loads, not when phase 2 is built
-    with pytest.raises(KeyError, match="unknown loss term 'l2'; registered: ce, ps, sr, triplet"):
+    with pytest.raises(KeyError, match="unknown loss term 'l2'; registered: ce, ps, raft, sr, swa_cls, swa_tri, triplet"):
         LossComposer({"l2": 1.0})
     from lib.models import build_backbone
 
@@ -158,7 +158,7 @@ def test_loss_terms_compose_and_are_removable():
     assert all(not t.requires_grad for t in parts.values())  # detached tensors: no host sync in the step
     with pytest.raises(ValueError, match="needs restored, hr"):
         LossComposer({"sr": 1.0})(LossInputs(out, y))
-    assert LOSS_TERMS.names() == ["ce", "ps", "sr", "triplet"]
+    assert LOSS_TERMS.names() == ["ce", "ps", "raft", "sr", "swa_cls", "swa_tri", "triplet"]
 
 
 def test_batched_finite_check_names_the_window(tmp_path):

@@ -97,12 +97,15 @@ def test_notebook_defaults_are_the_tiny_profile():
 
 def test_every_table_has_a_spec_and_notebooks():
     from lib.results import load_table_spec, table_names
-    from lib.workbook import TABLE_NOTEBOOKS
+    from lib.results.methods_table import load_methods_spec
+    from lib.workbook import TABLE_NOTEBOOKS, table_spec_name
 
-    assert sorted(f"table{t}" for t in TABLE_NOTEBOOKS) == table_names()
+    assert sorted(table_spec_name(t) for t in TABLE_NOTEBOOKS if t != "methods") == table_names()
+    assert table_spec_name("ftwa1") == "ftwa_table1" and table_spec_name("3") == "table3"
+    assert {r.method for r in load_methods_spec().rows} == {"pshrnet", "ftwa"}
     for t, stems in TABLE_NOTEBOOKS.items():
-        spec = load_table_spec(f"table{t}")
-        assert spec.notebook in stems and spec.method == "pshrnet", t
+        spec = load_table_spec(table_spec_name("ftwa1" if t == "methods" else t))
+        assert spec.notebook in stems and spec.method == ("ftwa" if t.startswith(("ftwa", "methods")) else "pshrnet"), t
         for stem in stems:
             assert (ROOT / "notebooks" / f"{stem}.ipynb").is_file(), stem
         for prof in ("tiny", "cpu", "paper"):  # every profile that reproduces tables runs each table's notebooks
@@ -112,7 +115,7 @@ def test_every_table_has_a_spec_and_notebooks():
 def test_reproduce_rejects_unknown_tables_before_running(tmp_path):
     from lib.workbook import main, reproduce
 
-    with pytest.raises(ValueError, match=r"TABLES: unknown table\(s\) \['8'\]; the workbook has 1, 2, 3, 4, 5, 6, 7"):
+    with pytest.raises(ValueError, match=r"TABLES: unknown table\(s\) \['8'\]; the workbook has 1, 2, 3, 4, 5, 6, 7, ftwa1, ftwa2, methods"):
         reproduce("tiny", tmp_path, ["1", "table8"])
     assert not any(tmp_path.iterdir())
     with pytest.raises(FileNotFoundError, match="no dataset under"):

@@ -12,7 +12,10 @@ from .mlr import downsample, load_rgb
 from .mlr_dataset import MLRImage
 from .transforms import PairedAugment, normalize, resize, to_tensor
 
-__all__ = ["ImageDataset", "PairDataset", "relabel"]
+__all__ = ["ImageDataset", "PairDataset", "relabel", "PAIR_MODES"]
+
+#: How :class:`PairDataset` forms the LR side of a pair.
+PAIR_MODES = ("fresh", "mlr", "stored")
 
 
 def relabel(pids: Sequence[int]) -> dict[int, int]:
@@ -58,6 +61,8 @@ class ImageDataset(_SplitDataset):
         seed: with the epoch (:meth:`set_epoch`) and the index, seeds the augmentation of each sample, so
             a resumed run sees the same augmentations.
         resize_interpolation: ``'bilinear'`` (authors' code) or ``'bicubic'``.
+        downsample_rate: first down-sample the image by this rate as the MLR synthesis does (bicubic, anti-aliased),
+            e.g. FTWA's LR version of an HR gallery image; ``None`` (default): as it is.
 
     Items are dicts: ``img`` (3, H, W) normalised, ``pid``, ``label`` (0..N-1), ``camid``, ``index``.
     """
@@ -71,6 +76,7 @@ class ImageDataset(_SplitDataset):
         augment: PairedAugment | None = None,
         seed: int = 0,
         resize_interpolation: str = "bilinear",
+        downsample_rate: int | None = None,
     ):
         if use not in ("stored", "hr"):
             raise ValueError(f"ImageDataset: use must be 'stored' or 'hr', got {use!r}")
@@ -79,11 +85,14 @@ class ImageDataset(_SplitDataset):
         super().__init__(images, size, seed, resize_interpolation)
         self.use = use
         self.augment = augment
+        self.downsample_rate = downsample_rate
 
     def __getitem__(self, i: int) -> dict:
         im = self.images[i]
-        path = im.hr_path if self.use == "hr" else im.path
-        x = to_tensor(resize(load_rgb(path), self.size, self.resize_interpolation))
+        img = load_rgb(im.hr_path if self.use == "hr" else im.path)
+        if self.downsample_rate:
+            img = downsample(img, int(self.downsample_rate), "bicubic", True)
+        x = to_tensor(resize(img, self.size, self.resize_interpolation))
         if self.augment is not None:
             (x,) = self.augment([x], np.random.default_rng([self.seed, self.epoch, i]))
         return {"img": normalize(x), "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "index": i}
@@ -97,7 +106,8 @@ class PairDataset(_SplitDataset):
         size: network input ``(height, width)``.
         pair_mode: ``'fresh'`` (paper, default): the HR original is down-sampled by a fresh r drawn from
             ``rates`` for every sample; ``'mlr'`` (authors' code): the image as stored in the MLR dataset
-            (LR for the LR camera, HR otherwise) is paired with its HR original.
+            (LR for the LR camera, HR otherwise) is paired with its HR original; ``'stored'`` (FTWA): LR images
+            as stored (the LR camera's), HR images down-sampled by a fresh r.
         native_lr: natively LR images (CAVIAR camera 2) have no HR original. ``True`` (default): they are
             items too, with ``has_hr`` ``False`` and an all-zero ``hr`` placeholder (the losses that need an HR
             image skip them; L_ID trains on them); ``False``: they are left out (counted in ``num_excluded``).
@@ -109,8 +119,9 @@ class PairDataset(_SplitDataset):
         augment: shared flip + pad/crop; ``None`` disables augmentation.
         seed: seeds r and the augmentation per (epoch, index).
 
-    Items: ``lr``, ``hr`` (3, H, W normalised), ``has_hr``, ``pid``, ``label``, ``camid``, ``r`` (0 when the
-    LR side is an HR image in ``'mlr'`` mode or a natively LR image), ``index``.
+    Items: ``lr``, ``hr`` (3, H, W normalised), ``has_hr``, ``lr_input`` (the LR side is an LR image as stored, not
+    one down-sampled for this sample: FTWA's I_LR), ``pid``, ``label``, ``camid``, ``r`` (0 when the LR side is an
+    HR image in ``'mlr'`` mode or a natively LR image), ``index``.
     """
 
     def __init__(
@@ -128,8 +139,8 @@ class PairDataset(_SplitDataset):
         native_lr: bool = True,
         hr_interpolation: str = "bilinear",
     ):
-        if pair_mode not in ("fresh", "mlr"):
-            raise ValueError(f"PairDataset: pair_mode must be 'fresh' or 'mlr', got {pair_mode!r}")
+        if pair_mode not in PAIR_MODES:
+            raise ValueError(f"PairDataset: pair_mode must be one of {PAIR_MODES}, got {pair_mode!r}")
         with_hr = [im for im in images if im.has_hr_original]
         kept = list(images) if native_lr else with_hr
         self.num_excluded = len(images) - len(kept)
@@ -151,10 +162,11 @@ class PairDataset(_SplitDataset):
         im = self.images[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         hr_img = load_rgb(im.hr_path)
+        stored = im.res == "lr"
         if not im.has_hr_original:  # natively LR: the image itself, no HR side
             r, lr_img, hr_img = 0, hr_img, None
-        elif self.pair_mode == "fresh":
-            r = int(rng.choice(self.rates))
+        elif self.pair_mode == "fresh" or (self.pair_mode == "stored" and not stored):
+            r, stored = int(rng.choice(self.rates)), False
             lr_img = downsample(hr_img, r, self.interpolation, self.antialias)
         else:
             r = int(im.r or 0)
@@ -168,6 +180,7 @@ class PairDataset(_SplitDataset):
             "lr": normalize(lr),
             "hr": normalize(hr) if hr is not None else torch.zeros_like(lr),
             "has_hr": hr is not None,
+            "lr_input": stored,
             "pid": im.pid,
             "label": self.labels[im.pid],
             "camid": im.camid,

@@ -13,7 +13,7 @@ from ..data.mlr_dataset import Split
 from ..metrics import cosine_distance, evaluate_ranking, evaluate_single_shot, extract_features
 from .precision import Precision
 
-__all__ = ["evaluate_split", "RANKS"]
+__all__ = ["evaluate_split", "score_distances", "RANKS"]
 
 RANKS = (1, 5, 10, 20)
 
@@ -61,7 +61,14 @@ def evaluate_split(
 
     qf, q_pids, q_cams = feats(split.query, query_use)
     gf, g_pids, g_cams = feats(split.gallery, gallery_use)
-    dist = cosine_distance(qf, gf)
+    return score_distances(cosine_distance(qf, gf), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
+                           num_repeats=num_repeats, seed=seed)
+
+
+def score_distances(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray,
+                    *, protocol: str, num_repeats: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Score a (query × gallery) distance matrix with the dataset's protocol (what :func:`evaluate_split` returns);
+    methods with their own distance (FTWA's weighted distance) use it directly."""
     max_rank = min(max(RANKS), len(np.unique(g_pids)) if protocol == "single_shot" else len(g_pids))
     if protocol == "single_shot":
         r = evaluate_single_shot(dist, q_pids, g_pids, q_cams, g_cams, num_repeats=num_repeats, seed=seed, max_rank=max_rank)

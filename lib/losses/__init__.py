@@ -1,4 +1,4 @@
-"""Losses of PS-HRNet (IEEE TIP), each citing the paper's equation.
+"""Losses of PS-HRNet (IEEE TIP) and FTWA (ICIP), each citing its paper's equation.
 
 * :mod:`~lib.losses.cross_entropy_label_smooth` — ``L_CE``, Eqs. (8)-(9);
 * :mod:`~lib.losses.triplet` — batch-hard triplet ``L_BH``, Eq. (7);
@@ -6,7 +6,9 @@
 * :mod:`~lib.losses.sr_loss` — ``L_SR``, Eq. (5);
 * :mod:`~lib.losses.pseudo_siamese` — ``L_PS``, Eq. (11);
 * :mod:`~lib.losses.compose` — ``L_TOTAL``, Eq. (12): the terms by name (:data:`LOSS_TERMS`) composed with
-  weights, and :class:`LossConfig`.
+  weights, and :class:`LossConfig`;
+* :mod:`~lib.losses.swa` — FTWA's terms: ``swa_cls`` (Eq. (5)), ``swa_tri`` (Eqs. (6)–(7)), ``raft`` (Eq. (2)),
+  composed as Eq. (8), and :class:`SWALossConfig`.
 
 Every loss casts its inputs to float32, so it can follow a bf16/fp16 autocast forward pass.
 """
@@ -17,6 +19,7 @@ from .pseudo_siamese import DEFAULT_PS_COMPONENTS, PS_COMPONENTS, PseudoSiameseL
 from .sr_loss import SRLoss, sr_loss
 from .compose import LOSS_TERMS, LossComposer, LossConfig, LossInputs
 from .triplet import TripletLoss, batch_hard_triplet_loss, pairwise_euclidean
+from .swa import SWALossConfig, raft_loss, swa_classification_loss, swa_triplet_loss
 
 __all__ = [
     "CrossEntropyLabelSmooth",
@@ -35,4 +38,8 @@ __all__ = [
     "LossInputs",
     "LOSS_TERMS",
     "LossComposer",
+    "SWALossConfig",
+    "swa_classification_loss",
+    "swa_triplet_loss",
+    "raft_loss",
 ]

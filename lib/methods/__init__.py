@@ -45,6 +45,8 @@ class Method:
         paper_config: the configuration file holding the paper's setting (what differences are measured against).
         not_compared: configuration keys (dotted prefixes) that are never differences from the paper: execution
             settings and sections the paper has no counterpart for.
+        query_path: ``(output, {stage: RunResult}, cfg) -> (module, resize_interpolation)``: what runs on one LR
+            query image at test time for an output (its feature extractor), for the methods table's cost columns.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Method:
     outputs: dict[str, tuple[str, str]]
     paper_config: str
     not_compared: tuple[str, ...] = field(default=("test.batch_size",))
+    query_path: Any = None
 
     def stages_for(self, outputs: Iterable[str]) -> list[str]:
         """The stages (dependencies first) needed for ``outputs``; unknown outputs list the method's."""
@@ -141,4 +144,4 @@ def paper_config_path(method: Method) -> Path:
 
 
 # Every method package registers itself (BasicSR's auto-import of *_arch.py, made explicit).
-from . import pshrnet  # noqa: E402,F401
+from . import ftwa, pshrnet  # noqa: E402,F401

@@ -19,7 +19,7 @@ def _summary(values: Sequence[float], ddof: int) -> dict[str, Any]:
 
 def aggregate_splits(
     results: Sequence[Mapping[str, Any]], ranks: Sequence[int] = (1, 5, 10, 20), *, ddof: int = 0,
-    extra: tuple[str, ...] = ("psnr", "ssim"),
+    extra: tuple[str, ...] = ("psnr", "ssim", "match_"),
 ) -> dict[str, Any]:
     """Mean ± std of Rank-k, mAP and mINP over identity splits.
 
@@ -30,7 +30,8 @@ def aggregate_splits(
         ddof: delta degrees of freedom of the std (0: population std, the
             ``np.std`` default; 1: sample std).
         extra: prefixes of further scalar metrics aggregated the same way when every split has them
-            (``psnr``, ``psnr_r2``, ``ssim`` …: restoration quality, in their own units).
+            (``psnr``, ``psnr_r2``, ``ssim`` …: restoration quality, in their own units; ``match_<m>_rank1`` …: FTWA's
+            alternative test-time matchings).
 
     Returns:
         ``{"rank1": {"mean", "std", "values"}, ..., "mAP": {...}, "mINP": {...},

@@ -12,7 +12,13 @@ finest first, with ``channels[i]`` channels.
   ``last_stride=1`` removes the stride of ``layer4`` (the re-ID "last stride 1" trick; then the
   last level has stride 16).
 * ``mobilenet_v2`` (torchvision ``mobilenet_v2().features``): the outputs of blocks 3, 6, 13 and
-  18 — the last block at strides 4, 8, 16 and 32 — with 24/32/96/1280 channels.
+  18 — the last block at strides 4, 8, 16 and 32 — with 24/32/96/1280 channels. ``last_stride=1``
+  removes the stride of block 14 (the depthwise convolution of the last down-sampling block), as
+  ResNet's ``last_stride``.
+
+Two-stream methods (FTWA) cut a backbone in two with ``split()``: a *stem* up to the end of the first
+level (ResNet: ``conv1`` … ``layer1``; MobileNetV2: blocks 0–3, also stride 4) and a *body* (the rest, to
+the last level). HRNet's parallel branches have no such cut and do not offer it.
 
 Weight sources (``weights=``): see :mod:`lib.models.weights`.
 """
@@ -119,6 +125,12 @@ class ResNetBackbone(nn.Module):
     def weights_target(self) -> nn.Module:
         return self
 
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        """``(stem, body)``: ``conv1`` … ``layer1`` (stride 4, as FTWA's E_L / E_H) and ``layer2..layer4`` (E_ID);
+        the modules are shared with this backbone, not copied."""
+        return (nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool, self.layer1),
+                nn.Sequential(self.layer2, self.layer3, self.layer4))
+
     @staticmethod
     def checkpoint_key_map(key: str) -> str | None:
         return key
@@ -130,7 +142,8 @@ class MobileNetV2Backbone(nn.Module):
     checkpoint_ignore_prefixes: tuple[str, ...] = ("classifier.",)
 
     def __init__(
-        self, name: str = "mobilenet_v2", pretrained: bool = False, taps: Sequence[int] = MOBILENET_V2_TAPS
+        self, name: str = "mobilenet_v2", pretrained: bool = False, taps: Sequence[int] = MOBILENET_V2_TAPS,
+        last_stride: int = 2,
     ) -> None:
         super().__init__()
         self.name = name
@@ -138,10 +151,18 @@ class MobileNetV2Backbone(nn.Module):
         self.taps = tuple(int(t) for t in taps)
         if len(self.taps) != 4 or list(self.taps) != sorted(set(self.taps)) or self.taps[-1] >= len(net.features):
             raise ValueError(f"taps: expected 4 increasing block indices < {len(net.features)}, found {taps}")
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride: expected 1 or 2, found {last_stride}")
         # Blocks after the last tap are dropped (none with the default taps).
         self.features = net.features[: self.taps[-1] + 1]
+        if last_stride == 1 and len(self.features) > self.LAST_DOWN:
+            self.features[self.LAST_DOWN].conv[1][0].stride = (1, 1)  # the depthwise 3×3 of the last stride-2 block
+        self.last_stride = last_stride
         self.channels = tuple(self._block_channels(self.features[t]) for t in self.taps)
-        self.strides = (4, 8, 16, 32) if self.taps == MOBILENET_V2_TAPS else ()
+        self.strides = ((4, 8, 16, 32 if last_stride == 2 else 16) if self.taps == MOBILENET_V2_TAPS else ())
+
+    #: The last stride-2 block of ``mobilenet_v2().features`` (160 channels, stride 16 → 32).
+    LAST_DOWN = 14
 
     @staticmethod
     def _block_channels(block: nn.Module) -> int:
@@ -160,6 +181,12 @@ class MobileNetV2Backbone(nn.Module):
 
     def weights_target(self) -> nn.Module:
         return self.features
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        """``(stem, body)``: blocks up to the first tap (0–3, stride 4, 24 channels: FTWA's E_L / E_H) and the
+        blocks after it to the last tap (E_ID); the modules are shared with this backbone, not copied."""
+        cut = self.taps[0] + 1
+        return self.features[:cut], self.features[cut:]
 
     @staticmethod
     def checkpoint_key_map(key: str) -> str | None:

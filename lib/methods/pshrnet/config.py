@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...core.tracking import NEUTRAL_DEFAULT
+from ...data.config import MIN_INPUT, DataConfig
 from ...engine.optim import OptimConfig
 from ...engine.runtime import RuntimeConfig
 from ...losses import LOSS_TERMS, LossConfig
@@ -40,10 +41,6 @@ from ...models.sr.vdsr import INITS as SR_INITS
 from ...models.embedder import TEST_FEATURES
 
 __all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
-
-#: Smallest network input side: every backbone's deepest map is 1/32 of the input.
-MIN_INPUT = 32
-
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -76,28 +73,8 @@ class SRConfig:
             raise ValueError(f"interpolation: expected one of {SR_INTERPOLATIONS}, found {self.interpolation!r}")
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    height: int = 256
-    width: int = 128
-    num_identities: int = 4
-    num_instances: int = 6
-    pair_mode: str = "fresh"
-    rates: tuple[int, ...] = (2, 3, 4)
-    pad: int = 10
-    random_erasing: float = 0.0
-    native_lr: bool = True
-
-    def __post_init__(self) -> None:
-        if min(self.height, self.width) < MIN_INPUT:
-            raise ValueError(f"input {self.height}×{self.width} is too small: the backbones reduce the image 32-fold, "
-                             f"so height and width must be ≥ {MIN_INPUT} pixels (paper 256×128)")
-        if self.pair_mode not in ("fresh", "mlr"):
-            raise ValueError(f"pair_mode: expected 'fresh' or 'mlr', found {self.pair_mode!r}")
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self.height, self.width)
+#: PS-HRNet's loss terms (Eq. (12)); FTWA's (swa_cls, swa_tri, raft) read another network's outputs.
+PSHRNET_TERMS = ("ce", "triplet", "sr", "ps")
 
 
 def _id_losses() -> dict[str, float]:
@@ -120,6 +97,8 @@ class StageConfig(OptimConfig):
             raise ValueError(f"init: expected 'weights' or 'teacher', found {self.init!r}")
         for name in self.losses:
             LOSS_TERMS.get(name)
+            if name not in PSHRNET_TERMS:
+                raise ValueError(f"losses: {name!r} is not one of PS-HRNet's terms {PSHRNET_TERMS} (Eq. (12))")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ...metrics.restoration import restoration_quality
 from ...models import ReIDEmbedder, build_reid_model, build_sr
 from .steps import IDStep, PseudoSiameseStep, SoloSRStep
 
-__all__ = ["STAGES"]
+__all__ = ["STAGES", "query_path"]
 
 
 def _augment(cfg: Any) -> PairedAugment:
@@ -176,6 +176,20 @@ def build_solo_sr(ctx: StageContext) -> StagePlan:
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded},
         eval_settings=_eval_settings(ctx, restoration=True),
     )
+
+
+def query_path(output: str, runs: dict, cfg: Any):
+    """``(module, resize_interpolation)`` that embeds an LR query for ``output`` (as its evaluation does)."""
+    feature = cfg.test.feature
+    if output == "pshrnet":
+        sr = runs["phase2"].modules["sr"]
+        return ReIDEmbedder(runs["phase2"].modules["student"], sr, feature), sr.input_interpolation
+    if output == "baseline":
+        return ReIDEmbedder(runs["baseline"].modules["model"], feature=feature), "bicubic"
+    if output == "solo_sr":
+        sr = runs["solo_sr"].modules["sr"]
+        return ReIDEmbedder(runs["phase1"].modules["model"], sr, feature), sr.input_interpolation
+    return ReIDEmbedder(runs["phase1"].modules["model"], feature=feature), "bilinear"  # teacher_lr / teacher_hr
 
 
 #: The stage graph, in dependency order.

@@ -1,0 +1,150 @@
+"""FTWA's losses: the SWA classification loss (Eq. (5)), the SWA triplet loss (Eqs. (6)–(7)), L_RAFT (Eq. (2)),
+composed as ``L = λ₁ L_Cls + λ₂ L_Tri + λ₃ L_RAFT`` (Eq. (8): 3, 1, 0.1) by the shared :class:`LossComposer` with the
+terms ``swa_cls``, ``swa_tri`` and ``raft`` registered here.
+
+Inputs (a :class:`~lib.models.ftwa.FTWAOutput` in ``LossInputs.out``): the vectors, weights and identity scores of
+the HR images (``hr``, with ``lr_p`` from their down-sampled versions) and of the LR images (``lr``, with ``hr_p``
+through T); ``LossInputs.targets`` holds the HR images' labels first, then the LR images'.
+
+Readings of what the paper leaves open (options of :class:`SWALossConfig`, README deviations table):
+
+* Eq. (5) is per pair: for an HR image ``(w_HR·CE(f_HR) + w'_LR·CE(f'_LR)) / (w_HR + w'_LR)``, for an LR image
+  ``(w_LR·CE(f_LR) + w'_HR·CE(f'_HR)) / (w_LR + w'_HR)``; each averaged over its images, the two summed. With
+  equal weights it is the mean of each CE pair. A batch without LR (or HR) images has only the other part.
+* Eq. (7)'s weights multiply batch-level triplet losses, so they are batch means: ``w_HR·w'_HR`` = mean of W_HR
+  over the HR images × mean of W_HR over the LR images' transformed vectors, etc.; L^Tri (Eq. (6)) is the batch-hard
+  triplet loss (Hermans et al. 2017) over the union of the two vector sets, mean over anchors, margin 0.3, as in the
+  re-ID code bases the paper's settings (weight-decay bias factor, linear warm-up scheduler) come from.
+* ``weight_grad``: ``'full'`` (the equations as written: the gradient reaches the evaluators through numerators and
+  denominators, so a weight grows where its loss is the smaller of its pair — the only reading in which the
+  evaluators learn a *relative* quality) or ``'detach_denominator'`` (the normalising sums are constants: each weight's
+  gradient is its loss over the sum, always positive, so every weight only shrinks — kept to show that, not advised).
+* ``raft_detach_target``: L_RAFT's target F_HR is a constant (``True``) or also trained (``False``, as written).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .compose import LOSS_TERMS, LossConfig, LossInputs
+from .triplet import batch_hard_triplet_loss
+
+__all__ = ["SWALossConfig", "swa_classification_loss", "swa_triplet_loss", "raft_loss", "WEIGHT_GRADS"]
+
+WEIGHT_GRADS = ("full", "detach_denominator")
+
+
+@dataclass(frozen=True)
+class SWALossConfig(LossConfig):
+    """FTWA's loss settings: margin 0.3 and plain softmax cross entropy (ε = 0) by default, plus the readings above."""
+
+    margin: float = 0.3
+    label_smooth: float = 0.0
+    weight_grad: str = "full"
+    raft_detach_target: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weight_grad not in WEIGHT_GRADS:
+            raise ValueError(f"weight_grad: expected one of {WEIGHT_GRADS}, found {self.weight_grad!r}")
+
+
+def _pair(loss_a: torch.Tensor, w_a: torch.Tensor, loss_b: torch.Tensor, w_b: torch.Tensor, detach: bool) -> torch.Tensor:
+    den = w_a + w_b
+    return ((w_a * loss_a + w_b * loss_b) / (den.detach() if detach else den)).mean()
+
+
+def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
+                            weight_grad: str = "full") -> torch.Tensor:
+    """Eq. (5) from per-sample cross entropies ``ce`` and weights ``w`` (keys ``hr``, ``lr_p``: one entry per HR
+    image; ``lr``, ``hr_p``: per LR image). A group without images contributes nothing."""
+    detach = weight_grad == "detach_denominator"
+    parts = []
+    if ce["hr"].numel():
+        parts.append(_pair(ce["hr"], w["hr"], ce["lr_p"], w["lr_p"], detach))
+    if ce["lr"].numel():
+        parts.append(_pair(ce["lr"], w["lr"], ce["hr_p"], w["hr_p"], detach))
+    if not parts:
+        raise ValueError("swa_classification_loss: the batch has neither HR nor LR images")
+    return torch.stack(parts).sum()
+
+
+def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_hr: torch.Tensor, y_lr: torch.Tensor,
+                     margin: float = 0.3, weight_grad: str = "full", normalize: bool = False,
+                     no_positive: str = "skip") -> torch.Tensor:
+    """Eq. (7): ``(a·L^Tri(v_HR ∪ v'_HR) + b·L^Tri(v_LR ∪ v'_LR)) / (a + b)`` with ``a = w̄_HR·w̄'_HR``,
+    ``b = w̄_LR·w̄'_LR`` (batch means; a missing group's mean counts as 1)."""
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return x.mean() if x.numel() else x.new_ones(())
+
+    def tri(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return batch_hard_triplet_loss(torch.cat([a, b]), torch.cat([y_hr, y_lr]), margin=margin, normalize=normalize,
+                                       no_positive=no_positive)
+    a = mean(w["hr"]) * mean(w["hr_p"])
+    b = mean(w["lr"]) * mean(w["lr_p"])
+    den = a + b
+    return (a * tri(v["hr"], v["hr_p"]) + b * tri(v["lr_p"], v["lr"])) / (den.detach() if weight_grad == "detach_denominator" else den)
+
+
+def raft_loss(f_hr: torch.Tensor, t_lr_p: torch.Tensor, detach_target: bool = False) -> torch.Tensor:
+    """Eq. (2): ``‖F_HR − T(F'_LR)‖₁``, the mean absolute difference (``nn.L1Loss``)."""
+    return F.l1_loss(t_lr_p.float(), (f_hr.detach() if detach_target else f_hr).float())
+
+
+def _split_targets(x: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    n_h = x.out.v["hr"].shape[0]
+    return x.targets[:n_h], x.targets[n_h:]
+
+
+@LOSS_TERMS.register("swa_cls")
+class SWAClassificationTerm(nn.Module):
+    """``L^Cls_SWA`` (Eq. (5)) on C_HR / C_LR's scores."""
+
+    def __init__(self, cfg: SWALossConfig) -> None:
+        super().__init__()
+        self.epsilon, self.weight_grad = cfg.label_smooth, cfg.weight_grad
+
+    def forward(self, x: LossInputs):
+        y_hr, y_lr = _split_targets(x)
+        y = {"hr": y_hr, "lr_p": y_hr, "lr": y_lr, "hr_p": y_lr}
+        ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.epsilon)
+              for k in y}
+        w = {k: t.float() for k, t in x.out.w.items()}
+        loss = swa_classification_loss(ce, w, self.weight_grad)
+        parts = {"cls": loss.detach()} | {f"w_{k}": t.detach().mean() for k, t in w.items() if t.numel()}
+        return loss, parts
+
+
+@LOSS_TERMS.register("swa_tri")
+class SWATripletTerm(nn.Module):
+    """``L^Tri_SWA`` (Eq. (7))."""
+
+    def __init__(self, cfg: SWALossConfig) -> None:
+        super().__init__()
+        self.margin, self.weight_grad = cfg.margin, cfg.weight_grad
+        self.normalize, self.no_positive = cfg.triplet_normalize, cfg.triplet_no_positive
+
+    def forward(self, x: LossInputs):
+        y_hr, y_lr = _split_targets(x)
+        loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.w.items()},
+                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive)
+        return loss, {"tri": loss.detach()}
+
+
+@LOSS_TERMS.register("raft")
+class RAFTTerm(nn.Module):
+    """``L_RAFT`` (Eq. (2)) on the HR images and their down-sampled versions."""
+
+    def __init__(self, cfg: SWALossConfig) -> None:
+        super().__init__()
+        self.detach_target = cfg.raft_detach_target
+
+    def forward(self, x: LossInputs):
+        if x.out.f_hr.shape[0] == 0:
+            return None, {}
+        loss = raft_loss(x.out.f_hr, x.out.t_lr_p, self.detach_target)
+        return loss, {"raft": loss.detach()}

@@ -1,0 +1,140 @@
+"""FTWA's typed configuration (defaults: the paper, FTWA Sec. 3.2 and PROTOCOL §7).
+
+Loaded from YAML (``configs/ftwa/*.yaml``, ``_base_`` inheritance) by :func:`lib.methods.load_config`. Sections:
+
+* ``model`` — ``backbone`` (``resnet50``; any backbone with a ``split()``: ResNets, ``mobilenet_v2``), ``weights``
+  (``hub``: ImageNet, the paper's), ``last_stride`` (1, the paper's), ``two_stream`` (separate E_H / E_L; ``false``
+  shares one stem — Table 2's Baseline), ``shared_classifier`` (one classifier for both streams; the Baseline).
+* ``raft`` — T (Sec. 2.2): ``enabled``, ``width`` 256, ``blocks`` 2, ``steps`` 3 (distillation steps per block),
+  ``attention`` (``contrast``: IMDN's contrast-aware channel attention | ``avg``: Fig. 2's GAP). The paper gives no
+  sizes; these are ours (lightweight, as the paper requires).
+* ``swa`` — the quality evaluators (Sec. 2.3): ``enabled`` (``false``: every weight is 1 — FTWA_B, FTWA_R),
+  ``hidden`` units (128).
+* ``data`` — shared :class:`~lib.data.config.DataConfig`; FTWA's default ``pair_mode: stored`` (HR images get a
+  fresh I'_LR, LR images enter the LR stream as stored: the paper's Sec. 2.1) and P × K = 16 × 4 (batch 64).
+* ``loss`` — :class:`~lib.losses.SWALossConfig`: margin 0.3, plain cross entropy, ``weight_grad``,
+  ``raft_detach_target``.
+* ``train`` — :class:`TrainConfig`: Adam, lr 7e-4, weight decay 5e-4 (biases too), 120 epochs, × 0.2 at epochs 40
+  and 70, and the loss weights of Eq. (8) (``swa_cls`` 3, ``swa_tri`` 1, ``raft`` 0.1).
+* ``test`` — evaluation only: ``match`` (how an LR query is compared with an HR gallery image,
+  :data:`~lib.methods.ftwa.matching.MATCHES`), ``flip``, ``num_repeats``, ``batch_size``.
+* ``runtime`` — execution (:class:`~lib.engine.runtime.RuntimeConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...data.config import DataConfig
+from ...engine.optim import OptimConfig
+from ...engine.runtime import RuntimeConfig
+from ...losses import LOSS_TERMS, SWALossConfig
+from ...models import BACKBONES
+from ...models.raft import ATTENTIONS
+from .matching import MATCHES
+
+__all__ = ["FTWAModelConfig", "RAFTConfig", "SWAConfig", "TrainConfig", "FTWATestConfig", "FTWAConfig"]
+
+
+@dataclass(frozen=True)
+class FTWAModelConfig:
+    backbone: str = "resnet50"
+    weights: str = "hub"
+    last_stride: int = 1
+    two_stream: bool = True
+    shared_classifier: bool = False
+
+    def __post_init__(self) -> None:
+        if not hasattr(BACKBONES.get(self.backbone), "split"):
+            raise ValueError(f"backbone: FTWA cuts the backbone into a stem and a body; {self.backbone!r} cannot be "
+                             "cut (use a ResNet or mobilenet_v2)")
+        if self.last_stride not in (1, 2):
+            raise ValueError(f"last_stride: expected 1 or 2, found {self.last_stride}")
+
+
+@dataclass(frozen=True)
+class RAFTConfig:
+    enabled: bool = True
+    width: int = 256
+    blocks: int = 2
+    steps: int = 3
+    attention: str = "contrast"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, found {self.attention!r}")
+        if self.width < 2 or self.width % 2:
+            raise ValueError(f"width: expected an even number ≥ 2 (each distillation step halves it), found {self.width}")
+
+
+@dataclass(frozen=True)
+class SWAConfig:
+    enabled: bool = True
+    hidden: int = 128
+
+
+#: FTWA's loss terms (Eq. (8)); PS-HRNet's (ce, triplet, sr, ps) read other outputs.
+FTWA_TERMS = ("swa_cls", "swa_tri", "raft")
+
+
+def _eq8() -> dict[str, float]:
+    return {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}  # λ1, λ2, λ3 of Eq. (8)
+
+
+@dataclass(frozen=True)
+class TrainConfig(OptimConfig):
+    """:class:`~lib.engine.OptimConfig` with FTWA's defaults plus the loss weights of Eq. (8) (``losses``; weight 0
+    removes a term)."""
+
+    optimizer: str = "adam"
+    epochs: int = 120
+    lr: float = 7e-4
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    milestones: tuple[int, ...] = (40, 70)
+    gamma: float = 0.2
+    losses: dict[str, float] = field(default_factory=_eq8)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in self.losses:
+            LOSS_TERMS.get(name)
+            if name not in FTWA_TERMS:
+                raise ValueError(f"losses: {name!r} is not one of FTWA's terms {FTWA_TERMS} (Eq. (8))")
+
+
+@dataclass(frozen=True)
+class FTWATestConfig:
+    match: str = "swa"
+    flip: bool = True
+    num_repeats: int = 10
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.match not in MATCHES:
+            raise ValueError(f"match: expected one of {MATCHES}, found {self.match!r}")
+
+
+def _data() -> DataConfig:
+    return DataConfig(num_identities=16, num_instances=4, pair_mode="stored")
+
+
+@dataclass(frozen=True)
+class FTWAConfig:
+    """Everything that defines an FTWA experiment; see the module docstring for the sections."""
+
+    seed: int = 0
+    model: FTWAModelConfig = field(default_factory=FTWAModelConfig)
+    raft: RAFTConfig = field(default_factory=RAFTConfig)
+    swa: SWAConfig = field(default_factory=SWAConfig)
+    data: DataConfig = field(default_factory=_data)
+    loss: SWALossConfig = field(default_factory=SWALossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: FTWATestConfig = field(default_factory=FTWATestConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.pair_mode not in ("stored", "fresh"):
+            raise ValueError(f"data.pair_mode: FTWA needs an LR version of every HR image ('stored': LR images as "
+                             f"stored, HR images down-sampled; 'fresh': every image down-sampled), found "
+                             f"{self.data.pair_mode!r} (in 'mlr' mode an HR image's LR side is the HR image itself)")

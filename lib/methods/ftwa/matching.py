@@ -1,0 +1,145 @@
+"""How FTWA compares an LR query with an HR gallery image: the "weighted distance metric" (FTWA Sec. 1, 2.3).
+
+The paper says SWA makes the network "capable of merging HR and LR features with a weighted distance metric" and
+that it "can better combine the HR and LR information of each image input (no matter HR or LR)", but gives no
+formula. Every image has a feature in each resolution space, with a quality weight (Eq. (4)):
+
+* an LR query: ``v_LR`` (LR stream) and ``v'_HR`` = GAP(T(F_LR)) (its HR-space feature), weights ``w_LR``, ``w'_HR``;
+* an HR gallery image: ``v_HR`` (HR stream) and ``v'_LR`` (its down-sampled versions through the LR stream, one per
+  training rate r, averaged), weights ``w_HR``, ``w'_LR``.
+
+Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1`` …, the chosen one is the result):
+
+* ``swa`` (default — our reading, the test-time mirror of Eq. (7)): the cosine distances in the HR space
+  ``d_HR = d(v'_HR, v_HR)`` and in the LR space ``d_LR = d(v_LR, v'_LR)``, weighted by the products of the two
+  images' weights: ``(w'_HR·w_HR·d_HR + w_LR·w'_LR·d_LR) / (w'_HR·w_HR + w_LR·w'_LR)``;
+* ``mean``: ``(d_HR + d_LR) / 2`` (the same without weights);
+* ``hr``: ``d_HR`` only (T brings the query to the gallery's space);
+* ``lr``: ``d_LR`` only (the gallery is brought down to the query's);
+* ``direct``: ``d(v_LR, v_HR)`` (no T, no down-sampling: a single network's test).
+
+Features are flip-summed and L2-normalised as in :func:`lib.metrics.extract_features`; weights are averaged over
+the flips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+import torch.nn.functional as F
+
+from ...data.datasets import ImageDataset
+from ...engine.evaluate import score_distances
+from ...metrics import cosine_distance, extract_features
+
+__all__ = ["MATCHES", "StreamEmbedder", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
+
+MATCHES = ("swa", "mean", "hr", "lr", "direct")
+
+
+class StreamEmbedder(nn.Module):
+    """``x -> [v, v_T, w, w_T]`` of one stream as one tensor (what :func:`extract_features` expects).
+
+    ``stream='lr'``: ``v = v_LR``, ``v_T = v'_HR`` (through T), ``w = W_LR(v_LR)``, ``w_T = W_HR(v'_HR)``;
+    ``stream='hr'``: ``v = v_HR``, ``w = W_HR(v_HR)`` (``v_T``, ``w_T`` repeat them: T is not used on HR images)."""
+
+    def __init__(self, model: nn.Module, stream: str) -> None:
+        super().__init__()
+        self.model, self.stream = model, stream
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if self.stream == "hr":
+            v = m.pool(m.hr_stream(x))
+            w = m.weight("hr", v)
+            return torch.cat([v, v, w[:, None], w[:, None]], dim=1)
+        f = m.lr_stream(x)
+        v, v_t = m.pool(f), m.pool(m.transform(f))
+        return torch.cat([v, v_t, m.weight("lr", v)[:, None], m.weight("hr", v_t)[:, None]], dim=1)
+
+
+def _features(model: nn.Module, images, stream: str, *, size, use: str, precision, batch_size: int, flip: bool,
+              rate: int | None = None) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    ds = ImageDataset(images, size, use=use, downsample_rate=rate)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    out, pids, cams = extract_features(StreamEmbedder(model, stream), loader, device=precision.device, flip=flip,
+                                       normalize=False, amp_dtype=precision.dtype, progress=False)
+    c = (out.shape[1] - 2) // 2
+    n = 2.0 if flip else 1.0
+    feats = {"v": F.normalize(out[:, :c], dim=1), "v_t": F.normalize(out[:, c:2 * c], dim=1),
+             "w": out[:, 2 * c] / n, "w_t": out[:, 2 * c + 1] / n}
+    return feats, pids, cams
+
+
+def query_features(model, images, **kw) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """LR queries as stored: ``{'lr', 'hr_p'}`` vectors and ``{'w_lr', 'w_hr_p'}`` weights, pids, camids."""
+    f, pids, cams = _features(model, images, "lr", use="stored", **kw)
+    return {"lr": f["v"], "hr_p": f["v_t"], "w_lr": f["w"], "w_hr_p": f["w_t"]}, pids, cams
+
+
+def gallery_features(model, images, rates: Sequence[int], **kw) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """HR gallery images: ``{'hr', 'lr_p'}`` (``lr_p``: the mean over ``rates`` of the down-sampled versions' LR-stream
+    vectors, renormalised) and ``{'w_hr', 'w_lr_p'}``; pids, camids."""
+    f, pids, cams = _features(model, images, "hr", use="hr", **kw)
+    low = [_features(model, images, "lr", use="hr", rate=int(r), **kw)[0] for r in rates]
+    lr_p = F.normalize(torch.stack([x["v"] for x in low]).mean(0), dim=1)
+    w_lr_p = torch.stack([x["w"] for x in low]).mean(0)
+    return {"hr": f["v"], "lr_p": lr_p, "w_hr": f["w"], "w_lr_p": w_lr_p}, pids, cams
+
+
+def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match: str) -> np.ndarray:
+    """The (query × gallery) distance of ``match`` (see the module docstring)."""
+    if match not in MATCHES:
+        raise ValueError(f"match: expected one of {MATCHES}, found {match!r}")
+    if match == "direct":
+        return cosine_distance(q["lr"], g["hr"])
+    d_hr = cosine_distance(q["hr_p"], g["hr"]) if match != "lr" else None
+    d_lr = cosine_distance(q["lr"], g["lr_p"]) if match != "hr" else None
+    if match == "hr":
+        return d_hr
+    if match == "lr":
+        return d_lr
+    if match == "mean":
+        return (d_hr + d_lr) / 2
+    a = np.outer(q["w_hr_p"].numpy(), g["w_hr"].numpy()).astype(np.float32)
+    b = np.outer(q["w_lr"].numpy(), g["w_lr_p"].numpy()).astype(np.float32)
+    return (a * d_hr + b * d_lr) / np.maximum(a + b, 1e-12)
+
+
+def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precision, rates: Sequence[int], match: str,
+                  batch_size: int = 64, flip: bool = True, num_repeats: int = 10, seed: int = 0) -> dict[str, Any]:
+    """LR query vs HR gallery of ``split`` with every matching: the chosen ``match``'s metrics (as
+    :func:`~lib.engine.evaluate.score_distances`) plus ``match`` and ``match_<m>_{rank1,rank5,mAP}`` for every m."""
+    kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip)
+    q, q_pids, q_cams = query_features(model, split.query, **kw)
+    g, g_pids, g_cams = gallery_features(model, split.gallery, rates, **kw)
+    results = {m: score_distances(match_distance(q, g, m), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
+                                  num_repeats=num_repeats, seed=seed) for m in MATCHES}
+    out = dict(results[match]) | {"match": match}
+    for m, r in results.items():
+        out |= {f"match_{m}_{k}": r[k] for k in ("rank1", "rank5", "mAP") if k in r}
+    return out
+
+
+def match_frame(summaries: dict, output: str = "ftwa"):
+    """Rank-1 (%, mean ± std over splits) of every matching, one row per (dataset, variant) of FTWA summaries
+    (``Experiment.summaries``); the chosen matching is marked with ``*``."""
+    import pandas as pd
+
+    from ...metrics import format_mean_std
+
+    rows = []
+    for (variant, ds), rec in summaries.items():
+        agg = rec["outputs"].get(output, {}).get("aggregate", {})
+        chosen = rec["outputs"].get(output, {}).get("per_split", [{}])[0].get("match")
+        row = {"dataset": ds, "variant": variant}
+        for m in MATCHES:
+            if f"match_{m}_rank1" in agg:
+                row[m + ("*" if m == chosen else "")] = format_mean_std(agg[f"match_{m}_rank1"])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,216 @@
+"""Beyond both papers: the methods side by side on the same data, splits, backbone and epoch budget.
+
+``configs/methods_table.yaml`` lists the rows: a method's output (PS-HRNet's student, the bicubic + ID baseline,
+FTWA …), each from the configuration of the same profile (``configs/<method>/<profile>.yaml``, where ``<profile>``
+is the stem of the notebook's ``CONFIG``: the profiles are written to match — backbone, input size, P × K, epochs),
+and the paper number each is compared with (its own paper's Table I / Table 1). Columns: Rank-1 / Rank-5 per
+dataset (mean ± std over the splits) with the paper's Rank-1 and Δ, the number of parameters (all trained; and
+those one LR query passes through at test time) and the test-time cost in ms per query (the query's feature, one
+forward pass without the flip, measured on this machine). ``tables/methods.{csv,md}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.config import ConfigError, from_dict, load_config_file
+from ..utils.io import atomic_write_text
+from ..utils.paths import repo_root
+from .tables import PAPER_DATASETS, _label, cell
+
+__all__ = ["MethodRow", "MethodsSpec", "load_methods_spec", "run_methods_table", "query_cost", "SPEC_FILE"]
+
+SPEC_FILE = "configs/methods_table.yaml"
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One row: ``output`` of ``method``'s ``variant``; ``paper`` / ``paper_table`` / ``paper_row``: the registry
+    row it is compared with (``None``: a row of ours only)."""
+
+    label: str
+    method: str
+    output: str
+    variant: str = "default"
+    paper: str | None = None
+    paper_table: str | None = None
+    paper_row: str | None = None
+
+
+@dataclass(frozen=True)
+class MethodsSpec:
+    title: str
+    rows: tuple[MethodRow, ...]
+    notes: tuple[str, ...] = ()
+
+
+def load_methods_spec(path: str | Path = SPEC_FILE) -> MethodsSpec:
+    p = repo_root() / path
+    try:
+        return from_dict(MethodsSpec, load_config_file(p), where=str(p))
+    except ValueError as e:
+        raise ConfigError(f"{p}: {e}") if not isinstance(e, ConfigError) else e from None
+
+
+def _param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
+def _used_params(module: nn.Module, x: torch.Tensor) -> int:
+    """Parameters of the submodules one forward pass of ``x`` runs through (forward hooks on every module)."""
+    seen: dict[int, nn.Parameter] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: seen.update({id(p): p for p in mod.parameters(recurse=False)}))
+             for m in module.modules()]
+    try:
+        with torch.inference_mode():
+            module(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(p.numel() for p in seen.values())
+
+
+def query_cost(module: nn.Module, images, *, size, interpolation: str, precision, batch_size: int = 64,
+               repeats: int = 3) -> dict[str, float]:
+    """``{'ms_per_query', 'query_params', 'batch'}``: the median over ``repeats`` of one forward pass of a batch of LR
+    query images (after one warm-up pass), divided by the batch size; the parameters that pass uses."""
+    from ..data.datasets import ImageDataset
+
+    ds = ImageDataset(images[:batch_size], size, use="stored", resize_interpolation=interpolation)
+    x = torch.stack([ds[i]["img"] for i in range(len(ds))]).to(precision.device)
+    module.eval()
+    times = []
+    with torch.inference_mode(), precision.autocast():
+        for i in range(repeats + 1):
+            if precision.device.type == "cuda":
+                torch.cuda.synchronize(precision.device)
+            t0 = time.perf_counter()
+            module(x)
+            if precision.device.type == "cuda":
+                torch.cuda.synchronize(precision.device)
+            if i:
+                times.append(time.perf_counter() - t0)
+    return {"ms_per_query": 1000 * sorted(times)[len(times) // 2] / len(x), "query_params": _used_params(module, x),
+            "batch": len(x)}
+
+
+def _config_for(method: str, params: Mapping[str, Any]) -> str:
+    from ..workflow import DEFAULT_CONFIG
+
+    stem = Path(str(params.get("CONFIG", DEFAULT_CONFIG))).stem
+    path = Path("configs") / method / f"{stem}.yaml"
+    if not (repo_root() / path).is_file():
+        raise FileNotFoundError(f"methods table: CONFIG {params.get('CONFIG', DEFAULT_CONFIG)!r} names the profile "
+                                f"{stem!r}, but method {method!r} has no {path} (each method needs a configuration "
+                                "of the same profile)")
+    return str(path)
+
+
+def _own_method(params: Mapping[str, Any]) -> str:
+    from ..methods import config_method
+    from ..workflow import DEFAULT_CONFIG
+
+    path = repo_root() / str(params.get("CONFIG", DEFAULT_CONFIG))
+    return config_method(load_config_file(path), str(path)).name
+
+
+def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec: MethodsSpec | None = None):
+    """Run (or reuse) every row's variant on ``DATASETS`` × ``SPLITS``, measure each row's test-time cost on the first
+    dataset's first split, and write ``tables/methods.{csv,md}``. Returns ``(frame, markdown, paths)``."""
+    from ..methods import METHODS
+    from ..registry import paper_table
+    from ..workflow import output_dir, run_experiment
+
+    spec = spec or load_methods_spec()
+    out = output_dir(params)
+    exps, configs = {}, {}
+    for method in dict.fromkeys(r.method for r in spec.rows):
+        METHODS.get(method)  # an unknown method names the registered ones
+        rows = [r for r in spec.rows if r.method == method]
+        configs[method] = _config_for(method, params)
+        variants = {r.variant: {} for r in rows}
+        outputs = {v: list(dict.fromkeys(r.output for r in rows if r.variant == v)) for v in variants}
+        # the notebook's OVERRIDES are dotted keys of its own method's configuration: the other methods run as
+        # their profile's configuration stands
+        own = method == _own_method(params)
+        p = {**params, "CONFIG": configs[method]} | ({} if own else {"OVERRIDES": {}})
+        exps[method] = run_experiment(p, variants, outputs, progress=progress)
+    records, costs = [], {}
+    for r in spec.rows:
+        exp = exps[r.method]
+        if not exp.runs:
+            continue
+        variant, ds, k = next(key for key in exp.runs if key[0] == r.variant)
+        cfg = exp.configs[r.variant]
+        module, interp = METHODS.get(r.method).query_path(r.output, exp.runs[(variant, ds, k)], cfg)
+        prec = cfg.runtime.precision_for()
+        cost = query_cost(module, exp.datasets[ds].split(k).query, size=cfg.data.size, interpolation=interp,
+                          precision=prec, batch_size=cfg.test.batch_size)
+        runs = exp.runs[(variant, ds, k)]  # the stages this output needs (PS-HRNet: the teacher too)
+        trained = sum(_param_count(mod) for s in METHODS.get(r.method).stages_for([r.output]) for mod in runs[s].modules.values())
+        costs[r.label] = cost | {"params": trained, "device": str(prec.device), "measured_on": f"{ds} split {k}"}
+        paper = paper_table(r.paper, r.paper_table) if r.paper else None
+        for (v, dsn), rec in exp.summaries.items():
+            if v != r.variant:
+                continue
+            agg = rec["outputs"].get(r.output, {}).get("aggregate", {})
+            for m in ("rank1", "rank5"):
+                if m not in agg:
+                    continue
+                p = None
+                if paper is not None:
+                    hit = paper[(paper.id == r.paper_row) & (paper.dataset.map(PAPER_DATASETS) == dsn) & (paper.metric == m)]
+                    p = float(hit.value.iloc[0]) if len(hit) and pd.notna(hit.value.iloc[0]) else None
+                v100 = 100 * agg[m]["mean"]
+                records.append({"row": r.label, "method": r.method, "config": configs[r.method], "dataset": dsn,
+                                "metric": m, "value": v100, "std": 100 * agg[m]["std"], "num_splits": agg["num_splits"],
+                                "paper": p, "delta": None if p is None else v100 - p, **costs[r.label]})
+    frame = pd.DataFrame(records)
+    text = _markdown(spec, frame, costs, configs, params)
+    folder = out / "tables"
+    paths = [atomic_write_text(folder / "methods.csv", frame.to_csv(index=False, float_format="%.4f")),
+             atomic_write_text(folder / "methods.md", text)]
+    return frame, text, paths
+
+
+def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict, params: Mapping[str, Any]) -> str:
+    profile = params.get("PROFILE", "tiny")
+    datasets = list(dict.fromkeys(frame.dataset)) if len(frame) else []
+    head = [f"# {spec.title}", "", f"Profile **`{profile}`**. Configurations: "
+            + ", ".join(f"`{c}`" for c in configs.values())
+            + f"; rows: `{SPEC_FILE}`. Reproduced numbers: mean ± sample std over identity splits (%); paper: each "
+            "method's own paper (registry), Δ = ours − paper. Protocol: LR query vs HR gallery (single-shot VIPeR / "
+            "CUHK03 / CAVIAR; multi-shot Market / Duke / synthetic). Parameters: every trained module of the run "
+            "(M); 'query' counts those one LR query's feature passes through. ms / query: one forward pass of a "
+            "batch of LR queries divided by its size (no flip), median of 3, on the device named below.", ""]
+    head += [f"- {n}" for n in spec.notes]
+    if costs:
+        c = next(iter(costs.values()))
+        head.append(f"- Cost measured on `{c['device']}`, {c['measured_on']}, batch {c['batch']}; timings on a shared "
+                    "machine vary by tens of per cent — compare rows of one table, not tables.")
+    cols = ["Method", "Params (M)", "Query params (M)", "ms / query"]
+    for d in datasets:
+        cols += [f"{_label(d)} R1", f"{_label(d)} R5", f"{_label(d)} paper R1", f"{_label(d)} Δ R1"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for label, c in costs.items():
+        cells = [label, f"{c['params'] / 1e6:.2f}", f"{c['query_params'] / 1e6:.2f}", f"{c['ms_per_query']:.2f}"]
+        for d in datasets:
+            sub = frame[(frame.row == label) & (frame.dataset == d)]
+            get = lambda m: sub[sub.metric == m].iloc[0] if (sub.metric == m).any() else None  # noqa: E731
+            r1, r5 = get("rank1"), get("rank5")
+            cells += ["—" if r1 is None else cell(r1.value, r1.std, r1.num_splits),
+                      "—" if r5 is None else cell(r5.value, r5.std, r5.num_splits),
+                      "—" if r1 is None or pd.isna(r1.paper) else f"{r1.paper:.1f}",
+                      "—" if r1 is None or pd.isna(r1.delta) else f"{r1.delta:+.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not costs:
+        lines.append("| (no run yet) |" + " — |" * (len(cols) - 1))
+    return "\n".join(head + [""] + lines) + "\n"
