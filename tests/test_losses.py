@@ -250,8 +250,8 @@ def test_weights_select_terms_by_name():
     # other weights scale their term
     total, _ = LossComposer({**PAPER_WEIGHTS, "ps": 2.0})(x)
     assert total.item() == pytest.approx(full.item() + 1.5 * parts["ps"].item(), rel=1e-6)
-    assert LOSS_TERMS.names() == ["ce", "ps", "sr", "triplet"]
-    with pytest.raises(UnknownNameError, match=r"unknown loss term 'focal'; registered: ce, ps, sr, triplet"):
+    assert LOSS_TERMS.names() == ["ce", "ps", "raft", "sr", "swa_cls", "swa_tri", "triplet"]
+    with pytest.raises(UnknownNameError, match=r"unknown loss term 'focal'; registered: ce, ps, raft, sr, swa_cls, swa_tri, triplet"):
         LossComposer({"ce": 1.0, "focal": 1.0})
     with pytest.raises(ValueError, match="every weight is 0"):
         LossComposer({"ce": 0.0, "triplet": 0})
