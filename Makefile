@@ -13,16 +13,17 @@ STAMP   := $(VENV)/.installed
 TABLES  ?= 1 2 3 4 5 6 7
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 clean
+.PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 browser-check clean
 
 help:
-	@echo "make demo            every notebook (01 -> 12: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods) on the synthetic data"
-	@echo "make reproduce TABLES=\"3 4 ftwa1 methods\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
+	@echo "make reproduce TABLES=\"3 4 ftwa1 methods robustness\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
 	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
-	@echo "make lab             JupyterLab with the workbook kernel"
+	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
+	@echo "make browser-check   open the executed explorer in JupyterLab in headless Chromium and check what it shows"
 	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
 	@echo "make bench-metrics   time evaluate_ranking on a Market-sized problem"
 	@echo "make clean           remove outputs/ (keeps .venv)"
@@ -58,6 +59,11 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+# JupyterLab + headless Chromium on the executed explorer (made by `make demo` when missing); needs Debian's chromium.
+browser-check: setup
+	@test -f outputs/$(PROFILE)/notebooks/13_explorer.ipynb || $(PY) -m lib.workbook run $(PIPELINE) --profile $(PROFILE)
+	$(PY) -m lib.browser_check outputs/$(PROFILE)/notebooks/13_explorer.ipynb --out outputs/$(PROFILE)/figures/explorer_browser.png
 
 bench-metrics: setup
 	$(PY) scripts/bench_metrics.py

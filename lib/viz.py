@@ -12,14 +12,24 @@ from .data.mlr import load_rgb
 from .data.mlr_dataset import MLRDataset
 from .utils.io import atomic_write_bytes
 
-__all__ = ["identity_grid", "rate_histogram", "save_figure", "restoration_grid", "quality_vs_rate"]
+__all__ = ["identity_grid", "rate_histogram", "save_figure", "figure_png", "restoration_grid", "quality_vs_rate",
+           "ranked_list", "cmc_curves"]
+
+
+def figure_png(fig, dpi: int = 110, close: bool = False) -> bytes:
+    """A matplotlib figure as PNG bytes (``close``: free the figure afterwards)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return buf.getvalue()
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, figure_png(fig, dpi))
 
 
 def identity_grid(ds: MLRDataset, num_identities: int = 4, *, split: int = 0, seed: int = 0, scale: int = 2):
@@ -337,5 +347,78 @@ def quality_vs_rate(frame):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+#: Frame colours of a ranked list: a true match, a wrong one, unknown (a user's unlabelled gallery).
+MATCH_COLOURS = {True: "#1a9850", False: "#d73027", None: "#888888"}
+
+
+def ranked_list(query: np.ndarray, gallery: list[np.ndarray], *, matches=None, distances=None, captions=None,
+                query_caption: str = "query", title: str = ""):
+    """A query and its top-ranked gallery images in one row, each gallery image framed green (true match), red
+    (wrong) or grey (unknown: ``matches`` ``None``), its rank and distance under it.
+
+    Args:
+        query: ``(h, w, 3)`` uint8 (drawn at its true size relative to the gallery images' height).
+        gallery: ranked ``(H, W, 3)`` uint8 images, best first.
+        matches: a bool per gallery image, or ``None``.
+        distances, captions: a float / extra text per gallery image (optional).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    n = len(gallery)
+    if n == 0:
+        raise ValueError("ranked_list: no gallery image to show")
+    matches = [None] * n if matches is None else list(matches)
+    gh = max(np.asarray(g).shape[0] for g in gallery)
+    gw = max(np.asarray(g).shape[1] for g in gallery)
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.05 * (n + 1) + 0.3, 1.05 * gh / gw * 1.0 + 0.9), squeeze=False)
+    axes = axes[0]
+    q = np.asarray(query)
+    axes[0].imshow(q, extent=(0, q.shape[1], q.shape[0], 0), interpolation="nearest")
+    axes[0].set_xlim(0, max(gw, q.shape[1]))
+    axes[0].set_ylim(max(gh, q.shape[0]), 0)
+    axes[0].set_xlabel(query_caption, fontsize=7)
+    for k, (ax, img) in enumerate(zip(axes[1:], gallery)):
+        img = np.asarray(img)
+        ax.imshow(img, interpolation="nearest")
+        colour = MATCH_COLOURS[None if matches[k] is None else bool(matches[k])]
+        ax.add_patch(Rectangle((0, 0), img.shape[1] - 1, img.shape[0] - 1, fill=False, edgecolor=colour, linewidth=4))
+        text = f"#{k + 1}"
+        if distances is not None:
+            text += f"  d={float(distances[k]):.3g}"
+        if captions is not None:
+            text += f"\n{captions[k]}"
+        ax.set_xlabel(text, fontsize=6.5)
+    for ax in axes:
+        _bare(ax)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cmc_curves(curves: dict[str, list[float]], title: str = "", max_rank: int = 20):
+    """CMC curves (fractions per rank) of several methods in one plot, Rank-1 in the legend."""
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise ValueError("cmc_curves: no curve to plot")
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    for i, (label, cmc) in enumerate(sorted(curves.items(), key=lambda kv: -kv[1][0])):
+        c = np.asarray(cmc[:max_rank], dtype=float) * 100
+        ax.plot(np.arange(1, len(c) + 1), c, marker=".", linestyle=("-", "--", ":")[i // 10 % 3],
+                label=f"{label} (R1 {c[0]:.1f})")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -6,7 +6,10 @@ profile names. Every key must exist in the target notebook's ``parameters`` cell
 :func:`check_profile` raises).
 
 The executed notebook goes to ``outputs/<profile>/notebooks/<stem>.ipynb`` only when it ran to the end;
-a failed run is left as ``<stem>.failed.ipynb`` next to it, so nothing incomplete looks complete.
+a failed run is left as ``<stem>.failed.ipynb`` next to it, so nothing incomplete looks complete. While a notebook
+runs, its progress (stages reused / trained, one line per epoch with loss and ETA) is printed to the terminal as
+``[<stem>] …`` and kept in ``outputs/<profile>/logs/<stem>.progress.log`` (:mod:`lib.core.progress`; quiet under
+``CI`` / ``WORKBOOK_QUIET=1``).
 
 Command line::
 
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from .core.progress import ProgressTail
 from .utils.paths import repo_root, resolve_path
 
 __all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
@@ -186,17 +190,32 @@ def run_notebook(
     for stale in (final, failed):
         stale.unlink(missing_ok=True)
     print(f"[workbook] {nb.name} with profile {pname!r}: {json.dumps(params)}", flush=True)
+    log = out_dir.parent / "logs" / f"{stem}.progress.log"  # the kernel's progress lines, echoed to the terminal
     try:
-        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(repo_root()),
-                            progress_bar=False, log_output=False)
+        with ProgressTail(log, stem):
+            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(repo_root()),
+                                progress_bar=False, log_output=False)
     except BaseException:
         if tmp.exists():
             os.replace(tmp, failed)
             print(f"[workbook] FAILED: the executed notebook is at {failed}", file=sys.stderr)
         raise
     os.replace(tmp, final)
+    _trust(final)
     print(f"[workbook] done: {final}", flush=True)
     return final
+
+
+def _trust(path: Path) -> None:
+    """Sign an executed notebook on this machine (as ``jupyter trust`` does), so JupyterLab renders its saved widget
+    state (the explorer's controls and pictures) instead of their text fallback. Never fails a run."""
+    try:
+        import nbformat
+        from nbformat.sign import NotebookNotary
+
+        NotebookNotary().sign(nbformat.read(path, as_version=4))
+    except Exception as e:  # a read-only or missing signature database
+        print(f"[workbook] note: {path.name} not signed as trusted ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 #: The notebooks that make each table (in order); notebook 01 runs first, once per dataset.
@@ -211,6 +230,7 @@ TABLE_NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "ftwa1": ("11_ftwa",),
     "ftwa2": ("12_ftwa_ablation",),
     "methods": ("11_ftwa",),
+    "robustness": ("14_resolution_robustness",),
 }
 
 
@@ -228,6 +248,8 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
     from .results import load_table_spec
     from .results.tables import PAPER_DATASETS
 
+    if table == "robustness":  # beyond the papers: every dataset with runs
+        return list(found)
     spec = load_table_spec(table_spec_name("ftwa1" if table == "methods" else table))  # methods: Table 1's datasets
     own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
     present = [d for d in own if d in found]

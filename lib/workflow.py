@@ -50,6 +50,8 @@ PARAM_TYPES: dict[str, str] = {
     "SYN_NUM_IDENTITIES": "int", "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int",
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
     "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
+    "SPLIT": "int", "METHOD": "str", "ORDER": "str", "QUERY": "int", "QUERY_RATE": "int", "TOP_K": "int",
+    "METHODS": "list[str]", "QUERY_RATES": "list[int]",
 }
 
 
@@ -327,11 +329,16 @@ def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str]
 
 
 def make_table(params: Mapping[str, Any], table: str, rows: list[RowSpec] | None = None):
-    """Build and write ``tables/<table>.{csv,md}`` of the profile from its summaries; returns ``(long, md, paths)``."""
+    """Build and write the profile's table from its summaries: ``tables/<table>.md`` (the compact view, one headline
+    metric), ``tables/<table>_full.md`` (every metric and paper row) and ``tables/<table>.csv``; returns
+    ``(long, compact md, (csv, md, full md))``."""
+    from .results.tables import compact_markdown
+
     spec = load_table_spec(table)
     out = output_dir(params)
-    long, md = build_table(spec, out, params.get("PROFILE", "tiny"), rows)
-    return long, md, write_table(long, md, out, table)
+    long, full = build_table(spec, out, params.get("PROFILE", "tiny"), rows)
+    md = compact_markdown(long, full, table)
+    return long, md, write_table(long, md, out, table, full=full)
 
 
 @dataclass
@@ -373,7 +380,7 @@ def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = 
     from .viz import rank1_per_split, ranking_plot, rows_by_dataset, save_figure
 
     exp, spec, rows = run_table(params, table, progress=progress)
-    long, md, files = make_table(params, table, rows)
+    long, md, files = make_table(params, table, rows)  # md: the compact view (report.full: every column)
     files = list(files)
     out = output_dir(params)
     files.append(save_figure(rank1_per_split(rows_by_dataset(exp.summaries, rows)), out / "figures" / f"{table}_rank1.png"))

@@ -1,4 +1,4 @@
-"""Write the thin table notebooks 07–12 (title, parameters, calls into ``lib``) without outputs.
+"""Write the thin notebooks 07–14 (title, parameters, calls into ``lib``) without outputs.
 
 Run once after editing the cells below: ``python scripts/make_notebooks.py``; the notebooks are committed.
 """
@@ -125,6 +125,60 @@ NOTEBOOKS = {
          "matching (`*`: the one used).", {}),
         ("code", "report.ranking", {}),
         ("code", "from lib.methods.ftwa.matching import match_frame\n\nmatch_frame(report.experiment.summaries)", {}),
+    ],
+    "13_explorer": [
+        ("markdown", "# 13 · Explorer: step through a trained run query by query\n\n"
+         "Pick a profile, dataset, split and method among the runs that exist (after `make demo` there are some), "
+         "then a query — as listed or hardest first (lowest AP). Shown: the LR query at its true size, its bilinear "
+         "up-sampling, the restorations of the SR modules trained on that split (PSNR against the HR original), the "
+         "HR original; the top-k of the whole gallery, true matches framed green and the others red, with the rank of "
+         "the first true match and the query's AP (multi-shot protocol over the full gallery, so it does not depend "
+         "on the tables' random single-shot draws). *query rate* re-makes the query from its HR original at r = 1…8 "
+         "(training saw 2–4). Last: the CMC curves of every method on this dataset and split, as each run recorded "
+         "them. Logic: `lib/explorer.py` (this notebook only wires widgets).", {}),
+        ("code", 'PROFILE = "tiny"  # profile whose runs are explored (outputs/PROFILE/runs)\n'
+         'OUTPUT_ROOT = "outputs"  # output root, relative to the repository root\n'
+         'DATASET = ""  # dataset to open first (empty: the first with runs)\n'
+         'SPLIT = 0  # identity split to open first\n'
+         'METHOD = ""  # method/variant/output to open first (empty: pshrnet/default/pshrnet where it exists)\n'
+         'ORDER = "as listed"  # query order: "as listed" or "hardest first" (by AP)\n'
+         'QUERY = 0  # position of the query in that order\n'
+         'QUERY_RATE = 0  # 0: the query as stored; r in 1..8: re-made from its HR original down-sampled by r\n'
+         'TOP_K = 10  # gallery images shown', {"tags": ["parameters"]}),
+        ("code", "from lib.explorer import Explorer\n\n"
+         "explorer = Explorer(OUTPUT_ROOT, PROFILE, dataset=DATASET or None, split=SPLIT, method=METHOD or None, "
+         "top_k=TOP_K)\nexplorer.order.value = ORDER\nexplorer.rate.value = QUERY_RATE\n"
+         "explorer.query.value = QUERY\nexplorer.widget", {}),
+        ("markdown", "## The view above, as a still\nThe same query's ranked gallery as a static picture (kept when "
+         "the notebook is viewed without a kernel).", {}),
+        ("code", "from IPython.display import Image\n\nprint(explorer.view.summary)\nImage(explorer.ranking_image.value)",
+         {}),
+    ],
+    "14_resolution_robustness": [
+        ("markdown", "# 14 · Resolution robustness: accuracy against the query's resolution\n\n"
+         "Beyond both papers. Training saw down-sampling rates $r \\in \\{2, 3, 4\\}$; here every test query is "
+         "re-made from its HR original at $r$ = 1 … 8 and matched against the same HR gallery by every trained method "
+         "of the profile — PS-HRNet, the bicubic baseline, the teacher without SR, FTWA where present — each with its "
+         "own test and the dataset's protocol. Datasets whose queries are natively LR (CAVIAR) cannot be swept and "
+         "are listed as such. Results are cached per run and rate (`robustness/cache/`); "
+         "`tables/robustness.{csv,md}`, `figures/robustness.png`. Logic: `lib/robustness.py`.", {}),
+        ("code", 'PROFILE = "tiny"  # profile whose runs are swept (outputs/PROFILE/runs)\n'
+         'OUTPUT_ROOT = "outputs"  # output root, relative to the repository root\n'
+         'DATASETS = []  # datasets to sweep (empty: every dataset with runs)\n'
+         'SPLITS = []  # identity splits to sweep (empty: every split with runs)\n'
+         'METHODS = ["pshrnet/default/pshrnet", "pshrnet/default/baseline", "pshrnet/default/teacher_lr", '
+         '"ftwa/default/ftwa"]  # method/variant/output labels (absent ones are listed as skipped)\n'
+         'QUERY_RATES = [1, 2, 3, 4, 5, 6, 7, 8]  # query down-sampling rates (1: the HR original)',
+         {"tags": ["parameters"]}),
+        ("code", "from IPython.display import Markdown\n\nfrom lib.robustness import sweep, write_robustness\n"
+         "from lib.workflow import output_dir\n\nparams = {k: v for k, v in dict(globals()).items() if k.isupper()}\n"
+         "frame, skipped = sweep(output_dir(params), outputs=METHODS, rates=QUERY_RATES, datasets=DATASETS or None,\n"
+         "                       splits=SPLITS or None)\n"
+         "files = write_robustness(frame, skipped, output_dir(params), PROFILE,\n"
+         "                         command=f\"make reproduce TABLES=robustness PROFILE={PROFILE}\")\n"
+         "Markdown((output_dir(params) / \"tables\" / \"robustness.md\").read_text())", {}),
+        ("code", "from lib.robustness import robustness_figure\n\nrobustness_figure(frame) if not frame.empty else "
+         "print(\"nothing to plot\")", {}),
     ],
 }
 

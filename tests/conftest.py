@@ -103,3 +103,30 @@ def tiny(tmp_path_factory):
                                                             height=64, width=32, seed=0), progress=False)
     manifest = build_mlr(csv, root / "out" / "mlr" / "synthetic-seed0", MLRConfig("synthetic", seed=0), progress=False)
     return root, MLRDataset.load(manifest)
+
+
+@pytest.fixture(scope="session")
+def trained_profile(tmp_path_factory):
+    """``(profile_dir, MLRDataset)``: a profile folder holding short real runs of both methods on a 12-identity
+    synthetic set — PS-HRNet's default variant (phase 1, phase 2, baseline), Solo SR, FTWA — made once per test
+    session for the tests that use trained runs (loading, matching, explorer, resolution sweep, ranking)."""
+    from lib.data import MLRConfig, MLRDataset, build_mlr
+    from lib.data.synthetic import SyntheticConfig, generate_synthetic
+    from lib.methods import METHODS, load_config, run_variant
+
+    root = tmp_path_factory.mktemp("trained")
+    csv = generate_synthetic(root / "data", SyntheticConfig(num_identities=12, num_cameras=3, images_per_camera=2,
+                                                            height=64, width=32, seed=0), progress=False)
+    profile = root / "outputs" / "tiny"
+    manifest = build_mlr(csv, profile / "mlr" / "synthetic-seed0", MLRConfig("synthetic", seed=0), progress=False)
+    ds = MLRDataset.load(manifest)
+    short = {"runtime.max_steps_per_epoch": 2}
+    pcfg = load_config("configs/pshrnet/tiny.yaml", short | {"phase1.epochs": 1, "phase2.epochs": 1,
+                                                              "baseline.epochs": 1, "solo_sr.epochs": 1})
+    run_variant(METHODS.get("pshrnet"), pcfg, ds=ds, split=0, root=profile / "runs", progress=False,
+                outputs=["pshrnet", "teacher_lr", "baseline"])
+    run_variant(METHODS.get("pshrnet"), pcfg, ds=ds, split=0, root=profile / "runs", variant="solo_sr",
+                progress=False, outputs=["solo_sr"])
+    fcfg = load_config("configs/ftwa/tiny.yaml", short | {"train.epochs": 1})
+    run_variant(METHODS.get("ftwa"), fcfg, ds=ds, split=0, root=profile / "runs", progress=False)
+    return profile, ds

@@ -99,6 +99,34 @@ def test_swa_classification_weight_gradients():
     assert float(w_hr.grad) == pytest.approx(1.0)
 
 
+def test_contrast_attention_has_finite_gradients_on_a_constant_channel():
+    from lib.models.raft import ChannelAttention2d
+
+    att = ChannelAttention2d(8, kind="contrast")
+    x = torch.ones(2, 8, 4, 2, requires_grad=True)  # every channel constant: variance 0
+    att(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in att.parameters())
+
+
+def test_saturated_quality_evaluators_give_finite_losses_and_distances():
+    """Weights that underflow (a sigmoid of a score below -100 is 0 even in float32) must not give 0 / 0: the losses
+    and the swa distance work from log-weights (the real cpu run on VIPeR diverged with NaN at epoch 3 before)."""
+    ce = {"hr": _t(1.0, 2.0), "lr_p": _t(3.0, 1.0), "lr": _t(0.5), "hr_p": _t(1.5)}
+    lw = {k: torch.full_like(v, -300.0, requires_grad=True) for k, v in ce.items()}
+    loss = swa_classification_loss(ce, lw, log_w=True)
+    loss.backward()
+    assert torch.isfinite(loss) and float(loss.detach()) == pytest.approx(2.75, rel=1e-5)  # equal weights: the plain means
+    assert all(torch.isfinite(t.grad).all() for t in lw.values())
+    v = {k: _t(0.0, 1.0)[:, None] for k in ("hr", "hr_p", "lr", "lr_p")}
+    y = torch.tensor([0, 1])
+    lw2 = {"hr": _t(-400.0, -400.0), "hr_p": _t(-1.0, -1.0), "lr": _t(-1.0, -1.0), "lr_p": _t(-1.0, -1.0)}
+    assert torch.isfinite(swa_triplet_loss(v, lw2, y, y, log_w=True))
+    n = torch.nn.functional.normalize
+    q = {"lr": n(torch.ones(1, 3)), "hr_p": n(torch.ones(1, 3)), "lw_lr": _t(-500.0), "lw_hr_p": _t(-500.0)}
+    g = {"hr": n(torch.ones(2, 3)), "lr_p": n(torch.ones(2, 3)), "lw_hr": _t(-500.0, -1.0), "lw_lr_p": _t(-500.0, -1.0)}
+    assert np.isfinite(match_distance(q, g, "swa")).all()
+
+
 def test_swa_triplet_loss_eq7_by_hand():
     y_hr, y_lr = torch.tensor([0, 1]), torch.tensor([0, 1])
     v = {"hr": _t(0.0, 1.0)[:, None], "hr_p": _t(0.8, 1.2)[:, None],  # HR space: batch-hard mean 0.35
@@ -145,9 +173,9 @@ def test_network_variants():
 def test_matchings_by_hand():
     n = torch.nn.functional.normalize
     q = {"lr": n(_t(1, 0, 0, 1, 0, 0).view(2, 3)), "hr_p": n(_t(0, 1, 0, 0, 0, 1).view(2, 3)),
-         "w_lr": _t(0.5, 0.2), "w_hr_p": _t(0.5, 0.8)}
+         "lw_lr": _t(0.5, 0.2).log(), "lw_hr_p": _t(0.5, 0.8).log()}
     g = {"hr": n(_t(0, 1, 0, 1, 0, 0, 0, 0, 1).view(3, 3)), "lr_p": n(_t(1, 0, 0, 0, 1, 0, 1, 0, 0).view(3, 3)),
-         "w_hr": _t(1.0, 0.5, 0.25), "w_lr_p": _t(0.5, 1.0, 0.5)}
+         "lw_hr": _t(1.0, 0.5, 0.25).log(), "lw_lr_p": _t(0.5, 1.0, 0.5).log()}
     d_hr, d_lr = 1 - (q["hr_p"] @ g["hr"].T).numpy(), 1 - (q["lr"] @ g["lr_p"].T).numpy()
     assert np.allclose(match_distance(q, g, "hr"), d_hr) and np.allclose(match_distance(q, g, "lr"), d_lr)
     assert np.allclose(match_distance(q, g, "mean"), (d_hr + d_lr) / 2)
@@ -156,8 +184,8 @@ def test_matchings_by_hand():
     a, b = 0.8 * 0.25, 0.2 * 0.5
     swa = match_distance(q, g, "swa")
     assert swa[1, 2] == pytest.approx((a * d_hr[1, 2] + b * d_lr[1, 2]) / (a + b))
-    ones = {k: (torch.ones_like(v) if k.startswith("w") else v) for k, v in q.items()}
-    g1 = {k: (torch.ones_like(v) if k.startswith("w") else v) for k, v in g.items()}
+    ones = {k: (torch.zeros_like(v) if k.startswith("lw") else v) for k, v in q.items()}
+    g1 = {k: (torch.zeros_like(v) if k.startswith("lw") else v) for k, v in g.items()}
     assert np.allclose(match_distance(ones, g1, "swa"), match_distance(q, g, "mean"))
     with pytest.raises(ValueError, match="match: expected one of"):
         match_distance(q, g, "best")

@@ -230,8 +230,12 @@ def test_ablation_table_end_to_end(tmp_path):
     for v in ("sr_id", "sr_id_ps"):
         link = out / "runs" / "pshrnet" / "synthetic" / "variants" / v / "split0" / "phase2"
         assert link.resolve() == runs[v]["phase2"].run_dir.resolve()
-    long, md, (csv, mdp) = make_table(params, "table2")
+    long, md, (csv, mdp, full) = make_table(params, "table2")
     assert mdp == out / "tables" / "table2.md" and mdp.read_text() == md
+    # the compact view: one headline metric, a row per (dataset, reproduced row); everything else in table2_full.md
+    assert full == out / "tables" / "table2_full.md" and "| Method |" in full.read_text() and "| Method |" not in md
+    assert "| Dataset | Row | Best competitor in the paper |" in md and "| synthetic | SR+ID+PS |" in md
+    assert "table2_full.md" in md
     ours = long[long.source == "reproduced"]
     assert set(ours.row) == {"SR+ID", "SR+ID+PS"} and set(ours.dataset) == {"synthetic"}
     assert "Effect of each variant" in md and "| SR+ID+PS | +0.0 |" in md  # the reference row against itself

@@ -35,6 +35,7 @@ from ..engine.runtime import RuntimeConfig
 from ..engine.trainer import Trainer
 from ..utils.io import atomic_write_json, jsonable
 from ..utils.seed import seed_everything
+from .progress import report
 from .tracking import ConfigReader
 
 __all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "HIDDEN_SECTIONS"]
@@ -184,6 +185,8 @@ def run_stage(
     run_dir = root / method / ds.name / "stages" / f"split{split}" / f"{stage.name}-{key}"
     t0 = time.time()
     done = _finished(run_dir, identity)
+    where = f"{method}/{stage.name} {ds.name} split {split}" + (f" [{variant}]" if variant else "")
+    report(f"{where}: {'reusing the finished run' if done is not None else 'training'} {run_dir.name}")
     if done is not None:
         _load_modules(run_dir, plan.modules)
         if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
@@ -203,7 +206,7 @@ def run_stage(
         trainer = Trainer(
             trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
             sampler=plan.sampler, optim=plan.optim, precision=prec, run_dir=run_dir, run_config=identity,
-            progress=progress, desc=f"{method}/{stage.name} {ds.name} split {split}", **runtime.trainer_kwargs(),
+            progress=progress, desc=where, **runtime.trainer_kwargs(),
         )
         if D.is_main():
             atomic_write_json(run_dir / "identity.json", identity)
@@ -218,6 +221,8 @@ def run_stage(
         result = RunResult(stage.name, plan.modules, metrics, history, run_dir, identity, key)
     if variant is not None and D.is_main():
         _link(root / method / ds.name / "variants" / variant / f"split{split}" / stage.name, run_dir)
+    r1 = {k: v["rank1"] for k, v in result.metrics.items() if isinstance(v, dict) and "rank1" in v}
+    report(f"{where}: done in {time.time() - t0:.0f}s" + "".join(f", {k} Rank-1 {100 * v:.1f}%" for k, v in r1.items()))
     return result
 
 

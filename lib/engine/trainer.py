@@ -221,7 +221,10 @@ class Trainer:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
         from tqdm.auto import tqdm
 
-        self.try_resume()
+        from ..core.progress import epoch_line, report
+
+        if self.try_resume():
+            report(f"{self.desc}: resumed from {self.checkpoint_path} after epoch {self.start_epoch}")
         for m in self.frozen.values():
             m.eval()
         dev = self.precision.device
@@ -285,6 +288,9 @@ class Trainer:
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})
             self.history.append(rec)
             self._save(epoch)  # the checkpoint first: the history never runs ahead of it
+            if D.is_main():
+                times = [h.get("time_s", dt) for h in self.history[-5:]]
+                report(epoch_line(self.desc, epoch + 1, self.optim.epochs, rec.get("loss_total"), dt, sum(times) / len(times)))
             self._write_history()
             D.barrier()
         return self.history

@@ -24,6 +24,7 @@ Readings of what the paper leaves open (options of :class:`SWALossConfig`, READM
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -53,16 +54,30 @@ class SWALossConfig(LossConfig):
             raise ValueError(f"weight_grad: expected one of {WEIGHT_GRADS}, found {self.weight_grad!r}")
 
 
-def _pair(loss_a: torch.Tensor, w_a: torch.Tensor, loss_b: torch.Tensor, w_b: torch.Tensor, detach: bool) -> torch.Tensor:
-    den = w_a + w_b
-    return ((w_a * loss_a + w_b * loss_b) / (den.detach() if detach else den)).mean()
+def _normalised(la: torch.Tensor, lb: torch.Tensor, detach: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w_a, w_b) / (w_a + w_b)`` from log-weights, in log space (never 0 / 0; ``detach``: the sum is a constant)."""
+    den = torch.logaddexp(la, lb)
+    den = den.detach() if detach else den
+    return torch.exp(la - den), torch.exp(lb - den)
+
+
+def _pair(loss_a: torch.Tensor, la: torch.Tensor, loss_b: torch.Tensor, lb: torch.Tensor, detach: bool) -> torch.Tensor:
+    pa, pb = _normalised(la, lb, detach)
+    return (pa * loss_a + pb * loss_b).mean()
+
+
+def _logs(w: dict[str, torch.Tensor], log_w: bool) -> dict[str, torch.Tensor]:
+    return w if log_w else {k: torch.log(t) for k, t in w.items()}
 
 
 def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
-                            weight_grad: str = "full") -> torch.Tensor:
+                            weight_grad: str = "full", log_w: bool = False) -> torch.Tensor:
     """Eq. (5) from per-sample cross entropies ``ce`` and weights ``w`` (keys ``hr``, ``lr_p``: one entry per HR
-    image; ``lr``, ``hr_p``: per LR image). A group without images contributes nothing."""
+    image; ``lr``, ``hr_p``: per LR image; ``log_w``: ``w`` holds log-weights). A group without images contributes
+    nothing. The normalised weights are computed in log space — the same value as Eq. (5), finite also where the
+    weights underflow (a quality evaluator driven to saturation)."""
     detach = weight_grad == "detach_denominator"
+    w = _logs(w, log_w)
     parts = []
     if ce["hr"].numel():
         parts.append(_pair(ce["hr"], w["hr"], ce["lr_p"], w["lr_p"], detach))
@@ -75,19 +90,20 @@ def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tens
 
 def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_hr: torch.Tensor, y_lr: torch.Tensor,
                      margin: float = 0.3, weight_grad: str = "full", normalize: bool = False,
-                     no_positive: str = "skip") -> torch.Tensor:
+                     no_positive: str = "skip", log_w: bool = False) -> torch.Tensor:
     """Eq. (7): ``(a·L^Tri(v_HR ∪ v'_HR) + b·L^Tri(v_LR ∪ v'_LR)) / (a + b)`` with ``a = w̄_HR·w̄'_HR``,
-    ``b = w̄_LR·w̄'_LR`` (batch means; a missing group's mean counts as 1)."""
-    def mean(x: torch.Tensor) -> torch.Tensor:
-        return x.mean() if x.numel() else x.new_ones(())
+    ``b = w̄_LR·w̄'_LR`` (batch means; a missing group's mean counts as 1), normalised in log space."""
+    w = _logs(w, log_w)
+
+    def mean(x: torch.Tensor) -> torch.Tensor:  # log of the batch mean of the weights
+        return torch.logsumexp(x, 0) - math.log(x.numel()) if x.numel() else x.new_zeros(())
 
     def tri(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return batch_hard_triplet_loss(torch.cat([a, b]), torch.cat([y_hr, y_lr]), margin=margin, normalize=normalize,
                                        no_positive=no_positive)
-    a = mean(w["hr"]) * mean(w["hr_p"])
-    b = mean(w["lr"]) * mean(w["lr_p"])
-    den = a + b
-    return (a * tri(v["hr"], v["hr_p"]) + b * tri(v["lr_p"], v["lr"])) / (den.detach() if weight_grad == "detach_denominator" else den)
+    pa, pb = _normalised(mean(w["hr"]) + mean(w["hr_p"]), mean(w["lr"]) + mean(w["lr_p"]),
+                         weight_grad == "detach_denominator")
+    return pa * tri(v["hr"], v["hr_p"]) + pb * tri(v["lr_p"], v["lr"])
 
 
 def raft_loss(f_hr: torch.Tensor, t_lr_p: torch.Tensor, detach_target: bool = False) -> torch.Tensor:
@@ -113,9 +129,9 @@ class SWAClassificationTerm(nn.Module):
         y = {"hr": y_hr, "lr_p": y_hr, "lr": y_lr, "hr_p": y_lr}
         ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.epsilon)
               for k in y}
-        w = {k: t.float() for k, t in x.out.w.items()}
-        loss = swa_classification_loss(ce, w, self.weight_grad)
-        parts = {"cls": loss.detach()} | {f"w_{k}": t.detach().mean() for k, t in w.items() if t.numel()}
+        lw = {k: t.float() for k, t in x.out.log_w.items()}
+        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True)
+        parts = {"cls": loss.detach()} | {f"w_{k}": t.detach().exp().mean() for k, t in lw.items() if t.numel()}
         return loss, parts
 
 
@@ -130,8 +146,8 @@ class SWATripletTerm(nn.Module):
 
     def forward(self, x: LossInputs):
         y_hr, y_lr = _split_targets(x)
-        loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.w.items()},
-                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive)
+        loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.log_w.items()},
+                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive, log_w=True)
         return loss, {"tri": loss.detach()}
 
 

@@ -47,6 +47,10 @@ class Method:
             settings and sections the paper has no counterpart for.
         query_path: ``(output, {stage: RunResult}, cfg) -> (module, resize_interpolation)``: what runs on one LR
             query image at test time for an output (its feature extractor), for the methods table's cost columns.
+        build_modules: ``(stage, cfg, identity) -> {name: module}``: a stage's modules, untrained, from its rebuilt
+            configuration and recorded identity (``num_classes`` …), for :func:`lib.inference.load_run`.
+        matcher: ``(output, {stage: run}, cfg, precision) -> Matcher``: the output's test as one object
+            (:class:`lib.inference.Matcher`), for the explorer, the resolution sweep and ``python -m lib.rank``.
     """
 
     name: str
@@ -56,6 +60,8 @@ class Method:
     paper_config: str
     not_compared: tuple[str, ...] = field(default=("test.batch_size",))
     query_path: Any = None
+    build_modules: Any = None
+    matcher: Any = None
 
     def stages_for(self, outputs: Iterable[str]) -> list[str]:
         """The stages (dependencies first) needed for ``outputs``; unknown outputs list the method's."""

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["evaluate_ranking", "validate_inputs"]
+__all__ = ["evaluate_ranking", "validate_inputs", "rank_query"]
 
 #: Target size of all the per-chunk working arrays together (bytes).
 _CHUNK_BYTES = 64 * 2**20
@@ -308,3 +308,28 @@ def evaluate_ranking(
         "num_valid_queries": num_valid,
         "num_skipped_queries": nq - num_valid,
     }
+
+
+def rank_query(dist_row: Any, q_pid: int, q_camid: int, g_pids: Any, g_camids: Any) -> dict[str, Any]:
+    """One query's ranked gallery under the multi-shot protocol of :func:`evaluate_ranking` (junk — the query's
+    identity under its own camera — removed; ties broken by gallery index).
+
+    Returns ``order`` (gallery indices, best first, junk removed), ``matches`` (bool per entry of ``order``),
+    ``first_match`` (1-based rank of the first true match, ``None`` when the gallery has none) and ``ap``
+    (average precision; 0 without a true match) — what :func:`evaluate_ranking` averages into the CMC and mAP.
+    """
+    d = np.asarray(dist_row, dtype=np.float64).reshape(-1)
+    gp, gc = np.asarray(g_pids).reshape(-1), np.asarray(g_camids).reshape(-1)
+    if not (d.shape == gp.shape == gc.shape):
+        raise ValueError(f"rank_query: dist_row {d.shape}, g_pids {gp.shape} and g_camids {gc.shape} differ in length")
+    if np.isnan(d).any():
+        raise ValueError("rank_query: dist_row contains NaN")
+    order = np.argsort(d, kind="stable")
+    keep = ~((gp[order] == q_pid) & (gc[order] == q_camid))
+    order = order[keep]
+    matches = gp[order] == q_pid
+    hits = np.flatnonzero(matches)
+    if hits.size == 0:
+        return {"order": order, "matches": matches, "first_match": None, "ap": 0.0}
+    ap = float(np.mean((np.arange(hits.size) + 1) / (hits + 1)))
+    return {"order": order, "matches": matches, "first_match": int(hits[0]) + 1, "ap": ap}

@@ -25,7 +25,7 @@ from PIL import Image
 from ..data.mlr import downsample, load_rgb
 from ..data.transforms import denormalize, normalize, resize, to_tensor
 
-__all__ = ["SPACES", "to_uint8", "image_quality", "restoration_quality", "restored_examples"]
+__all__ = ["SPACES", "to_uint8", "image_quality", "restoration_quality", "restored_examples", "restore_images", "EvalMode"]
 
 #: Colour spaces :func:`image_quality` accepts.
 SPACES = ("y", "rgb")
@@ -101,7 +101,7 @@ def image_quality(restored: np.ndarray, reference: np.ndarray, space: str = "y")
     return psnr, ssim
 
 
-class _EvalMode:
+class EvalMode:
     """Put modules in eval mode, and each back in its previous mode on exit."""
 
     def __init__(self, modules):
@@ -125,9 +125,9 @@ def _input_interpolation(sr) -> str:
     return interp
 
 
-def _restore(sr, lr_images: Sequence[Image.Image], size: tuple[int, int], precision) -> np.ndarray:
+def restore_images(sr, lr_images: Sequence[Image.Image], size: tuple[int, int], precision) -> np.ndarray:
     """LR images → resized to ``size`` with ``sr``'s input interpolation → normalised → ``sr`` (``None``:
-    nothing) → ``(B, H, W, 3)`` uint8. The caller holds ``sr`` in eval mode."""
+    nothing) → ``(B, H, W, 3)`` uint8. The caller holds ``sr`` in eval mode (:class:`EvalMode`)."""
     interp = _input_interpolation(sr)
     x = torch.stack([normalize(to_tensor(resize(img, size, interp))) for img in lr_images])
     if sr is None:
@@ -220,7 +220,7 @@ def restoration_quality(
         out_dir.mkdir(parents=True, exist_ok=True)
     scores: list[tuple[int, float, float]] = []
     hr_cache: dict[int, tuple[Image.Image, np.ndarray]] = {}  # only within a batch (one image's rates)
-    with _EvalMode([sr]):
+    with EvalMode([sr]):
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
             lrs, refs = [], []
@@ -233,7 +233,7 @@ def restoration_quality(
                 lrs.append(load_rgb(im.lr_path) if stored else downsample(hr, r, "bicubic", True))
                 refs.append(ref)
             hr_cache.clear()
-            restored = _restore(sr, lrs, size, precision)
+            restored = restore_images(sr, lrs, size, precision)
             for (i, r, _), res, ref in zip(batch, restored, refs):
                 psnr, ssim = image_quality(res, ref, space)
                 scores.append((r, psnr, ssim))
@@ -307,13 +307,13 @@ def restored_examples(
     pids = sorted(by_pid)
     chosen = sorted(int(p) for p in rng.choice(pids, size=min(num_persons, len(pids)), replace=False))
     examples = []
-    with _EvalMode(modules.values()):
+    with EvalMode(modules.values()):
         for pid in chosen:
             idx = by_pid[pid][int(rng.integers(len(by_pid[pid])))]
             hr = load_rgb(images[idx].hr_path)
             ref = _image_to_uint8(resize(hr, size, reference_interpolation))
             lrs = [downsample(hr, r, "bicubic", True) for r in rates]
-            restored = {name: _restore(m, lrs, size, precision) for name, m in modules.items()}
+            restored = {name: restore_images(m, lrs, size, precision) for name, m in modules.items()}
             for k, (r, lr) in enumerate(zip(rates, lrs)):
                 ex = {"pid": pid, "index": idx, "r": r, "lr": _image_to_uint8(lr), "hr": ref,
                       "restored": {}, "psnr": {}, "ssim": {}, "space": space}

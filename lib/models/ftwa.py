@@ -43,6 +43,11 @@ class QualityEvaluator(nn.Module):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.body(v).squeeze(1))
 
+    def log_weight(self, v: torch.Tensor) -> torch.Tensor:
+        """``log w`` in float32 (``logsigmoid``): finite where ``w`` itself underflows to 0 (bf16 / fp32 sigmoid of a
+        large negative score), so normalised weights (Eqs. (5), (7)) never become 0 / 0."""
+        return F.logsigmoid(self.body(v).squeeze(1).float())
+
 
 class FTWAOutput(NamedTuple):
     """Per group of inputs (HR images, their down-sampled versions, LR images), see the module docstring.
@@ -51,6 +56,7 @@ class FTWAOutput(NamedTuple):
         f_hr: F_HR maps of the HR images; t_lr_p: T(F'_LR) of their down-sampled versions (Eq. (2)'s pair).
         v, w, logits: ``{name: tensor}`` over :data:`VECTORS` — vectors ``(n, C)``, weights ``(n,)``, identity
             scores ``(n, num_classes)``; ``hr`` / ``lr_p`` have one row per HR image, ``lr`` / ``hr_p`` per LR image.
+        log_w: the weights' logarithms (float32; what the losses use: stable where a weight underflows).
     """
 
     f_hr: torch.Tensor
@@ -58,6 +64,7 @@ class FTWAOutput(NamedTuple):
     v: dict[str, torch.Tensor]
     w: dict[str, torch.Tensor]
     logits: dict[str, torch.Tensor]
+    log_w: dict[str, torch.Tensor] | None = None
 
 
 class FTWANet(nn.Module):
@@ -105,6 +112,11 @@ class FTWANet(nn.Module):
         w = self.w_hr if stream == "hr" else self.w_lr
         return torch.ones(v.shape[0], device=v.device, dtype=v.dtype) if w is None else w(v)
 
+    def log_weight(self, stream: str, v: torch.Tensor) -> torch.Tensor:
+        """``log W_HR(v)`` / ``log W_LR(v)`` in float32; zeros without SWA."""
+        w = self.w_hr if stream == "hr" else self.w_lr
+        return torch.zeros(v.shape[0], device=v.device) if w is None else w.log_weight(v)
+
     @staticmethod
     def pool(f: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(f, 1).flatten(1)
@@ -129,6 +141,6 @@ class FTWANet(nn.Module):
         t = self.transform(torch.cat([f_lr_p, f_lr]))
         t_lr_p, f_hr_p = torch.split(t, [n_h, n_l])
         v = {"hr": self.pool(f_hr), "hr_p": self.pool(f_hr_p), "lr": self.pool(f_lr), "lr_p": self.pool(f_lr_p)}
-        w = {k: self.weight(k[:2], x) for k, x in v.items()}
+        log_w = {k: self.log_weight(k[:2], x) for k, x in v.items()}
         logits = {k: (self.c_hr if k.startswith("hr") else self.c_lr)(x) for k, x in v.items()}
-        return FTWAOutput(f_hr, t_lr_p, v, w, logits)
+        return FTWAOutput(f_hr, t_lr_p, v, {k: t.exp() for k, t in log_w.items()}, logits, log_w)

@@ -36,7 +36,11 @@ def _lrelu() -> nn.Module:
 
 class ChannelAttention2d(nn.Module):
     """Channel attention: ``x · sigmoid(W_u ReLU(W_d s(x)))`` with ``s`` = std + mean (``'contrast'``, IMDN) or the
-    mean alone (``'avg'``)."""
+    mean alone (``'avg'``). The standard deviation is ``sqrt(var + 1e-6)`` in float32: a constant channel (likely on
+    the small maps of E_ID's output, 8 × 4 at 256 × 128 or 4 × 2 in the ``cpu`` profile) has variance 0, where the
+    plain square root's gradient is infinite (the first real run turned every weight into NaN that way)."""
+
+    EPS = 1e-6
 
     def __init__(self, channels: int, reduction: int = 16, kind: str = "contrast") -> None:
         super().__init__()
@@ -51,7 +55,8 @@ class ChannelAttention2d(nn.Module):
         mean = x.mean(dim=(2, 3), keepdim=True)
         s = mean
         if self.kind == "contrast":
-            s = s + (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+            var = (x.float() - mean.float()).pow(2).mean(dim=(2, 3), keepdim=True)
+            s = s + (var + self.EPS).sqrt().to(s.dtype)
         return x * self.body(s)
 
 

@@ -26,7 +26,7 @@ from ..utils.io import atomic_write_text
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
-__all__ = ["PAPER_DATASETS", "build_table", "write_table", "cell"]
+__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "write_table", "cell"]
 
 #: Registry dataset keys → the workbook's dataset names.
 PAPER_DATASETS: dict[str, str] = {
@@ -87,10 +87,13 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     row_ids = {r.label: (ours_row if r.paper_row == "ours" else r.paper_row) for r in rows}
     pval = {(r.id, PAPER_DATASETS[r.dataset], "mAP" if r.metric == "map" else r.metric): r.value for r in paper.itertuples()}
     recs: list[dict[str, Any]] = []
+    names = {r.id: r.method for r in paper.itertuples()}
+    ours_labels = {r["method"] for r in paper.to_dict("records") if r["ours"]}
     for r in paper.itertuples():
         recs.append({"row": r.method, "source": "paper", "variant": None, "dataset": PAPER_DATASETS[r.dataset],
                      "metric": "mAP" if r.metric == "map" else r.metric, "value": None if pd.isna(r.value) else float(r.value),
-                     "std": None, "num_splits": None, "paper": None, "delta": None})
+                     "std": None, "num_splits": None, "paper": None, "delta": None, "paper_row": None,
+                     "paper_ours": r.method in ours_labels})
     for row in rows:
         for ds in datasets:
             rec = results.get((spec.method, row.variant, ds))
@@ -106,7 +109,8 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                 v = k * agg[m]["mean"]
                 recs.append({"row": row.label, "source": "reproduced", "variant": row.variant, "dataset": ds, "metric": m,
                              "value": v, "std": k * agg[m]["std"], "num_splits": len(agg[m]["values"]), "paper": p,
-                             "delta": None if p is None else v - p})
+                             "delta": None if p is None else v - p,
+                             "paper_row": None if p is None else names.get(row_ids[row.label]), "paper_ours": False})
     long = pd.DataFrame(recs)
     idx = {(r["row"], r["source"], r["dataset"], r["metric"]): r for r in recs}
     cols = [(ds, m) for ds in datasets for m in metrics_of(ds)]
@@ -118,7 +122,6 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
         cells = ["—" if idx.get((name, source, ds, m)) is None else fmt(idx[(name, source, ds, m)]) for ds, m in cols]
         return f"| {'**' + name + '**' if bold else name} | " + " | ".join(cells) + " |"
 
-    ours_labels = {r["method"] for r in paper.to_dict("records") if r["ours"]}
     for name in paper.method.unique():
         lines.append(line(name, "paper", name in ours_labels))
     shown = [r for r in rows if any(k[0] == r.label and k[1] == "reproduced" for k in idx)]
@@ -194,9 +197,46 @@ def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pv
                       "table above):", ""] + head)
 
 
-def write_table(long: pd.DataFrame, markdown: str, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
-    """Write ``tables/<name>.csv`` and ``tables/<name>.md`` atomically."""
+def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | None = None) -> str:
+    """The screen-sized view of a table: per dataset and reproduced row, the headline ``metric`` (default: the
+    first metric the table has) as *best competitor in the paper · the paper's counterpart row · ours · Δ*; the
+    full table's header (protocol, data, differences) and its effects section are kept, the full comparison is
+    ``<name>_full.md`` and ``<name>.csv``."""
+    if long.empty or "source" not in long:
+        return full
+    metric = metric or str(long["metric"].iloc[0])
+    head, sep, rest = full.partition("\n| Method |")
+    effects = rest.partition("\nEffect of each variant")
+    tail = ("\nEffect of each variant" + effects[2]) if effects[1] else ""
+    label = _LABEL.get(metric, metric)
+    lines = [f"Headline metric: {label} — the whole comparison (every metric, every paper row) is in "
+             f"[`{name}_full.md`]({name}_full.md) and `{name}.csv`.", "",
+             f"| Dataset | Row | Best competitor in the paper | Paper (same row) | Ours | Δ (ours − paper) |",
+             "|---|---|---|---|---|---|"]
+    ours = long[(long.source == "reproduced") & (long.metric == metric)]
+    if ours.empty:
+        lines.append("| — | no reproduced row yet | | | | |")
+    digits = _DIGITS.get(metric, 1)
+    for ds in dict.fromkeys(ours.dataset):
+        paper = long[(long.source == "paper") & (long.metric == metric) & (long.dataset == ds) & long.value.notna()]
+        for r in ours[ours.dataset == ds].itertuples():
+            rivals = paper[~paper.paper_ours.astype(bool) & (paper.row != r.paper_row)]
+            best = rivals.loc[rivals.value.idxmax()] if len(rivals) else None
+            best_s = "—" if best is None else f"{best.value:.{digits}f} ({best.row})"
+            paper_s = "—" if r.paper is None or pd.isna(r.paper) else f"{r.paper:.{digits}f} ({r.paper_row})"
+            delta = "—" if r.delta is None or pd.isna(r.delta) else f"{r.delta:+.{digits}f}"
+            lines.append(f"| {_label(ds)} | {r.row} | {best_s} | {paper_s} | "
+                         f"{cell(r.value, r.std, r.num_splits, digits)} | {delta} |")
+    return head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + tail
+
+
+def write_table(long: pd.DataFrame, markdown: str, out_dir: str | os.PathLike, name: str,
+                full: str | None = None) -> tuple[Path, ...]:
+    """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (and ``tables/<name>_full.md`` when ``full`` is given)
+    atomically."""
     folder = Path(out_dir) / "tables"
     csv = atomic_write_text(folder / f"{name}.csv", long.to_csv(index=False, float_format="%.4f"))
     md = atomic_write_text(folder / f"{name}.md", markdown)
-    return csv, md
+    if full is None:
+        return csv, md
+    return csv, md, atomic_write_text(folder / f"{name}_full.md", full)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from .. import METHODS, Method
 from .config import FTWAConfig
-from .stages import STAGES, query_path
+from .stages import STAGES, build_modules, matcher, query_path
 
 __all__ = ["FTWA", "FTWAConfig"]
 
 FTWA = METHODS.register("ftwa", Method(
     name="ftwa", config_class=FTWAConfig, stages=STAGES, outputs={"ftwa": ("train", "lr")},
     paper_config="configs/ftwa/paper.yaml", not_compared=("test.batch_size", "test.match"), query_path=query_path,
+    build_modules=build_modules, matcher=matcher,
 ))

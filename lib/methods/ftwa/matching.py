@@ -18,8 +18,10 @@ Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1
 * ``lr``: ``d_LR`` only (the gallery is brought down to the query's);
 * ``direct``: ``d(v_LR, v_HR)`` (no T, no down-sampling: a single network's test).
 
-Features are flip-summed and L2-normalised as in :func:`lib.metrics.extract_features`; weights are averaged over
-the flips.
+Features are flip-summed and L2-normalised as in :func:`lib.metrics.extract_features`; weights are kept as
+logarithms (a quality evaluator can saturate so far that the weight itself underflows to 0, and ``swa`` then needs
+``a / (a + b)`` in log space), averaged over the flips and, for a gallery image's ``w'_LR``, over the rates
+(geometric means).
 """
 
 from __future__ import annotations
@@ -35,18 +37,20 @@ import torch.nn.functional as F
 
 from ...data.datasets import ImageDataset
 from ...engine.evaluate import score_distances
+from ...inference.matcher import Matcher, QuerySource
 from ...metrics import cosine_distance, extract_features
 
-__all__ = ["MATCHES", "StreamEmbedder", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
+__all__ = ["MATCHES", "StreamEmbedder", "FTWAMatcher", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
 
 MATCHES = ("swa", "mean", "hr", "lr", "direct")
 
 
 class StreamEmbedder(nn.Module):
-    """``x -> [v, v_T, w, w_T]`` of one stream as one tensor (what :func:`extract_features` expects).
+    """``x -> [v, v_T, log w, log w_T]`` of one stream as one tensor (what :func:`extract_features` expects).
 
     ``stream='lr'``: ``v = v_LR``, ``v_T = v'_HR`` (through T), ``w = W_LR(v_LR)``, ``w_T = W_HR(v'_HR)``;
-    ``stream='hr'``: ``v = v_HR``, ``w = W_HR(v_HR)`` (``v_T``, ``w_T`` repeat them: T is not used on HR images)."""
+    ``stream='hr'``: ``v = v_HR``, ``w = W_HR(v_HR)`` (``v_T``, ``w_T`` repeat them: T is not used on HR images).
+    Weights travel as logarithms (finite where a weight underflows)."""
 
     def __init__(self, model: nn.Module, stream: str) -> None:
         super().__init__()
@@ -56,11 +60,12 @@ class StreamEmbedder(nn.Module):
         m = self.model
         if self.stream == "hr":
             v = m.pool(m.hr_stream(x))
-            w = m.weight("hr", v)
-            return torch.cat([v, v, w[:, None], w[:, None]], dim=1)
+            lw = m.log_weight("hr", v).to(v.dtype)
+            return torch.cat([v, v, lw[:, None], lw[:, None]], dim=1)
         f = m.lr_stream(x)
         v, v_t = m.pool(f), m.pool(m.transform(f))
-        return torch.cat([v, v_t, m.weight("lr", v)[:, None], m.weight("hr", v_t)[:, None]], dim=1)
+        return torch.cat([v, v_t, m.log_weight("lr", v).to(v.dtype)[:, None], m.log_weight("hr", v_t).to(v.dtype)[:, None]],
+                         dim=1)
 
 
 def _features(model: nn.Module, images, stream: str, *, size, use: str, precision, batch_size: int, flip: bool,
@@ -72,24 +77,27 @@ def _features(model: nn.Module, images, stream: str, *, size, use: str, precisio
     c = (out.shape[1] - 2) // 2
     n = 2.0 if flip else 1.0
     feats = {"v": F.normalize(out[:, :c], dim=1), "v_t": F.normalize(out[:, c:2 * c], dim=1),
-             "w": out[:, 2 * c] / n, "w_t": out[:, 2 * c + 1] / n}
+             "lw": out[:, 2 * c] / n, "lw_t": out[:, 2 * c + 1] / n}
     return feats, pids, cams
 
 
-def query_features(model, images, **kw) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
-    """LR queries as stored: ``{'lr', 'hr_p'}`` vectors and ``{'w_lr', 'w_hr_p'}`` weights, pids, camids."""
-    f, pids, cams = _features(model, images, "lr", use="stored", **kw)
-    return {"lr": f["v"], "hr_p": f["v_t"], "w_lr": f["w"], "w_hr_p": f["w_t"]}, pids, cams
+def query_features(model, images, *, use: str = "stored", rate: int | None = None,
+                   **kw) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """LR queries (as stored; ``use='hr'`` with ``rate``: re-made from the HR original): ``{'lr', 'hr_p'}``
+    vectors and ``{'lw_lr', 'lw_hr_p'}`` log-weights, pids, camids."""
+    f, pids, cams = _features(model, images, "lr", use=use, rate=rate, **kw)
+    return {"lr": f["v"], "hr_p": f["v_t"], "lw_lr": f["lw"], "lw_hr_p": f["lw_t"]}, pids, cams
 
 
 def gallery_features(model, images, rates: Sequence[int], **kw) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
     """HR gallery images: ``{'hr', 'lr_p'}`` (``lr_p``: the mean over ``rates`` of the down-sampled versions' LR-stream
-    vectors, renormalised) and ``{'w_hr', 'w_lr_p'}``; pids, camids."""
+    vectors, renormalised) and ``{'lw_hr', 'lw_lr_p'}`` log-weights (``lw_lr_p``: the mean over ``rates``);
+    pids, camids."""
     f, pids, cams = _features(model, images, "hr", use="hr", **kw)
     low = [_features(model, images, "lr", use="hr", rate=int(r), **kw)[0] for r in rates]
     lr_p = F.normalize(torch.stack([x["v"] for x in low]).mean(0), dim=1)
-    w_lr_p = torch.stack([x["w"] for x in low]).mean(0)
-    return {"hr": f["v"], "lr_p": lr_p, "w_hr": f["w"], "w_lr_p": w_lr_p}, pids, cams
+    lw_lr_p = torch.stack([x["lw"] for x in low]).mean(0)
+    return {"hr": f["v"], "lr_p": lr_p, "lw_hr": f["lw"], "lw_lr_p": lw_lr_p}, pids, cams
 
 
 def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match: str) -> np.ndarray:
@@ -106,9 +114,10 @@ def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match
         return d_lr
     if match == "mean":
         return (d_hr + d_lr) / 2
-    a = np.outer(q["w_hr_p"].numpy(), g["w_hr"].numpy()).astype(np.float32)
-    b = np.outer(q["w_lr"].numpy(), g["w_lr_p"].numpy()).astype(np.float32)
-    return (a * d_hr + b * d_lr) / np.maximum(a + b, 1e-12)
+    la = q["lw_hr_p"].double().numpy()[:, None] + g["lw_hr"].double().numpy()[None, :]  # log(w'_HR·w_HR)
+    lb = q["lw_lr"].double().numpy()[:, None] + g["lw_lr_p"].double().numpy()[None, :]  # log(w_LR·w'_LR)
+    pa = 1.0 / (1.0 + np.exp(np.clip(lb - la, -80, 80)))  # a / (a + b), in log space
+    return (pa * d_hr + (1.0 - pa) * d_lr).astype(np.float32)
 
 
 def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precision, rates: Sequence[int], match: str,
@@ -124,6 +133,30 @@ def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precisio
     for m, r in results.items():
         out |= {f"match_{m}_{k}": r[k] for k in ("rank1", "rank5", "mAP") if k in r}
     return out
+
+
+class FTWAMatcher(Matcher):
+    """FTWA's test as a :class:`lib.inference.Matcher`: queries through the LR stream (and T), the gallery through
+    the HR stream and, down-sampled at the training ``rates``, the LR stream; distance: ``match``."""
+
+    def __init__(self, model: nn.Module, *, rates: Sequence[int], match: str, name: str = "ftwa", **kw) -> None:
+        super().__init__(**kw)
+        if match not in MATCHES:
+            raise ValueError(f"match: expected one of {MATCHES}, found {match!r}")
+        self.model, self.rates, self.match, self.name = model, tuple(int(r) for r in rates), match, name
+
+    def _kw(self) -> dict:
+        return dict(size=self.size, precision=self.precision, batch_size=self.batch_size, flip=self.flip)
+
+    def embed_queries(self, images, source: QuerySource = QuerySource()):
+        source.check(images)
+        return query_features(self.model, images, use=source.use, rate=source.downsample_rate, **self._kw())[0]
+
+    def embed_gallery(self, images):
+        return gallery_features(self.model, images, self.rates, **self._kw())[0]
+
+    def distance(self, q, g) -> np.ndarray:
+        return match_distance(q, g, self.match)
 
 
 def match_frame(summaries: dict, output: str = "ftwa"):

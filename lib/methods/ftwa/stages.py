@@ -14,10 +14,10 @@ from ...data.samplers import RandomIdentitySampler
 from ...data.transforms import PairedAugment
 from ...losses import LossComposer
 from ...models.ftwa import FTWANet
-from .matching import StreamEmbedder, evaluate_ftwa
+from .matching import FTWAMatcher, StreamEmbedder, evaluate_ftwa
 from .steps import FTWAStep
 
-__all__ = ["STAGES", "build_model", "query_path"]
+__all__ = ["STAGES", "build_model", "query_path", "build_modules", "matcher"]
 
 
 def build_model(cfg, num_classes: int) -> FTWANet:
@@ -63,6 +63,19 @@ def query_path(output: str, runs: dict, cfg):
     """What embeds one LR query at test time: the LR stream, T and both evaluators (the gallery is embedded
     offline)."""
     return StreamEmbedder(runs["train"].modules["model"], "lr"), "bilinear"
+
+
+def build_modules(stage: str, cfg, identity: dict) -> dict:
+    """The untrained network of a ``train`` run (for :func:`lib.inference.load_run`)."""
+    if stage != "train":
+        raise KeyError(f"ftwa has no stage {stage!r}")
+    return {"model": build_model(cfg, int(identity.get("num_classes", 1)))}
+
+
+def matcher(output: str, runs: dict, cfg, precision) -> FTWAMatcher:
+    """FTWA's test (``test.match``) as a :class:`lib.inference.Matcher`."""
+    return FTWAMatcher(runs["train"].modules["model"], rates=cfg.data.rates, match=cfg.test.match, name=output,
+                       size=cfg.data.size, precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size)
 
 
 #: The stage graph.

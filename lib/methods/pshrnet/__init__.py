@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import METHODS, Method
 from .config import PSHRNetConfig
-from .stages import STAGES, query_path
+from .stages import STAGES, build_modules, matcher, query_path
 
 __all__ = ["PSHRNET", "PSHRNetConfig"]
 
@@ -23,5 +23,5 @@ PSHRNET = METHODS.register("pshrnet", Method(
              "baseline": ("baseline", "lr"), "solo_sr": ("solo_sr", "lr")},
     paper_config="configs/pshrnet/paper.yaml",
     not_compared=("test.batch_size", "baseline", "test.restoration_space"),  # the paper has no baseline stage
-    query_path=query_path,
+    query_path=query_path, build_modules=build_modules, matcher=matcher,
 ))

@@ -37,7 +37,7 @@ from ...metrics.restoration import restoration_quality
 from ...models import ReIDEmbedder, build_reid_model, build_sr
 from .steps import IDStep, PseudoSiameseStep, SoloSRStep
 
-__all__ = ["STAGES", "query_path"]
+__all__ = ["STAGES", "query_path", "build_modules", "matcher"]
 
 
 def _augment(cfg: Any) -> PairedAugment:
@@ -190,6 +190,29 @@ def query_path(output: str, runs: dict, cfg: Any):
         sr = runs["solo_sr"].modules["sr"]
         return ReIDEmbedder(runs["phase1"].modules["model"], sr, feature), sr.input_interpolation
     return ReIDEmbedder(runs["phase1"].modules["model"], feature=feature), "bilinear"  # teacher_lr / teacher_hr
+
+
+def build_modules(stage: str, cfg: Any, identity: dict) -> dict:
+    """A stage's modules, untrained (for :func:`lib.inference.load_run`): the re-ID network of ``num_classes``
+    identities and / or G, as the stage's ``build`` makes them."""
+    n = int(identity.get("num_classes", 1))
+    if stage in ("phase1", "baseline"):
+        return {"model": build_reid_model(cfg.model, n)}
+    if stage == "phase2":
+        return {"student": build_reid_model(cfg.model, n), "sr": build_sr(cfg.sr)}
+    if stage == "solo_sr":
+        return {"sr": build_sr(cfg.sr)}
+    raise KeyError(f"pshrnet has no stage {stage!r}")
+
+
+def matcher(output: str, runs: dict, cfg: Any, precision):
+    """The test of ``output`` as a :class:`lib.inference.EmbedderMatcher`: query and gallery through the same
+    embedder (G included where the output has one), resized as its evaluation resizes them, cosine distance."""
+    from ...inference.matcher import EmbedderMatcher
+
+    embedder, interp = query_path(output, runs, cfg)
+    return EmbedderMatcher(output, embedder, interpolation=interp, sr=embedder.sr, size=cfg.data.size,
+                           precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size)
 
 
 #: The stage graph, in dependency order.

@@ -1,0 +1,151 @@
+"""Rank your own images with a trained run: ``python -m lib.rank --run RUN --query IMG_OR_DIR --gallery DIR``.
+
+Loads a finished run of any method (:func:`lib.inference.load_run`; ``RUN`` is a stage folder, a variant's link
+to one, or a variant's split folder — then the method's main output is used), embeds every gallery image with the
+run's gallery path and every query with its query path (the LR path: SR module, LR stream … exactly as the
+run's test), and ranks the gallery for each query by the run's distance.
+
+Writes a CSV of the top-k (``query, rank, gallery, distance``) and, for a single query, a PNG of the ranked list.
+``--out`` names either: ``ranked.csv`` (default) also writes ``ranked.png`` beside it for one query, and
+``--out list.png`` writes ``list.csv`` beside it. Images: .jpg/.jpeg/.png/.bmp, any size (resized to the run's
+input size as its test does); folders are read recursively in sorted order.
+
+    python -m lib.rank --run outputs/tiny/runs/pshrnet/synthetic/variants/default/split0 \\
+        --query person.png --gallery my_gallery/ --top 10 --out outputs/tiny/ranked.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .data.mlr_dataset import MLRImage
+from .data.records import IMAGE_SUFFIXES, ImageReadError
+from .inference import RunLoadError, load_run
+from .utils.io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["main", "image_files", "as_images", "resolve_run", "rank"]
+
+
+class RankError(ValueError):
+    """Bad input to ``lib.rank`` (the message names the path and what was expected)."""
+
+
+def image_files(path: str | Path, what: str) -> list[Path]:
+    """An image file, or the images under a folder (recursive, sorted)."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise RankError(f"{what} {p}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
+        return [p]
+    if not p.is_dir():
+        raise RankError(f"{what} {p} does not exist")
+    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise RankError(f"{what} {p} holds no image ({', '.join(IMAGE_SUFFIXES)}, searched recursively)")
+    return files
+
+
+def as_images(files: list[Path]) -> list[MLRImage]:
+    """Files as test images (each opened once first, so an unreadable one is named before any work)."""
+    from .data.mlr import load_rgb
+
+    for f in files:
+        load_rgb(f)  # raises ImageReadError naming the file
+    return [MLRImage(index=i, hr_path=f, lr_path=None, pid=-1, camid=-1, res="hr", r=None) for i, f in enumerate(files)]
+
+
+def resolve_run(path: str | Path) -> tuple[Path, str | None]:
+    """``(stage folder, output)``: a stage folder / link as it is; a variant split folder → the stage of the
+    method's first output present there."""
+    from .methods import METHODS
+
+    p = Path(path)
+    if (p / "metrics.json").is_file() or not p.is_dir():
+        return p, None
+    for method in (METHODS.get(n) for n in METHODS.names()):
+        for output, (stage, _) in method.outputs.items():
+            if (p / stage / "metrics.json").is_file() and method.name in p.resolve().parts:
+                return p / stage, output
+    stages = sorted(c.name for c in p.iterdir() if c.is_dir())
+    raise RankError(f"--run {p}: neither a finished run (model.pt + metrics.json) nor a variant split folder holding "
+                    f"one (found: {', '.join(stages) or 'nothing'})")
+
+
+def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, top: int = 10, output: str | None = None):
+    """``(run, matcher, distances (queries × gallery), gallery images)`` for files."""
+    stage_dir, default_output = resolve_run(run_path)
+    run = load_run(stage_dir)
+    m = run.matcher(output or default_output)
+    g_imgs = as_images(gallery)
+    q_imgs = as_images(queries)
+    return run, m, m.distances(q_imgs, g_imgs), g_imgs
+
+
+def _rows(queries: list[Path], gallery: list[Path], dist: np.ndarray, top: int) -> list[dict]:
+    rows = []
+    for qi, q in enumerate(queries):
+        order = np.argsort(dist[qi], kind="stable")[:top]
+        rows += [{"query": str(q), "rank": k + 1, "gallery": str(gallery[g]), "distance": f"{dist[qi, g]:.6f}"}
+                 for k, g in enumerate(order)]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lib.rank", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a finished run folder (stage folder, variant link or split folder)")
+    ap.add_argument("--query", required=True, help="a query image or a folder of them")
+    ap.add_argument("--gallery", required=True, help="a folder of gallery images")
+    ap.add_argument("--top", type=int, default=10, help="gallery images listed per query (default 10)")
+    ap.add_argument("--out", default="ranked.csv", help="ranked.csv (+ ranked.png for one query) or NAME.png")
+    ap.add_argument("--output", default=None, help="the method output to use (default: the run's main one)")
+    a = ap.parse_args(argv)
+    try:
+        if a.top < 1:
+            raise RankError(f"--top: expected a positive number, found {a.top}")
+        out = Path(a.out)
+        if out.suffix.lower() not in (".csv", ".png"):
+            raise RankError(f"--out {out}: expected a .csv or .png file name")
+        queries = image_files(a.query, "--query")
+        gallery = image_files(a.gallery, "--gallery")
+        run, m, dist, _ = rank(a.run, queries, gallery, top=a.top, output=a.output)
+    except (RankError, RunLoadError, ImageReadError) as e:
+        print(f"lib.rank: error: {e}", file=sys.stderr)
+        return 2
+    csv_path, png_path = out.with_suffix(".csv"), out.with_suffix(".png")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["query", "rank", "gallery", "distance"])
+    w.writeheader()
+    w.writerows(_rows(queries, gallery, dist, a.top))
+    atomic_write_text(csv_path, buf.getvalue())
+    written = [csv_path]
+    if len(queries) == 1:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from .data.mlr import load_rgb
+        from .data.transforms import resize
+        from .viz import figure_png, ranked_list
+
+        order = np.argsort(dist[0], kind="stable")[: a.top]
+        imgs = [np.asarray(resize(load_rgb(gallery[g]), m.size, "bilinear")) for g in order]
+        fig = ranked_list(np.asarray(load_rgb(queries[0])), imgs, distances=dist[0][order],
+                          captions=[gallery[g].name[:18] for g in order], query_caption=queries[0].name[:18],
+                          title=f"{run.method.name}/{m.name} ({run.run_dir.name}): top {len(order)} of {len(gallery)}")
+        atomic_write_bytes(png_path, figure_png(fig, close=True))
+        written.append(png_path)
+    print(f"ranked {len(gallery)} gallery images for {len(queries)} quer{'y' if len(queries) == 1 else 'ies'} with "
+          f"{run.method.name}/{m.name} from {run.run_dir}")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

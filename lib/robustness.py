@@ -1,0 +1,178 @@
+"""Resolution robustness (notebook 14, beyond both papers): Rank-1 and mAP against the query's down-sampling rate.
+
+Training saw r ∈ {2, 3, 4}; here every test query of a split is re-made from its HR original at r = 1 … 8
+(:class:`lib.inference.QuerySource`: r = 1 is the HR original itself, r > 4 rates never seen) and matched against
+the same HR gallery by every trained method of a profile — PS-HRNet, the bicubic baseline, the teacher without SR,
+FTWA where present — with each run's own test (:class:`lib.inference.Matcher`) and the dataset's protocol
+(single-shot gallery draws with the run's seed, as the tables). Datasets whose queries have no HR original
+(CAVIAR's natively LR camera) cannot be swept and are reported as such.
+
+Each (run, output, r) result is cached under ``<profile>/robustness/cache/`` keyed by the run folder, so a rerun
+or an extended sweep computes only what is new; tables ``tables/robustness.{csv,md}``, figure
+``figures/robustness.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .inference import QuerySource, load_run, output_runs
+from .utils.io import atomic_write_json, atomic_write_text
+from .utils.paths import resolve_path
+
+__all__ = ["DEFAULT_OUTPUTS", "DEFAULT_RATES", "sweep", "robustness_markdown", "robustness_figure", "write_robustness"]
+
+#: The methods swept by default: each method's default variant (those absent in a profile are skipped).
+DEFAULT_OUTPUTS = ("pshrnet/default/pshrnet", "pshrnet/default/baseline", "pshrnet/default/teacher_lr",
+                   "ftwa/default/ftwa")
+DEFAULT_RATES = tuple(range(1, 9))
+TRAINING_RATES = (2, 3, 4)
+
+
+def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, rates: Sequence[int] = DEFAULT_RATES,
+          datasets: Sequence[str] | None = None, splits: Sequence[int] | None = None,
+          progress: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Evaluate ``outputs`` (``method/variant/output`` labels) at every rate on every dataset / split of a profile.
+
+    Returns ``(frame, skipped)``: one row per (dataset, split, method, r) with ``rank1``, ``mAP`` (fractions),
+    ``num_query`` and ``run`` (the run folder); ``skipped``: ``'dataset'`` or ``'dataset/method'`` → why.
+    """
+    from tqdm.auto import tqdm
+
+    profile_dir = resolve_path(profile_dir)
+    rates = [int(r) for r in rates]
+    if not rates or any(r < 1 for r in rates):
+        raise ValueError(f"rates: expected rates ≥ 1, found {rates}")
+    found = output_runs(profile_dir)
+    if not found:
+        raise FileNotFoundError(f"{profile_dir}: no trained run (run `make demo` or a table's notebook first)")
+    jobs, skipped = [], {}
+    for label, (entry, output) in found.items():
+        if label not in outputs or (datasets and entry.dataset not in datasets) or (
+                splits is not None and entry.split not in splits):
+            continue
+        jobs.append((entry, output, label))
+    for want in outputs:
+        if not any(m == want for *_, m in jobs):
+            skipped[want] = "no finished run of it in this profile"
+    rows = []
+    cache_dir = profile_dir / "robustness" / "cache"
+    by_dataset: dict[str, object] = {}
+    for entry, output, label in tqdm(jobs, desc="robustness", disable=not progress):
+        run_dir = entry.path.resolve()
+        cache = cache_dir / f"{run_dir.parent.parent.parent.name}-{run_dir.parent.name}-{run_dir.name}-{output}.json"
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        todo = [r for r in rates if str(r) not in cached]
+        if todo:
+            run = load_run(entry.path)
+            if entry.dataset not in by_dataset:
+                by_dataset[entry.dataset] = run.dataset()
+            ds = by_dataset[entry.dataset]
+            sp = ds.split(entry.split)
+            if not all(q.has_hr_original for q in sp.query):
+                skipped[entry.dataset] = "its queries are natively low-resolution (no HR original to re-make them from)"
+                continue
+            m = run.matcher(output)
+            g = m.embed_gallery(sp.gallery)
+            for r in todo:
+                res = m.evaluate(sp, protocol=ds.eval_protocol, source=QuerySource(r), gallery_embedding=g,
+                                 num_repeats=run.cfg.test.num_repeats, seed=run.cfg.seed)
+                cached[str(r)] = {"rank1": res["rank1"], "mAP": res["mAP"], "num_query": res["num_query"]}
+                atomic_write_json(cache, cached)  # one rate at a time: an interrupted sweep keeps what it did
+        for r in rates:
+            rows.append({"dataset": entry.dataset, "split": entry.split, "method": label, "r": r,
+                         **cached[str(r)], "run": str(run_dir)})
+    frame = pd.DataFrame(rows, columns=["dataset", "split", "method", "r", "rank1", "mAP", "num_query", "run"])
+    return frame, skipped
+
+
+def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
+    g = frame.groupby(["dataset", "method", "r"], sort=False)
+    out = g[["rank1", "mAP"]].agg(["mean", "std"]).reset_index()
+    out.columns = ["dataset", "method", "r", "rank1", "rank1_std", "mAP", "mAP_std"]
+    out["num_splits"] = g.size().values
+    return out
+
+
+def robustness_markdown(frame: pd.DataFrame, skipped: dict[str, str], profile: str, command: str = "") -> str:
+    """Rank-1 (and mAP) per method (rows) and r (columns), one block per dataset; mean ± std over splits, %."""
+    from .results.tables import cell
+
+    lines = ["# Resolution robustness: Rank-1 and mAP against the query's down-sampling rate", "",
+             f"Profile **`{profile}`**. Each test query is re-made from its HR original at r (r = 1: the HR original; "
+             f"training saw r ∈ {{{', '.join(map(str, TRAINING_RATES))}}}) and matched against the same HR gallery with "
+             "each run's own test and the dataset's protocol (single-shot datasets: one random gallery image per "
+             "identity, redrawn and averaged). Mean ± sample std over identity splits, in %."]
+    if command:
+        lines += ["", f"Made by: `{command}`"]
+    for what, why in skipped.items():
+        lines.append(f"- **{what}** not swept: {why}.")
+    if frame.empty:
+        return "\n".join(lines + ["", "No result."]) + "\n"
+    agg = _aggregate(frame)
+    rates = sorted(agg["r"].unique())
+    for metric, name in (("rank1", "Rank-1"), ("mAP", "mAP")):
+        for ds, part in agg.groupby("dataset", sort=True):
+            n = int(part["num_splits"].max())
+            lines += ["", f"## {ds}: {name} (%), {n} split{'s' if n > 1 else ''}", "",
+                      "| Method | " + " | ".join(f"r={r}" + ("*" if r in TRAINING_RATES else "") for r in rates) + " |",
+                      "|---|" + "---|" * len(rates)]
+            for method, rows in part.groupby("method", sort=False):
+                by_r = {int(x.r): x for x in rows.itertuples()}
+                cells = [cell(100 * getattr(by_r[r], metric), 100 * getattr(by_r[r], metric + "_std"), by_r[r].num_splits)
+                         if r in by_r else "—" for r in rates]
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "\\* a training rate."]
+    return "\n".join(lines) + "\n"
+
+
+def robustness_figure(frame: pd.DataFrame):
+    """Rank-1 and mAP against r, one line per method (mean over splits, ± std band), a column per dataset;
+    the training rates shaded."""
+    import matplotlib.pyplot as plt
+
+    agg = _aggregate(frame)
+    datasets = sorted(agg["dataset"].unique())
+    if not datasets:
+        raise ValueError("robustness_figure: no result to plot")
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.6 * len(datasets) + 1.8, 5.6), squeeze=False)
+    for j, ds in enumerate(datasets):
+        part = agg[agg["dataset"] == ds]
+        for i, (metric, name) in enumerate((("rank1", "Rank-1 (%)"), ("mAP", "mAP (%)"))):
+            ax = axes[i][j]
+            ax.axvspan(min(TRAINING_RATES) - 0.5, max(TRAINING_RATES) + 0.5, color="0.92", zorder=0)
+            for method, rows in part.groupby("method", sort=False):
+                rows = rows.sort_values("r")
+                y, s = 100 * rows[metric].to_numpy(), 100 * rows[metric + "_std"].fillna(0).to_numpy()
+                ax.plot(rows["r"], y, marker="o", ms=3, label=method)
+                ax.fill_between(rows["r"], y - s, y + s, alpha=0.12)
+            ax.set_xlabel("query down-sampling rate r")
+            ax.set_ylabel(name)
+            ax.set_title(ds if i == 0 else "", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.set_xticks(sorted(part["r"].unique()))
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle("Query resolution sweep (grey: training rates)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_robustness(frame: pd.DataFrame, skipped: dict[str, str], out_dir: str | Path, profile: str,
+                     command: str = "") -> list[Path]:
+    """``tables/robustness.csv`` (per split), ``tables/robustness.md`` and ``figures/robustness.png``."""
+    from .viz import save_figure
+
+    out_dir = Path(out_dir)
+    files = [atomic_write_text(out_dir / "tables" / "robustness.csv", frame.to_csv(index=False, float_format="%.4f")),
+             atomic_write_text(out_dir / "tables" / "robustness.md", robustness_markdown(frame, skipped, profile, command))]
+    if not frame.empty:
+        import matplotlib.pyplot as plt
+
+        fig = robustness_figure(frame)
+        files.append(save_figure(fig, out_dir / "figures" / "robustness.png"))
+        plt.close(fig)
+    return files
