@@ -60,9 +60,10 @@ test: setup
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
-# JupyterLab + headless Chromium on the executed explorer (made by `make demo` when missing); needs Debian's chromium.
+# JupyterLab + headless Chromium on the executed explorer (notebook 13 is run when missing: it needs trained runs, e.g.
+# from `make demo`); needs Debian's chromium.
 browser-check: setup
-	@test -f outputs/$(PROFILE)/notebooks/13_explorer.ipynb || $(PY) -m lib.workbook run $(PIPELINE) --profile $(PROFILE)
+	@test -f outputs/$(PROFILE)/notebooks/13_explorer.ipynb || $(PY) -m lib.workbook run notebooks/13_explorer.ipynb --profile $(PROFILE)
 	$(PY) -m lib.browser_check outputs/$(PROFILE)/notebooks/13_explorer.ipynb --out outputs/$(PROFILE)/figures/explorer_browser.png
 
 bench-metrics: setup

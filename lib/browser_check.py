@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import numpy as np
 
 from .utils.paths import resolve_path
 
-__all__ = ["find_chromium", "BrowserReport", "check_explorer", "frame_pixels", "main"]
+__all__ = ["find_chromium", "BrowserReport", "BrowserCheckError", "check_explorer", "frame_pixels", "main"]
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 #: Chromium flags for this machine's closed network (see the README's "Checked in a real browser").
@@ -48,6 +49,8 @@ _PROBE = """JSON.stringify({
   dropdowns: document.querySelectorAll('.widget-dropdown').length,
   sliders: document.querySelectorAll('.widget-slider, .widget-hslider').length,
   images: Array.from(document.querySelectorAll('img.widget-image')).filter(i => i.complete && i.naturalWidth > 100).length,
+  rects: Array.from(document.querySelectorAll('img.widget-image')).map(i => { const r = i.getBoundingClientRect();
+    return [r.left, r.top, r.width, r.height]; }),
   fallback: Array.from(document.querySelectorAll('.jp-OutputArea-output pre')).some(p => p.textContent.startsWith('VBox(')),
   errors: document.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]').length,
   title: document.title
@@ -62,10 +65,39 @@ def find_chromium() -> str | None:
     return next((p for p in (shutil.which(n) for n in CHROMIUM_NAMES) if p), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free local ports (all sockets open at once, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _stop(p: subprocess.Popen | None) -> None:
+    """Stop a process and everything it started (its own process group: JupyterLab's kernel, Chromium's helpers)."""
+    if p is None or p.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
 
 
 def _wait_http(url: str, timeout: float) -> str:
@@ -80,19 +112,27 @@ def _wait_http(url: str, timeout: float) -> str:
             time.sleep(0.3)
 
 
-def frame_pixels(png: bytes) -> dict[str, int]:
-    """Pixels of the ranked list's frame colours (:data:`lib.viz.MATCH_COLOURS`) and the non-white ones."""
+def frame_pixels(png: bytes, box: tuple[float, float, float, float] | None = None) -> dict[str, int]:
+    """Pixels of the ranked list's frame colours (:data:`lib.viz.MATCH_COLOURS`) and the non-white ones, in the
+    whole picture or in ``box`` = (left, top, width, height)."""
     from PIL import Image
 
     from .viz import MATCH_COLOURS
 
     a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    if box is not None:
+        x, y, w, h = (int(round(v)) for v in box)
+        a = a[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
 
     def near(hex_colour: str) -> int:
         c = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
         return int((np.abs(a - c).sum(axis=2) < 40).sum())
     return {"green": near(MATCH_COLOURS[True]), "red": near(MATCH_COLOURS[False]),
             "non_white": int((a.sum(axis=2) < 720).sum()), "pixels": int(a.shape[0] * a.shape[1])}
+
+
+class BrowserCheckError(RuntimeError):
+    """JupyterLab or Chromium did not come up or could not be driven (the message has both logs' tails)."""
 
 
 @dataclass
@@ -165,43 +205,47 @@ def check_explorer(notebook: str | Path = "outputs/tiny/notebooks/13_explorer.ip
     root = nb.resolve().parent  # JupyterLab serves the notebook's folder: the saved widget state is all it needs
     rel = Path(nb.name)
     t0 = time.time()
-    lab_port, dev_port = _free_port(), _free_port()
+    lab_port, dev_port = _free_ports(2)
     tmp = Path(tempfile.mkdtemp(prefix="browser-check-"))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
     jupyter = Path(sys.executable).with_name("jupyter")
-    lab = subprocess.Popen(
-        [str(jupyter) if jupyter.exists() else "jupyter", "lab", "--no-browser", f"--port={lab_port}", "--ip=127.0.0.1",
-         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.allow_root=True", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=open(tmp / "lab.log", "w"), stderr=subprocess.STDOUT, env=env)
     browser = None
     url = f"http://127.0.0.1:{lab_port}/lab/tree/{rel.as_posix()}?reset"
     report = BrowserReport(url)
-    try:
-        _wait_http(f"http://127.0.0.1:{lab_port}/api/status", 60)
-        browser = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--remote-debugging-port={dev_port}",
-                                    f"--user-data-dir={tmp / 'chromium'}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "chromium.log", "w"))
-        targets = json.loads(_wait_http(f"http://127.0.0.1:{dev_port}/json/list", 30))
-        ws = next(t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page")
-        report.page, png = asyncio.run(_drive(ws, url, timeout, size))
-    finally:
-        for p in (browser, lab):
-            if p is not None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open(tmp / "lab.log", "w") as lab_log, open(tmp / "chromium.log", "w") as chromium_log:
+        lab = subprocess.Popen(
+            [str(jupyter) if jupyter.exists() else "jupyter", "lab", "--no-browser", f"--port={lab_port}",
+             "--ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.allow_root=True",
+             f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            stdout=lab_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            _wait_http(f"http://127.0.0.1:{lab_port}/api/status", 60)
+            browser = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--remote-debugging-port={dev_port}",
+                                        f"--user-data-dir={tmp / 'chromium'}", "about:blank"],
+                                       stdout=subprocess.DEVNULL, stderr=chromium_log, start_new_session=True)
+            targets = json.loads(_wait_http(f"http://127.0.0.1:{dev_port}/json/list", 30))
+            ws = next((t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page"), None)
+            if ws is None:
+                raise ConnectionError(f"Chromium offers no page to drive (targets: {targets})")
+            report.page, png = asyncio.run(_drive(ws, url, timeout, size))
+        except (TimeoutError, ConnectionError, RuntimeError, OSError) as e:
+            raise BrowserCheckError(f"{type(e).__name__}: {e}\n--- JupyterLab log (tail):\n{_tail(tmp / 'lab.log')}\n"
+                                    f"--- Chromium log (tail):\n{_tail(tmp / 'chromium.log')}") from None
+        finally:
+            _stop(browser)
+            _stop(lab)
+    shutil.rmtree(tmp, ignore_errors=True)
     report.seconds = round(time.time() - t0, 1)
     if screenshot is not None:
         from .utils.io import atomic_write_bytes
 
         report.screenshot = atomic_write_bytes(resolve_path(screenshot), png)
-    report.pixels = px = frame_pixels(png)
     p = report.page
+    rects = p.get("rects") or []
+    # the ranked list is the explorer's second picture (query, ranked gallery, CMC): count its frames there only
+    report.pixels = px = frame_pixels(png, tuple(rects[1]) if len(rects) >= 2 else None)
     if p.get("dropdowns", 0) < 4 or p.get("sliders", 0) < 2:
         report.failures.append(f"the explorer's controls are not in the page ({p.get('dropdowns', 0)} dropdowns, "
                                f"{p.get('sliders', 0)} sliders; expected ≥ 4 and ≥ 2)")
@@ -213,7 +257,7 @@ def check_explorer(notebook: str | Path = "outputs/tiny/notebooks/13_explorer.ip
         report.failures.append(f"{p['errors']} error output(s) in the notebook")
     if px["green"] < 200 and px["red"] < 200:
         report.failures.append(f"the screenshot shows no ranked gallery frames (green {px['green']}, red {px['red']} px)")
-    if px["non_white"] < 0.05 * px["pixels"]:
+    if frame_pixels(png)["non_white"] < 0.05 * size[0] * size[1]:
         report.failures.append("the screenshot is (almost) blank")
     return report
 
@@ -227,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         r = check_explorer(a.notebook, screenshot=a.out, timeout=a.timeout)
-    except (FileNotFoundError, ValueError, TimeoutError) as e:
+    except (FileNotFoundError, ValueError, BrowserCheckError) as e:
         print(f"browser check: {e}", file=sys.stderr)
         return 2
     print(f"browser check of {r.url} ({r.seconds} s): page {r.page}; screenshot {r.screenshot} {r.pixels}")

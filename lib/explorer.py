@@ -81,22 +81,22 @@ class ExplorerData:
 
     # ------------------------------------------------------------------ what exists
     def datasets(self) -> list[str]:
-        return sorted({e.dataset for e, _ in self._outputs.values()})
+        return sorted({r.dataset for r in self._outputs})
 
     def splits(self, dataset: str) -> list[int]:
-        return sorted({e.split for e, _ in self._outputs.values() if e.dataset == dataset})
+        return sorted({r.split for r in self._outputs if r.dataset == dataset})
 
     def outputs(self, dataset: str, split: int) -> list[str]:
         """Labels ``method/variant/output`` of the trained outputs of a dataset and split."""
-        return sorted(k for k, (e, _) in self._outputs.items() if e.dataset == dataset and e.split == split)
+        return sorted(r.label for r in self._outputs if r.dataset == dataset and r.split == split)
 
     def _key(self, label: str, dataset: str, split: int) -> str:
         return f"{dataset}/{split}/{label}"
 
     def entry(self, label: str, dataset: str, split: int):
-        for k, (e, o) in self._outputs.items():
-            if k == label and e.dataset == dataset and e.split == split:
-                return e, o
+        for r in self._outputs:
+            if r.label == label and r.dataset == dataset and r.split == split:
+                return r.entry, r.output
         raise KeyError(f"no finished run {label!r} for {dataset} split {split}; trained: "
                        f"{', '.join(self.outputs(dataset, split)) or 'none'}")
 
@@ -160,9 +160,10 @@ class ExplorerData:
         hr = _uint8(resize(load_rgb(q.hr_path), size, "bilinear")) if q.has_hr_original else None
         view = QueryView(label, qi, int(q.pid), rate, _uint8(lr), _uint8(resize(lr, size, "bilinear")), hr)
         for other in self.restoring_outputs(dataset, split, first=label):
-            _, om, _ = self.loaded(other, dataset, split)
+            orun, om, _ = self.loaded(other, dataset, split)
             img = om.restore([q], src)[0]
-            view.restorations[other] = (img, image_quality(img, hr, "y")[0] if hr is not None else None)
+            space = getattr(orun.cfg.test, "restoration_space", "y")  # as the run's own PSNR
+            view.restorations[other] = (img, image_quality(img, hr, space)[0] if hr is not None else None)
         r = self._ranking(label, dataset, split, rate, qi)
         d = self.distances(label, dataset, split, rate)[qi]
         view.top = [(int(g), int(sp.gallery[g].pid), bool(mt), float(d[g]))
@@ -237,6 +238,8 @@ class Explorer:
             raise ValueError(f"profile {profile!r} has no trained run under {self.output_root}; profiles with runs: "
                              f"{', '.join(profiles)}")
         self._busy = False
+        self._order: list[int] = []
+        self._note = ""
         self.profile = W.Dropdown(options=profiles, value=profile, description="profile")
         self.dataset = W.Dropdown(description="dataset")
         self.split = W.Dropdown(description="split")
@@ -305,6 +308,7 @@ class Explorer:
     def _on_split(self) -> None:
         if self._busy:
             return
+        self._order = []  # another split: other queries
         outs = self.data.outputs(self.dataset.value, self.split.value)
         want = self._want.pop("method", None) or next((o for o in outs if o.endswith("/default/pshrnet")), None)
         self._quiet(self.method, options=outs, value=self._pick(outs, want))
@@ -313,17 +317,21 @@ class Explorer:
         self._on_method()
 
     def _on_method(self) -> None:
+        """Method, order or rate changed: the same query stays shown (at its place in the new order)."""
         if self._busy:
             return
         args = (self.method.value, self.dataset.value, self.split.value)
         rate = self.rate.value or None
         sp = self.data.loaded(*args)[2]
+        self._note = ""
         if rate is not None and not all(q.has_hr_original for q in sp.query):
             self._quiet(self.rate, value=0)
             rate = None
-            self.status.value = "<i>these queries are natively LR (no HR original): they can only be used as stored</i>"
+            self._note = " · <i>these queries are natively LR (no HR original): only as stored</i>"
+        shown = self._order[self.query.value] if self._order and self.query.value < len(self._order) else None
         self._order = self.data.query_order(*args, rate=rate, hardest_first=self.order.value == "hardest first")
-        self._quiet(self.query, max=len(self._order) - 1, value=min(self.query.value, len(self._order) - 1))
+        pos = self._order.index(shown) if shown in self._order else min(self.query.value, len(self._order) - 1)
+        self._quiet(self.query, max=len(self._order) - 1, value=pos)
         self.refresh()
 
     # ------------------------------------------------------------------ what is shown
@@ -342,4 +350,4 @@ class Explorer:
                           title=v.summary)
         self.ranking_image.value = figure_png(fig, close=True)
         self.query_image.value = figure_png(query_figure(v), close=True)
-        self.status.value = v.summary
+        self.status.value = v.summary + self._note

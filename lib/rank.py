@@ -61,24 +61,29 @@ def as_images(files: list[Path]) -> list[MLRImage]:
 
 
 def resolve_run(path: str | Path) -> tuple[Path, str | None]:
-    """``(stage folder, output)``: a stage folder / link as it is; a variant split folder → the stage of the
-    method's first output present there."""
+    """``(stage folder, output)``: a stage folder / link as it is (finished or not: :func:`load_run` says what is
+    missing); a variant split folder → its last stage (one no other stage there depends on — ``phase2`` over
+    ``phase1``, ``solo_sr`` in the Solo SR variant) and that stage's first output."""
     from .methods import METHODS
 
     p = Path(path)
-    if (p / "metrics.json").is_file() or not p.is_dir():
+    if not p.is_dir() or any((p / n).exists() for n in ("metrics.json", "model.pt", "identity.json", "checkpoints")):
         return p, None
     for method in (METHODS.get(n) for n in METHODS.names()):
+        if method.name not in p.resolve().parts:
+            continue
+        present = [s for s in method.stages if (p / s).is_dir()]
+        deps = {d for s in present for d in method.stages[s].deps}
         for output, (stage, _) in method.outputs.items():
-            if (p / stage / "metrics.json").is_file() and method.name in p.resolve().parts:
+            if stage in present and stage not in deps:
                 return p / stage, output
     stages = sorted(c.name for c in p.iterdir() if c.is_dir())
-    raise RankError(f"--run {p}: neither a finished run (model.pt + metrics.json) nor a variant split folder holding "
+    raise RankError(f"--run {p}: neither a run folder (model.pt + metrics.json) nor a variant split folder holding "
                     f"one (found: {', '.join(stages) or 'nothing'})")
 
 
-def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, top: int = 10, output: str | None = None):
-    """``(run, matcher, distances (queries × gallery), gallery images)`` for files."""
+def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, output: str | None = None):
+    """``(run, matcher, distances (queries × gallery), gallery images)`` for image files."""
     stage_dir, default_output = resolve_run(run_path)
     run = load_run(stage_dir)
     m = run.matcher(output or default_output)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RankError(f"--out {out}: expected a .csv or .png file name")
         queries = image_files(a.query, "--query")
         gallery = image_files(a.gallery, "--gallery")
-        run, m, dist, _ = rank(a.run, queries, gallery, top=a.top, output=a.output)
+        run, m, dist, _ = rank(a.run, queries, gallery, output=a.output)
     except (RankError, RunLoadError, ImageReadError) as e:
         print(f"lib.rank: error: {e}", file=sys.stderr)
         return 2
@@ -122,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["query", "rank", "gallery", "distance"])
     w.writeheader()
-    w.writerows(_rows(queries, gallery, dist, a.top))
+    rows = _rows(queries, gallery, dist, a.top)
+    w.writerows(rows)
     atomic_write_text(csv_path, buf.getvalue())
     written = [csv_path]
     if len(queries) == 1:
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         from .data.transforms import resize
         from .viz import figure_png, ranked_list
 
-        order = np.argsort(dist[0], kind="stable")[: a.top]
+        order = [gallery.index(Path(r["gallery"])) for r in rows]
         imgs = [np.asarray(resize(load_rgb(gallery[g]), m.size, "bilinear")) for g in order]
         fig = ranked_list(np.asarray(load_rgb(queries[0])), imgs, distances=dist[0][order],
                           captions=[gallery[g].name[:18] for g in order], query_caption=queries[0].name[:18],

@@ -7,8 +7,9 @@ FTWA where present — with each run's own test (:class:`lib.inference.Matcher`)
 (single-shot gallery draws with the run's seed, as the tables). Datasets whose queries have no HR original
 (CAVIAR's natively LR camera) cannot be swept and are reported as such.
 
-Each (run, output, r) result is cached under ``<profile>/robustness/cache/`` keyed by the run folder, so a rerun
-or an extended sweep computes only what is new; tables ``tables/robustness.{csv,md}``, figure
+Each (run, output, r) result is cached under ``<profile>/robustness/cache/`` per run folder and output, stamped
+with the run's evaluation settings and ``model.pt`` (a changed test or a retrained model is recomputed), so a rerun
+or an extended sweep computes only what is new; a run that cannot be loaded is reported, not fatal; tables ``tables/robustness.{csv,md}``, figure
 ``figures/robustness.png``.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .inference import QuerySource, load_run, output_runs
+from .inference import QuerySource, RunLoadError, load_run, output_runs
 from .utils.io import atomic_write_json, atomic_write_text
 from .utils.paths import resolve_path
 
@@ -51,11 +52,10 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     if not found:
         raise FileNotFoundError(f"{profile_dir}: no trained run (run `make demo` or a table's notebook first)")
     jobs, skipped = [], {}
-    for label, (entry, output) in found.items():
-        if label not in outputs or (datasets and entry.dataset not in datasets) or (
-                splits is not None and entry.split not in splits):
+    for r in found:
+        if r.label not in outputs or (datasets and r.dataset not in datasets) or (splits is not None and r.split not in splits):
             continue
-        jobs.append((entry, output, label))
+        jobs.append((r.entry, r.output, r.label))
     for want in outputs:
         if not any(m == want for *_, m in jobs):
             skipped[want] = "no finished run of it in this profile"
@@ -64,30 +64,50 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     by_dataset: dict[str, object] = {}
     for entry, output, label in tqdm(jobs, desc="robustness", disable=not progress):
         run_dir = entry.path.resolve()
-        cache = cache_dir / f"{run_dir.parent.parent.parent.name}-{run_dir.parent.name}-{run_dir.name}-{output}.json"
+        cache = cache_dir / f"{entry.method}-{entry.dataset}-split{entry.split}-{run_dir.name}-{output}.json"
+        stamp = _stamp(run_dir)
         cached = json.loads(cache.read_text()) if cache.is_file() else {}
-        todo = [r for r in rates if str(r) not in cached]
+        results = cached.get("results", {}) if cached.get("stamp") == stamp else {}  # stale: the run or test changed
+        todo = [r for r in rates if str(r) not in results]
         if todo:
-            run = load_run(entry.path)
-            if entry.dataset not in by_dataset:
-                by_dataset[entry.dataset] = run.dataset()
-            ds = by_dataset[entry.dataset]
-            sp = ds.split(entry.split)
-            if not all(q.has_hr_original for q in sp.query):
-                skipped[entry.dataset] = "its queries are natively low-resolution (no HR original to re-make them from)"
+            try:
+                run = load_run(entry.path)
+                if entry.dataset not in by_dataset:
+                    by_dataset[entry.dataset] = run.dataset()
+                ds = by_dataset[entry.dataset]
+                sp = ds.split(entry.split)
+                if not all(q.has_hr_original for q in sp.query):
+                    skipped[entry.dataset] = "its queries are natively low-resolution (no HR original to re-make them from)"
+                    continue
+                m = run.matcher(output)
+                g = m.embed_gallery(sp.gallery)
+                for r in todo:
+                    res = m.evaluate(sp, protocol=ds.eval_protocol, source=QuerySource(r), gallery_embedding=g,
+                                     num_repeats=run.cfg.test.num_repeats, seed=run.cfg.seed)
+                    results[str(r)] = {"rank1": res["rank1"], "mAP": res["mAP"], "num_query": res["num_query"]}
+                    # one rate at a time: an interrupted sweep keeps what it did
+                    atomic_write_json(cache, {"stamp": stamp, "results": results})
+            except (RunLoadError, ValueError, OSError) as e:  # one bad run must not cost the others their rows
+                skipped[f"{entry.dataset}/{label} split {entry.split}"] = f"{type(e).__name__}: {e}"
                 continue
-            m = run.matcher(output)
-            g = m.embed_gallery(sp.gallery)
-            for r in todo:
-                res = m.evaluate(sp, protocol=ds.eval_protocol, source=QuerySource(r), gallery_embedding=g,
-                                 num_repeats=run.cfg.test.num_repeats, seed=run.cfg.seed)
-                cached[str(r)] = {"rank1": res["rank1"], "mAP": res["mAP"], "num_query": res["num_query"]}
-                atomic_write_json(cache, cached)  # one rate at a time: an interrupted sweep keeps what it did
         for r in rates:
             rows.append({"dataset": entry.dataset, "split": entry.split, "method": label, "r": r,
-                         **cached[str(r)], "run": str(run_dir)})
+                         **results[str(r)], "run": str(run_dir)})
     frame = pd.DataFrame(rows, columns=["dataset", "split", "method", "r", "rank1", "mAP", "num_query", "run"])
     return frame, skipped
+
+
+#: Bumped when the sweep's computation changes, so cached results of an older one are recomputed.
+CACHE_VERSION = 1
+
+
+def _stamp(run_dir: Path) -> dict:
+    """What a cached result depends on: the run's recorded evaluation settings and identity (``metrics.json``),
+    its ``model.pt`` (size, modification time) and the sweep's version."""
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    st = (run_dir / "model.pt").stat()
+    return {"version": CACHE_VERSION, "eval": rec.get("eval"), "identity": rec.get("run", {}).get("stage"),
+            "model": [st.st_size, st.st_mtime_ns]}
 
 
 def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:

@@ -261,18 +261,19 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
             method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
             exp.method, exp.configs[variant] = method.name, cfg
             paper = load_config(method.paper_config, (paper_variants or {}).get(variant, ov))
-            diffs = differences(method, cfg, paper)
-            if len(splits) < ds.num_splits:
-                diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
             per_split: dict[str, list[dict]] = {}
-            run_dirs = {}
+            run_dirs, read = {}, set()
             for k in splits:
                 metrics, runs = run_variant(method, cfg, ds=ds, split=k, root=out / "runs", variant=variant,
                                             outputs=outputs[variant], progress=progress)
                 exp.runs[(variant, ds.name, k)] = runs
                 run_dirs[k] = {s: str(r.run_dir) for s, r in runs.items()}
+                read |= {key for r in runs.values() for key in r.identity.get("config", {})}
                 for o, m in metrics.items():
                     per_split.setdefault(o, []).append(m)
+            diffs = differences(method, cfg, paper, read=read)  # only what this row's stages read
+            if len(splits) < ds.num_splits:
+                diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
             if not D.is_main():  # under torchrun only rank 0 writes
                 continue
             if D.world_size() > 1:
@@ -380,7 +381,7 @@ def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = 
     from .viz import rank1_per_split, ranking_plot, rows_by_dataset, save_figure
 
     exp, spec, rows = run_table(params, table, progress=progress)
-    long, md, files = make_table(params, table, rows)  # md: the compact view (report.full: every column)
+    long, md, files = make_table(params, table, rows)  # md: the compact view (tables/<table>_full.md: every column)
     files = list(files)
     out = output_dir(params)
     files.append(save_figure(rank1_per_split(rows_by_dataset(exp.summaries, rows)), out / "figures" / f"{table}_rank1.png"))

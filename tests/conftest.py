@@ -108,7 +108,8 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_profile(tmp_path_factory):
     """``(profile_dir, MLRDataset)``: a profile folder holding short real runs of both methods on a 12-identity
-    synthetic set — PS-HRNet's default variant (phase 1, phase 2, baseline), Solo SR, FTWA — made once per test
+    synthetic set — PS-HRNet's default variant (phase 1, phase 2, baseline), a student initialised from its teacher
+    (``teacher_init``), Solo SR, FTWA — made once per test
     session for the tests that use trained runs (loading, matching, explorer, resolution sweep, ranking)."""
     from lib.data import MLRConfig, MLRDataset, build_mlr
     from lib.data.synthetic import SyntheticConfig, generate_synthetic
@@ -127,6 +128,10 @@ def trained_profile(tmp_path_factory):
                 outputs=["pshrnet", "teacher_lr", "baseline"])
     run_variant(METHODS.get("pshrnet"), pcfg, ds=ds, split=0, root=profile / "runs", variant="solo_sr",
                 progress=False, outputs=["solo_sr"])
+    # the cpu profile's student starts as a copy of its teacher (its phase 2 never reads `model`)
+    run_variant(METHODS.get("pshrnet"), load_config("configs/pshrnet/tiny.yaml", {**short, "phase1.epochs": 1,
+                "phase2.epochs": 1, "phase2.init": "teacher"}), ds=ds, split=0, root=profile / "runs",
+                variant="teacher_init", progress=False, outputs=["pshrnet"])
     fcfg = load_config("configs/ftwa/tiny.yaml", short | {"train.epochs": 1})
     run_variant(METHODS.get("ftwa"), fcfg, ds=ds, split=0, root=profile / "runs", progress=False)
     return profile, ds

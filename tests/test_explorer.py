@@ -14,7 +14,7 @@ from PIL import Image
 
 from lib.core.progress import ENV, ProgressTail, epoch_line, format_seconds, report
 from lib.explorer import Explorer, ExplorerData
-from lib.inference import load_run, output_runs
+from lib.inference import by_label, load_run, output_runs
 from lib.metrics import evaluate_ranking, rank_query
 
 
@@ -54,7 +54,7 @@ def test_explorer_shows_what_its_controls_select(trained_profile):
     assert len(v.top) == 5 and all(m == (pid == q.pid) for _, pid, m, _ in v.top)
     dists = [d for *_, d in v.top]
     assert dists == sorted(dists)
-    assert (v.first_match is None) or (1 <= v.first_match) and 0 <= v.ap <= 1
+    assert (v.first_match is None or v.first_match >= 1) and 0 <= v.ap <= 1
     assert "pshrnet/default/pshrnet" in v.restorations  # the output's own SR module, with its PSNR
     img, psnr = v.restorations["pshrnet/default/pshrnet"]
     assert img.shape == v.upsampled.shape and psnr is not None and psnr > 5
@@ -84,13 +84,16 @@ def test_explorer_data_ranks_like_the_runs_test(trained_profile):
     """The explorer's distances are the run's own test: their multi-shot scores equal a Matcher evaluation."""
     profile, ds = trained_profile
     data = ExplorerData(profile)
-    label = "pshrnet/default/baseline"
-    d = data.distances(label, "synthetic", 0)
     sp = ds.split(0)
-    run, m, _ = data.loaded(label, "synthetic", 0)
-    ref = m.evaluate(sp, protocol="multi_shot")
-    assert np.mean(data.average_precisions(label, "synthetic", 0)) == pytest.approx(ref["mAP"])
-    assert d.shape == (len(sp.query), len(sp.gallery))
+    assert ds.eval_protocol == "multi_shot"  # the explorer's full-gallery ranking is the synthetic set's protocol
+    for label in ("pshrnet/default/baseline", "ftwa/default/ftwa"):
+        run, _, _ = data.loaded(label, "synthetic", 0)
+        d = data.distances(label, "synthetic", 0)
+        assert d.shape == (len(sp.query), len(sp.gallery))
+        aps = data.average_precisions(label, "synthetic", 0)
+        assert np.mean(aps) == pytest.approx(run.metrics["lr"]["mAP"], abs=1e-6)  # what the run recorded
+        firsts = [data.view(label, "synthetic", 0, i, top_k=1).first_match for i in range(len(sp.query))]
+        assert np.mean([f == 1 for f in firsts]) == pytest.approx(run.metrics["lr"]["rank1"])
 
 
 def test_explorer_errors_are_clear(tmp_path, trained_profile):
@@ -111,7 +114,7 @@ def test_resolution_sweep_covers_every_rate_and_matches_the_hr_test(trained_prof
     assert set(frame.method) == {"pshrnet/default/pshrnet", "pshrnet/default/baseline", "pshrnet/default/teacher_lr",
                                  "ftwa/default/ftwa"} and not skipped
     # r = 1 is the HR original: the teacher's HR→HR test, as its run recorded it
-    e, o = output_runs(profile)["pshrnet/default/teacher_lr"]
+    e = by_label(output_runs(profile, "synthetic", 0))["pshrnet/default/teacher_lr"].entry
     hr = json.loads((e.path / "metrics.json").read_text())["metrics"]["hr"]
     t1 = frame[(frame.method == "pshrnet/default/teacher_lr") & (frame.r == 1)].iloc[0]
     assert t1.rank1 == pytest.approx(hr["rank1"]) and t1.mAP == pytest.approx(hr["mAP"], abs=1e-6)
@@ -121,8 +124,18 @@ def test_resolution_sweep_covers_every_rate_and_matches_the_hr_test(trained_prof
     assert (tmp_path / "figures" / "robustness.png").is_file() and len(files) == 3
     cache = list((profile / "robustness" / "cache").glob("*.json"))
     assert len(cache) == 4  # one per (run, output); a rerun reads them
-    again, _ = sweep(profile, rates=[1, 8], outputs=["pshrnet/default/teacher_lr", "nope/x/y"], progress=False)
-    assert len(again) == 2 and again.rank1.iloc[0] == pytest.approx(t1.rank1)
+    again, skipped = sweep(profile, rates=[1, 8], outputs=["pshrnet/default/teacher_lr", "nope/x/y"], progress=False)
+    assert len(again) == 2 and again.rank1.iloc[0] == pytest.approx(t1.rank1) and "nope/x/y" in skipped
+    # a cached result is stamped with the run: another model.pt makes it stale (recomputed, not reused)
+    c = next(p for p in cache if "phase1" in p.name)
+    rec = json.loads(c.read_text())
+    rec["results"]["1"]["rank1"] = -1.0
+    c.write_text(json.dumps(rec))
+    assert sweep(profile, rates=[1], outputs=["pshrnet/default/teacher_lr"], progress=False)[0].rank1.iloc[0] == -1.0
+    rec["stamp"]["model"] = [0, 0]
+    c.write_text(json.dumps(rec))
+    assert sweep(profile, rates=[1], outputs=["pshrnet/default/teacher_lr"], progress=False)[0].rank1.iloc[0] == \
+        pytest.approx(t1.rank1)
 
 
 # ------------------------------------------------------------------------------------------------ python -m lib.rank
@@ -178,9 +191,15 @@ def test_rank_cli_errors_name_the_problem(trained_profile, tmp_path, capsys):
     unfinished = tmp_path / "phase2-000000000000"
     (unfinished / "checkpoints").mkdir(parents=True)
     (unfinished / "checkpoints" / "last.pt").write_bytes(b"")
-    (unfinished / "metrics.json").write_text("{}")
-    assert main(["--run", str(unfinished), "--query", q, "--gallery", str(bad)]) == 2
-    assert "not a finished run" in capsys.readouterr().err
+    gal = str(ds.split(0).gallery[0].hr_path.parent)
+    assert main(["--run", str(unfinished), "--query", q, "--gallery", gal]) == 2
+    err = capsys.readouterr().err
+    assert "not a finished run" in err and "resume" in err
+    # a split folder of the Solo SR variant ranks with Solo SR, not with the teacher it depends on
+    from lib.rank import resolve_run
+
+    stage, output = resolve_run(profile / "runs" / "pshrnet" / "synthetic" / "variants" / "solo_sr" / "split0")
+    assert stage.name == "solo_sr" and output == "solo_sr"
 
 
 # ------------------------------------------------------------------------------------------------ terminal progress

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from lib.inference import QuerySource, RunLoadError, find_runs, load_run, output_runs
+from lib.inference import QuerySource, RunLoadError, by_label, find_runs, load_run, output_runs
 from lib.methods.ftwa.matching import MATCHES
 
 
 def _by_label(profile):
-    return output_runs(profile, "synthetic", 0)
+    return {k: (r.entry, r.output) for k, r in by_label(output_runs(profile, "synthetic", 0)).items()}
 
 
 def test_output_runs_lists_each_lr_output_of_the_finished_runs(trained_profile):
@@ -25,7 +25,7 @@ def test_output_runs_lists_each_lr_output_of_the_finished_runs(trained_profile):
 
 
 @pytest.mark.parametrize("label", ["pshrnet/default/pshrnet", "pshrnet/default/teacher_lr", "pshrnet/default/baseline",
-                                   "pshrnet/solo_sr/solo_sr", "ftwa/default/ftwa"])
+                                   "pshrnet/solo_sr/solo_sr", "pshrnet/teacher_init/pshrnet", "ftwa/default/ftwa"])
 def test_a_loaded_run_reproduces_its_recorded_test(trained_profile, label):
     profile, ds = trained_profile
     entry, output = _by_label(profile)[label]
@@ -45,6 +45,29 @@ def test_a_loaded_run_reproduces_its_recorded_test(trained_profile, label):
         assert restored.shape == (2, *run.cfg.data.size, 3) and restored.dtype == np.uint8
     else:
         assert restored is None
+
+
+def test_output_runs_keeps_every_dataset_and_split(tmp_path):
+    """Labels repeat across datasets and splits: each (dataset, split, label) is its own entry."""
+    for ds in ("viper", "caviar"):
+        for k in (0, 1):
+            stage = tmp_path / "runs" / "pshrnet" / ds / "stages" / f"split{k}" / "phase1-0123"
+            stage.mkdir(parents=True)
+            (stage / "model.pt").write_bytes(b"")
+            (stage / "metrics.json").write_text("{}")
+            link = tmp_path / "runs" / "pshrnet" / ds / "variants" / "default" / f"split{k}" / "phase1"
+            link.parent.mkdir(parents=True)
+            link.symlink_to(stage)
+    runs = output_runs(tmp_path)
+    assert [(r.dataset, r.split, r.label) for r in runs] == [
+        (d, k, "pshrnet/default/teacher_lr") for d in ("caviar", "viper") for k in (0, 1)]
+    assert len(output_runs(tmp_path, "viper")) == 2 and len(output_runs(tmp_path, "viper", 1)) == 1
+    with pytest.raises(ValueError, match="several datasets"):
+        by_label(runs)
+    from lib.explorer import ExplorerData
+
+    data = ExplorerData(tmp_path)
+    assert data.datasets() == ["caviar", "viper"] and data.splits("viper") == [0, 1]
 
 
 def test_query_sources_remake_queries_from_their_hr_originals(trained_profile):

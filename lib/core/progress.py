@@ -22,14 +22,16 @@ ENV = "WORKBOOK_PROGRESS_FILE"
 
 
 def quiet() -> bool:
-    """Whether terminal progress is off (CI, or ``WORKBOOK_QUIET`` set to anything but ``0``)."""
-    return bool(os.environ.get("CI")) or os.environ.get("WORKBOOK_QUIET", "0") not in ("", "0")
+    """Whether terminal progress is off (``CI`` or ``WORKBOOK_QUIET`` set, and not to ``0`` / ``false`` / ``no``)."""
+    off = ("", "0", "false", "no")
+    return os.environ.get("CI", "").lower() not in off or os.environ.get("WORKBOOK_QUIET", "0").lower() not in off
 
 
 def report(line: str) -> None:
-    """Append one progress line to the file named by :data:`ENV` (no-op when unset)."""
+    """Append one progress line to the file named by :data:`ENV` (no-op when unset, and on every process but the
+    first under ``torchrun``)."""
     path = os.environ.get(ENV)
-    if not path:
+    if not path or os.environ.get("RANK", "0") != "0":
         return
     try:
         with open(path, "a", encoding="utf-8") as f:

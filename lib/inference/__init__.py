@@ -8,8 +8,8 @@
 Used by the explorer (notebook 13), the resolution sweep (notebook 14) and ``python -m lib.rank``.
 """
 
-from .loading import LoadedRun, RunEntry, RunLoadError, find_runs, load_run, output_runs
+from .loading import LoadedRun, OutputRun, RunEntry, RunLoadError, by_label, find_runs, load_run, output_runs
 from .matcher import EmbedderMatcher, Matcher, QuerySource
 
-__all__ = ["LoadedRun", "RunEntry", "RunLoadError", "find_runs", "load_run", "output_runs", "Matcher",
+__all__ = ["LoadedRun", "OutputRun", "RunEntry", "RunLoadError", "by_label", "find_runs", "load_run", "output_runs", "Matcher",
            "EmbedderMatcher", "QuerySource"]

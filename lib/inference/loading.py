@@ -25,18 +25,21 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.precision import Precision, resolve_device, resolve_precision
 from ..utils.paths import resolve_path
 
-__all__ = ["RunLoadError", "LoadedRun", "load_run", "RunEntry", "find_runs", "output_runs", "config_from_identity"]
+__all__ = ["RunLoadError", "LoadedRun", "load_run", "RunEntry", "OutputRun", "find_runs", "output_runs", "by_label",
+           "config_from_identity"]
 
 
 class RunLoadError(ValueError):
     """A folder is not a finished run this workbook can load (the message says why and what to do)."""
 
 
-def config_from_identity(method: Any, identity: dict, eval_settings: dict | None = None) -> Any:
+def config_from_identity(method: Any, identity: dict, eval_settings: dict | None = None,
+                         inherited: dict | None = None) -> Any:
     """The typed configuration a stage saw: the configuration class's defaults with the identity's reads (and the
-    recorded evaluation settings under ``test``) on top. Pre-trained ``model.weights`` are not fetched again
-    (``none``): the saved state replaces every weight."""
-    reads = dict(identity.get("config", {}))
+    recorded evaluation settings under ``test``) on top; ``inherited``: reads of its dependencies, applied first
+    (phase 2 copied from its teacher never reads ``model``: the teacher's reads say what the network is).
+    Pre-trained ``model.weights`` are not fetched again (``none``): the saved state replaces every weight."""
+    reads = dict(inherited or {}) | dict(identity.get("config", {}))
     reads.pop("<root>", None)
     ordered = dict(sorted(reads.items(), key=lambda kv: kv[0].count(".")))  # whole sections before their leaves
     ordered |= {f"test.{k}": v for k, v in (eval_settings or {}).items()}
@@ -174,10 +177,17 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
         if not dep_dir.is_dir():
             raise RunLoadError(f"{run_dir}: its {dep} run {dep_dir} is missing")
         deps[dep] = load_run(dep_dir, device=device)
-    cfg = config_from_identity(method, identity, record.get("eval"))
+    inherited: dict = {}
+    for d in deps.values():
+        inherited |= d.identity.get("config", {})
+    cfg = config_from_identity(method, identity, record.get("eval"), inherited)
     prec = _precision(identity.get("precision", "fp32"), device)
-    modules = method.build_modules(stage, cfg, identity)
-    state = load_checkpoint(run_dir / "model.pt")
+    modules = method.build_modules(stage, cfg, identity, deps)
+    try:
+        state = load_checkpoint(run_dir / "model.pt")
+    except Exception as e:  # truncated / not a checkpoint
+        raise RunLoadError(f"{run_dir / 'model.pt'}: cannot be read ({type(e).__name__}: {str(e)[:200]}); delete "
+                           f"{run_dir} to retrain") from None
     for n, m in modules.items():
         try:
             m.load_state_dict(state[n])
@@ -217,16 +227,33 @@ def find_runs(profile_dir: str | Path) -> list[RunEntry]:
     return out
 
 
+@dataclass(frozen=True)
+class OutputRun:
+    """One trained output of one dataset and split: ``label`` (``method/variant/output``), its stage link, the
+    output name."""
+
+    label: str
+    entry: RunEntry
+    output: str
+
+    @property
+    def dataset(self) -> str:
+        return self.entry.dataset
+
+    @property
+    def split(self) -> int:
+        return self.entry.split
+
+
 def output_runs(profile_dir: str | Path, dataset: str | None = None, split: int | None = None,
-                skip_outputs: tuple[str, ...] = ("teacher_hr",)) -> dict[str, tuple[RunEntry, str]]:
-    """``{'<method>/<variant>/<output>': (entry, output)}`` for the LR-query outputs of finished runs (one per
-    output stage; ``teacher_hr`` — HR queries — is skipped), optionally of one dataset and split. Variants that
-    share a run (Table VII's variants share one teacher) give it once, under ``default`` where that is one of them,
-    else the first variant by name."""
+                skip_outputs: tuple[str, ...] = ("teacher_hr",)) -> list[OutputRun]:
+    """The LR-query outputs of the finished runs of a profile (``teacher_hr`` — HR queries — is skipped), optionally
+    of one dataset and split, sorted by (dataset, split, label). Variants that share a run (Table VII's variants
+    share one teacher) give it once, under ``default`` where that is one of them, else the first variant by name."""
     from ..methods import METHODS
 
-    out: dict[str, tuple[RunEntry, str]] = {}
-    seen: dict[tuple[Path, str], str] = {}
+    out: list[OutputRun] = []
+    seen: set[tuple[Path, str]] = set()
     entries = sorted(find_runs(profile_dir), key=lambda e: (e.variant != "default", e.variant))
     for e in entries:
         if (dataset is not None and e.dataset != dataset) or (split is not None and e.split != split):
@@ -235,6 +262,14 @@ def output_runs(profile_dir: str | Path, dataset: str | None = None, split: int 
             continue
         for o, (stage, _) in METHODS.get(e.method).outputs.items():
             if stage == e.stage and o not in skip_outputs and (e.path.resolve(), o) not in seen:
-                seen[(e.path.resolve(), o)] = label = f"{e.method}/{e.variant}/{o}"
-                out[label] = (e, o)
-    return dict(sorted(out.items()))
+                seen.add((e.path.resolve(), o))
+                out.append(OutputRun(f"{e.method}/{e.variant}/{o}", e, o))
+    return sorted(out, key=lambda r: (r.dataset, r.split, r.label))
+
+
+def by_label(runs: list[OutputRun]) -> dict[str, OutputRun]:
+    """``{label: run}`` of the outputs of ONE dataset and split (raises if several datasets / splits are mixed)."""
+    keys = {(r.dataset, r.split) for r in runs}
+    if len(keys) > 1:
+        raise ValueError(f"by_label: outputs of several datasets / splits {sorted(keys)}; filter by dataset and split")
+    return {r.label: r for r in runs}

@@ -47,8 +47,9 @@ class Method:
             settings and sections the paper has no counterpart for.
         query_path: ``(output, {stage: RunResult}, cfg) -> (module, resize_interpolation)``: what runs on one LR
             query image at test time for an output (its feature extractor), for the methods table's cost columns.
-        build_modules: ``(stage, cfg, identity) -> {name: module}``: a stage's modules, untrained, from its rebuilt
-            configuration and recorded identity (``num_classes`` …), for :func:`lib.inference.load_run`.
+        build_modules: ``(stage, cfg, identity, deps) -> {name: module}``: a stage's modules, untrained, from its
+            rebuilt configuration, recorded identity (``num_classes`` …) and loaded dependency runs (phase 2's
+            student starts as a copy of its teacher), for :func:`lib.inference.load_run`.
         matcher: ``(output, {stage: run}, cfg, precision) -> Matcher``: the output's test as one object
             (:class:`lib.inference.Matcher`), for the explorer, the resolution sweep and ``python -m lib.rank``.
     """
@@ -127,10 +128,21 @@ def run_variant(method: Method, cfg: Any, *, ds: Any, split: int, root: str | Pa
     return metrics, runs
 
 
-def differences(method: Method, ours: Any, paper: Any, skip: Iterable[str] = ()) -> list[str]:
+def differences(method: Method, ours: Any, paper: Any, skip: Iterable[str] = (),
+                read: Iterable[str] | None = None) -> list[str]:
     """Every setting of ``ours`` that differs from ``paper`` (both the method's configurations), in words:
     ``'data.height 128 (paper 256)'``. Keys under ``method.not_compared`` or ``skip`` are left out, and so are the
-    execution settings (``runtime.*``) except those that change what is trained (:data:`RESULT_RUNTIME_KEYS`)."""
+    execution settings (``runtime.*``) except those that change what is trained (:data:`RESULT_RUNTIME_KEYS`).
+
+    ``read``: the configuration keys the row's runs read (their identities' ``config``): a setting no stage of the
+    row read cannot have shaped it (Table V's phase-1 rows do not list phase-2 settings) and is left out; evaluation
+    and execution sections (``test``, ``runtime``) are never in identities and are always compared."""
+    read = None if read is None else set(read)
+
+    def used(k: str) -> bool:
+        if read is None or k.split(".")[0] in ("test", "runtime"):
+            return True
+        return any(k == r or k.startswith(r + ".") or r.startswith(k + ".") for r in read)
     a, b = flatten(jsonable(to_dict(ours))), flatten(jsonable(to_dict(paper)))
     a = {k: v for k, v in a.items() if v != {}}  # an emptied mapping shows as its removed keys
     b = {k: v for k, v in b.items() if v != {}}
@@ -138,7 +150,7 @@ def differences(method: Method, ours: Any, paper: Any, skip: Iterable[str] = ())
     out = []
     for k in sorted(set(a) | set(b), key=lambda k: (k.split(".")[0], k)):
         execution = k.startswith("runtime.") and k not in RESULT_RUNTIME_KEYS
-        if execution or any(k == d or k.startswith(d + ".") for d in drop) or a.get(k) == b.get(k):
+        if execution or any(k == d or k.startswith(d + ".") for d in drop) or a.get(k) == b.get(k) or not used(k):
             continue
         fmt = lambda v: (",".join(map(str, v)) or "none") if isinstance(v, list) else ("—" if v is None else str(v))  # noqa: E731
         out.append(f"{k} {fmt(a.get(k))} (paper {fmt(b.get(k))})")

@@ -65,7 +65,7 @@ def query_path(output: str, runs: dict, cfg):
     return StreamEmbedder(runs["train"].modules["model"], "lr"), "bilinear"
 
 
-def build_modules(stage: str, cfg, identity: dict) -> dict:
+def build_modules(stage: str, cfg, identity: dict, deps: dict | None = None) -> dict:
     """The untrained network of a ``train`` run (for :func:`lib.inference.load_run`)."""
     if stage != "train":
         raise KeyError(f"ftwa has no stage {stage!r}")

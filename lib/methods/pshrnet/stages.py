@@ -192,14 +192,21 @@ def query_path(output: str, runs: dict, cfg: Any):
     return ReIDEmbedder(runs["phase1"].modules["model"], feature=feature), "bilinear"  # teacher_lr / teacher_hr
 
 
-def build_modules(stage: str, cfg: Any, identity: dict) -> dict:
+def build_modules(stage: str, cfg: Any, identity: dict, deps: dict | None = None) -> dict:
     """A stage's modules, untrained (for :func:`lib.inference.load_run`): the re-ID network of ``num_classes``
-    identities and / or G, as the stage's ``build`` makes them."""
+    identities and / or G, as the stage's ``build`` makes them — with ``phase2.init: teacher`` the student is a copy
+    of the loaded teacher (that stage never reads ``model``, so its identity does not describe the network)."""
     n = int(identity.get("num_classes", 1))
     if stage in ("phase1", "baseline"):
         return {"model": build_reid_model(cfg.model, n)}
     if stage == "phase2":
-        return {"student": build_reid_model(cfg.model, n), "sr": build_sr(cfg.sr)}
+        if cfg.phase2.init == "teacher":
+            if not deps or "phase1" not in deps:
+                raise ValueError("phase 2 with init: teacher needs its loaded phase-1 run")
+            student = copy.deepcopy(deps["phase1"].modules["model"])
+        else:
+            student = build_reid_model(cfg.model, n)
+        return {"student": student, "sr": build_sr(cfg.sr)}
     if stage == "solo_sr":
         return {"sr": build_sr(cfg.sr)}
     raise KeyError(f"pshrnet has no stage {stage!r}")
