@@ -236,3 +236,13 @@ def test_a_training_run_reports_each_epoch(tiny, tmp_path, monkeypatch):
     assert "ETA" in lines[1] and lines[-1].startswith("ftwa/train synthetic split 0 [default]: done in")
     run_variant(METHODS.get("ftwa"), cfg, ds=ds, split=0, root=tmp_path / "runs", progress=False)
     assert "reusing the finished run" in log.read_text().splitlines()[-2]
+
+
+def test_notebook_defaults_match_the_library():
+    from lib.robustness import DEFAULT_OUTPUTS, DEFAULT_RATES
+    from lib.workbook import notebook_parameters
+
+    p14 = notebook_parameters("notebooks/14_resolution_robustness.ipynb")
+    assert p14["METHODS"] == list(DEFAULT_OUTPUTS) and p14["QUERY_RATES"] == list(DEFAULT_RATES)
+    p13 = notebook_parameters("notebooks/13_explorer.ipynb")
+    assert p13["QUERY_RATE"] == 0 and p13["ORDER"] in ("as listed", "hardest first")

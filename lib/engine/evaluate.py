@@ -13,7 +13,7 @@ from ..data.mlr_dataset import Split
 from ..metrics import cosine_distance, evaluate_ranking, evaluate_single_shot, extract_features
 from .precision import Precision
 
-__all__ = ["evaluate_split", "score_distances", "RANKS"]
+__all__ = ["evaluate_split", "embed_images", "score_distances", "RANKS"]
 
 RANKS = (1, 5, 10, 20)
 
@@ -53,16 +53,24 @@ def evaluate_split(
         (fractions), ``cmc`` (list),
         ``num_query``, ``num_gallery``, ``protocol``.
     """
-    def feats(images, use):
-        ds = ImageDataset(images, size, use=use, resize_interpolation=resize_interpolation)
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
-        return extract_features(embedder, loader, device=precision.device, flip=flip, normalize=True,
-                                amp_dtype=precision.dtype, progress=progress)
-
-    qf, q_pids, q_cams = feats(split.query, query_use)
-    gf, g_pids, g_cams = feats(split.gallery, gallery_use)
+    kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip, interpolation=resize_interpolation,
+              progress=progress)
+    qf, q_pids, q_cams = embed_images(embedder, split.query, use=query_use, **kw)
+    gf, g_pids, g_cams = embed_images(embedder, split.gallery, use=gallery_use, **kw)
     return score_distances(cosine_distance(qf, gf), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
                            num_repeats=num_repeats, seed=seed)
+
+
+def embed_images(module: nn.Module, images, *, size: tuple[int, int], precision: Precision, use: str = "stored",
+                 rate: int | None = None, interpolation: str = "bilinear", batch_size: int = 64, flip: bool = True,
+                 normalize: bool = True, progress: bool = False) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``(features, pids, camids)`` of test images: each image as stored or its HR original (``use``), optionally
+    down-sampled by ``rate`` first, resized to ``size`` with ``interpolation``, through ``module`` (flip-summed,
+    L2-normalised unless ``normalize`` is off) — the one way every test (and :mod:`lib.inference`) embeds images."""
+    ds = ImageDataset(images, size, use=use, resize_interpolation=interpolation, downsample_rate=rate)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    return extract_features(module, loader, device=precision.device, flip=flip, normalize=normalize,
+                            amp_dtype=precision.dtype, progress=progress)
 
 
 def score_distances(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray,

@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 from torch import nn
-from torch.utils.data import DataLoader
 
-from ..data.datasets import ImageDataset
 from ..data.mlr import load_rgb
-from ..engine.evaluate import score_distances
+from ..engine.evaluate import embed_images, score_distances
 from ..engine.precision import Precision
-from ..metrics import cosine_distance, extract_features
+from ..metrics import cosine_distance
 from ..metrics.restoration import EvalMode, restore_images
 
 __all__ = ["QuerySource", "Matcher", "EmbedderMatcher"]
@@ -119,11 +117,9 @@ class Matcher:
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _features(self, module: nn.Module, images: Sequence[Any], *, use: str, rate: int | None = None,
-                  interpolation: str = "bilinear", normalize: bool = True):
-        ds = ImageDataset(images, self.size, use=use, resize_interpolation=interpolation, downsample_rate=rate)
-        loader = DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=0)
-        return extract_features(module, loader, device=self.precision.device, flip=self.flip, normalize=normalize,
-                                amp_dtype=self.precision.dtype, progress=False)[0]
+                  interpolation: str = "bilinear"):
+        return embed_images(module, images, size=self.size, precision=self.precision, use=use, rate=rate,
+                            interpolation=interpolation, batch_size=self.batch_size, flip=self.flip)[0]
 
 
 class EmbedderMatcher(Matcher):

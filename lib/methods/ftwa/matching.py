@@ -32,13 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 import torch.nn.functional as F
 
-from ...data.datasets import ImageDataset
-from ...engine.evaluate import score_distances
+from ...engine.evaluate import embed_images, score_distances
 from ...inference.matcher import Matcher, QuerySource
-from ...metrics import cosine_distance, extract_features
+from ...metrics import cosine_distance
 
 __all__ = ["MATCHES", "StreamEmbedder", "FTWAMatcher", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
 
@@ -70,10 +68,8 @@ class StreamEmbedder(nn.Module):
 
 def _features(model: nn.Module, images, stream: str, *, size, use: str, precision, batch_size: int, flip: bool,
               rate: int | None = None) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
-    ds = ImageDataset(images, size, use=use, downsample_rate=rate)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
-    out, pids, cams = extract_features(StreamEmbedder(model, stream), loader, device=precision.device, flip=flip,
-                                       normalize=False, amp_dtype=precision.dtype, progress=False)
+    out, pids, cams = embed_images(StreamEmbedder(model, stream), images, size=size, precision=precision, use=use,
+                                   rate=rate, batch_size=batch_size, flip=flip, normalize=False)
     c = (out.shape[1] - 2) // 2
     n = 2.0 if flip else 1.0
     feats = {"v": F.normalize(out[:, :c], dim=1), "v_t": F.normalize(out[:, c:2 * c], dim=1),
