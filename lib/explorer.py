@@ -174,8 +174,9 @@ class ExplorerData:
     def restoring_outputs(self, dataset: str, split: int, first: str | None = None) -> list[str]:
         """Outputs of the split whose run restores images (an SR module: its record has PSNR), ``first``
         first, at most ``max_restorations``."""
-        have = [k for k in self.outputs(dataset, split) if "psnr" in self.recorded(k, dataset, split)]
-        have.sort(key=lambda k: (k != first, k))
+        have = [k for k in self.outputs(dataset, split) if k != first and "psnr" in self.recorded(k, dataset, split)]
+        if first is not None and self.loaded(first, dataset, split)[1].sr is not None:  # its own G, recorded or not
+            have.insert(0, first)
         return have[: self.max_restorations]
 
     def recorded(self, label: str, dataset: str, split: int) -> dict:

@@ -196,3 +196,34 @@ def write_robustness(frame: pd.DataFrame, skipped: dict[str, str], out_dir: str 
         files.append(save_figure(fig, out_dir / "figures" / "robustness.png"))
         plt.close(fig)
     return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lib.robustness --profile cpu [--methods LABEL ...] [--datasets viper] [--rates 1 2 …]``:
+    notebook 14 without Jupyter (writes the same tables and figure)."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m lib.robustness", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--output-root", default="outputs")
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_OUTPUTS), help="method/variant/output labels")
+    ap.add_argument("--datasets", nargs="*", default=None)
+    ap.add_argument("--splits", type=int, nargs="*", default=None)
+    ap.add_argument("--rates", type=int, nargs="+", default=list(DEFAULT_RATES))
+    a = ap.parse_args(argv)
+    out = resolve_path(a.output_root) / a.profile
+    try:
+        frame, skipped = sweep(out, outputs=a.methods, rates=a.rates, datasets=a.datasets or None, splits=a.splits)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"lib.robustness: error: {e}", file=sys.stderr)
+        return 2
+    command = "python -m lib.robustness " + " ".join(argv if argv is not None else sys.argv[1:])
+    for p in write_robustness(frame, skipped, out, a.profile, command):
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
