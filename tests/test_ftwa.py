@@ -127,6 +127,25 @@ def test_saturated_quality_evaluators_give_finite_losses_and_distances():
     assert np.isfinite(match_distance(q, g, "swa")).all()
 
 
+def test_weight_floor_keeps_both_members_of_a_pair_weighted():
+    ce = {"hr": _t(1.0), "lr_p": _t(3.0), "lr": _t(1.0)[:0], "hr_p": _t(1.0)[:0]}
+    lw = {"hr": _t(-50.0), "lr_p": _t(0.0), "lr": _t(1.0)[:0], "hr_p": _t(1.0)[:0]}  # w_HR ≈ 2e-22: switched off
+    assert float(swa_classification_loss(ce, lw, log_w=True)) == pytest.approx(3.0)
+    assert float(swa_classification_loss(ce, lw, log_w=True, floor=0.1)) == pytest.approx(0.1 * 1.0 + 0.9 * 3.0)
+    v = {k: _t(0.0, 1.0)[:, None] for k in ("hr", "hr_p", "lr", "lr_p")}
+    y = torch.tensor([0, 1])
+    eq = {k: torch.zeros(2) for k in v}
+    assert float(swa_triplet_loss(v, eq, y, y, log_w=True, floor=0.2)) == pytest.approx(
+        float(swa_triplet_loss(v, eq, y, y, log_w=True)))  # equal weights: the floor changes nothing
+    from lib.core.tracking import ConfigReader
+
+    for value, recorded in ((0.0, False), (0.1, True)):  # at 0 (the paper) the runs made before it keep their identity
+        reader = ConfigReader(load_config(TINY, {"loss.weight_floor": value}))
+        assert reader.loss.weight_floor == value and ("loss.weight_floor" in reader.reads) == recorded
+    with pytest.raises(ValueError, match="weight_floor"):
+        load_config(TINY, {"loss.weight_floor": 0.5})
+
+
 def test_swa_triplet_loss_eq7_by_hand():
     y_hr, y_lr = torch.tensor([0, 1]), torch.tensor([0, 1])
     v = {"hr": _t(0.0, 1.0)[:, None], "hr_p": _t(0.8, 1.2)[:, None],  # HR space: batch-hard mean 0.35

@@ -20,17 +20,22 @@ Readings of what the paper leaves open (options of :class:`SWALossConfig`, READM
   evaluators learn a *relative* quality) or ``'detach_denominator'`` (the normalising sums are constants: each weight's
   gradient is its loss over the sum, always positive, so every weight only shrinks — kept to show that, not advised).
 * ``raft_detach_target``: L_RAFT's target F_HR is a constant (``True``) or also trained (``False``, as written).
+* ``weight_floor`` (0, as written): each normalised weight of Eqs. (5) and (7) is at least this (``floor + (1 − 2·floor)
+  · w_a / (w_a + w_b)``). As written, the evaluators can drive one stream's weights to ~0 within two epochs, after
+  which that stream gets no identity gradient (README, FTWA); a floor keeps both streams learning — an option, our
+  addition, to be chosen on validation identities.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.tracking import NEUTRAL_DEFAULT
 from .compose import LOSS_TERMS, LossConfig, LossInputs
 from .triplet import batch_hard_triplet_loss
 
@@ -47,22 +52,31 @@ class SWALossConfig(LossConfig):
     label_smooth: float = 0.0
     weight_grad: str = "full"
     raft_detach_target: bool = False
+    weight_floor: float = field(default=0.0, metadata=NEUTRAL_DEFAULT)  # added after the first runs: 0 stays out of identities
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.weight_grad not in WEIGHT_GRADS:
             raise ValueError(f"weight_grad: expected one of {WEIGHT_GRADS}, found {self.weight_grad!r}")
+        if not 0.0 <= self.weight_floor < 0.5:
+            raise ValueError(f"weight_floor: expected a number in [0, 0.5), found {self.weight_floor!r}")
 
 
-def _normalised(la: torch.Tensor, lb: torch.Tensor, detach: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(w_a, w_b) / (w_a + w_b)`` from log-weights, in log space (never 0 / 0; ``detach``: the sum is a constant)."""
+def _normalised(la: torch.Tensor, lb: torch.Tensor, detach: bool,
+                floor: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w_a, w_b) / (w_a + w_b)`` from log-weights, in log space (never 0 / 0; ``detach``: the sum is a constant),
+    each raised to at least ``floor`` (``floor + (1 − 2·floor)·p``)."""
     den = torch.logaddexp(la, lb)
     den = den.detach() if detach else den
-    return torch.exp(la - den), torch.exp(lb - den)
+    pa, pb = torch.exp(la - den), torch.exp(lb - den)
+    if floor:
+        pa, pb = floor + (1 - 2 * floor) * pa, floor + (1 - 2 * floor) * pb
+    return pa, pb
 
 
-def _pair(loss_a: torch.Tensor, la: torch.Tensor, loss_b: torch.Tensor, lb: torch.Tensor, detach: bool) -> torch.Tensor:
-    pa, pb = _normalised(la, lb, detach)
+def _pair(loss_a: torch.Tensor, la: torch.Tensor, loss_b: torch.Tensor, lb: torch.Tensor, detach: bool,
+          floor: float = 0.0) -> torch.Tensor:
+    pa, pb = _normalised(la, lb, detach, floor)
     return (pa * loss_a + pb * loss_b).mean()
 
 
@@ -71,7 +85,7 @@ def _logs(w: dict[str, torch.Tensor], log_w: bool) -> dict[str, torch.Tensor]:
 
 
 def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
-                            weight_grad: str = "full", log_w: bool = False) -> torch.Tensor:
+                            weight_grad: str = "full", log_w: bool = False, floor: float = 0.0) -> torch.Tensor:
     """Eq. (5) from per-sample cross entropies ``ce`` and weights ``w`` (keys ``hr``, ``lr_p``: one entry per HR
     image; ``lr``, ``hr_p``: per LR image; ``log_w``: ``w`` holds log-weights). A group without images contributes
     nothing. The normalised weights are computed in log space — the same value as Eq. (5), finite also where the
@@ -80,9 +94,9 @@ def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tens
     w = _logs(w, log_w)
     parts = []
     if ce["hr"].numel():
-        parts.append(_pair(ce["hr"], w["hr"], ce["lr_p"], w["lr_p"], detach))
+        parts.append(_pair(ce["hr"], w["hr"], ce["lr_p"], w["lr_p"], detach, floor))
     if ce["lr"].numel():
-        parts.append(_pair(ce["lr"], w["lr"], ce["hr_p"], w["hr_p"], detach))
+        parts.append(_pair(ce["lr"], w["lr"], ce["hr_p"], w["hr_p"], detach, floor))
     if not parts:
         raise ValueError("swa_classification_loss: the batch has neither HR nor LR images")
     return torch.stack(parts).sum()
@@ -90,7 +104,7 @@ def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tens
 
 def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_hr: torch.Tensor, y_lr: torch.Tensor,
                      margin: float = 0.3, weight_grad: str = "full", normalize: bool = False,
-                     no_positive: str = "skip", log_w: bool = False) -> torch.Tensor:
+                     no_positive: str = "skip", log_w: bool = False, floor: float = 0.0) -> torch.Tensor:
     """Eq. (7): ``(a·L^Tri(v_HR ∪ v'_HR) + b·L^Tri(v_LR ∪ v'_LR)) / (a + b)`` with ``a = w̄_HR·w̄'_HR``,
     ``b = w̄_LR·w̄'_LR`` (batch means; a missing group's mean counts as 1), normalised in log space."""
     w = _logs(w, log_w)
@@ -102,7 +116,7 @@ def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_h
         return batch_hard_triplet_loss(torch.cat([a, b]), torch.cat([y_hr, y_lr]), margin=margin, normalize=normalize,
                                        no_positive=no_positive)
     pa, pb = _normalised(mean(w["hr"]) + mean(w["hr_p"]), mean(w["lr"]) + mean(w["lr_p"]),
-                         weight_grad == "detach_denominator")
+                         weight_grad == "detach_denominator", floor)
     return pa * tri(v["hr"], v["hr_p"]) + pb * tri(v["lr_p"], v["lr"])
 
 
@@ -122,7 +136,7 @@ class SWAClassificationTerm(nn.Module):
 
     def __init__(self, cfg: SWALossConfig) -> None:
         super().__init__()
-        self.epsilon, self.weight_grad = cfg.label_smooth, cfg.weight_grad
+        self.epsilon, self.weight_grad, self.floor = cfg.label_smooth, cfg.weight_grad, cfg.weight_floor
 
     def forward(self, x: LossInputs):
         y_hr, y_lr = _split_targets(x)
@@ -130,7 +144,7 @@ class SWAClassificationTerm(nn.Module):
         ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.epsilon)
               for k in y}
         lw = {k: t.float() for k, t in x.out.log_w.items()}
-        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True)
+        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True, floor=self.floor)
         parts = {"cls": loss.detach()} | {f"w_{k}": t.detach().exp().mean() for k, t in lw.items() if t.numel()}
         return loss, parts
 
@@ -141,13 +155,14 @@ class SWATripletTerm(nn.Module):
 
     def __init__(self, cfg: SWALossConfig) -> None:
         super().__init__()
-        self.margin, self.weight_grad = cfg.margin, cfg.weight_grad
+        self.margin, self.weight_grad, self.floor = cfg.margin, cfg.weight_grad, cfg.weight_floor
         self.normalize, self.no_positive = cfg.triplet_normalize, cfg.triplet_no_positive
 
     def forward(self, x: LossInputs):
         y_hr, y_lr = _split_targets(x)
         loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.log_w.items()},
-                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive, log_w=True)
+                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive, log_w=True,
+                                floor=self.floor)
         return loss, {"tri": loss.detach()}
 
 
