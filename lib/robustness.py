@@ -44,6 +44,8 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     """
     from tqdm.auto import tqdm
 
+    from .core.progress import bars_off
+
     profile_dir = resolve_path(profile_dir)
     rates = [int(r) for r in rates]
     if not rates or any(r < 1 for r in rates):
@@ -62,7 +64,7 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     rows = []
     cache_dir = profile_dir / "robustness" / "cache"
     by_dataset: dict[str, object] = {}
-    for entry, output, label in tqdm(jobs, desc="robustness", disable=not progress):
+    for entry, output, label in tqdm(jobs, desc="robustness", disable=bars_off(progress)):
         run_dir = entry.path.resolve()
         cache = cache_dir / f"{entry.method}-{entry.dataset}-split{entry.split}-{run_dir.name}-{output}.json"
         stamp = _stamp(run_dir)

@@ -222,6 +222,23 @@ def test_progress_lines_reach_the_terminal_through_the_tail(tmp_path, monkeypatc
     assert quiet.getvalue() == "" and (tmp_path / "q.log").read_text() == "line\n"  # quiet, but still logged
 
 
+def test_bars_follow_ci_workbook_quiet_and_tqdm_disable(monkeypatch, capsys):
+    from tqdm.auto import tqdm
+
+    from lib.core.progress import bars_off
+
+    for var in ("CI", "WORKBOOK_QUIET", "TQDM_DISABLE"):
+        monkeypatch.delenv(var, raising=False)
+    assert bars_off(True) is False and bars_off(False) is True
+    for var, value in (("CI", "true"), ("WORKBOOK_QUIET", "1"), ("TQDM_DISABLE", "1")):
+        monkeypatch.setenv(var, value)
+        assert bars_off(True) is True, var
+        list(tqdm(range(3), desc="should-not-show", disable=bars_off(True)))
+        monkeypatch.setenv(var, "0")
+        assert bars_off(True) is False, var
+    assert "should-not-show" not in capsys.readouterr().err
+
+
 def test_a_training_run_reports_each_epoch(tiny, tmp_path, monkeypatch):
     from lib.methods import METHODS, load_config, run_variant
 

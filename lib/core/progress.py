@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["ENV", "report", "epoch_line", "format_seconds", "ProgressTail", "quiet"]
+__all__ = ["ENV", "report", "epoch_line", "format_seconds", "ProgressTail", "quiet", "bars_off"]
 
 #: The environment variable naming the progress file (set by :class:`ProgressTail` for the kernel).
 ENV = "WORKBOOK_PROGRESS_FILE"
@@ -25,6 +25,13 @@ def quiet() -> bool:
     """Whether terminal progress is off (``CI`` or ``WORKBOOK_QUIET`` set, and not to ``0`` / ``false`` / ``no``)."""
     off = ("", "0", "false", "no")
     return os.environ.get("CI", "").lower() not in off or os.environ.get("WORKBOOK_QUIET", "0").lower() not in off
+
+
+def bars_off(progress: bool = True) -> bool:
+    """``disable=`` for a tqdm bar: off when the caller asks for no progress, under :func:`quiet`, or when tqdm's own
+    ``TQDM_DISABLE`` is set (an explicit ``disable=False`` would otherwise override that variable)."""
+    off = ("", "0", "false", "no")
+    return not progress or quiet() or os.environ.get("TQDM_DISABLE", "").lower() not in off
 
 
 def report(line: str) -> None:

@@ -215,6 +215,8 @@ def build_mlr(
     """
     from tqdm.auto import tqdm
 
+    from ..core.progress import bars_off
+
     config.validate()
     info = get_dataset(config.dataset)
     if config.split_file and info.name != "cuhk03":
@@ -253,7 +255,7 @@ def build_mlr(
 
     # Every source image is hashed, so a source whose content changed under the same name is noticed ...
     source_sha = {}
-    for i, r in enumerate(tqdm(records, desc=f"hash {info.name}", disable=not progress, mininterval=1.0)):
+    for i, r in enumerate(tqdm(records, desc=f"hash {info.name}", disable=bars_off(progress), mininterval=1.0)):
         path = Path(src.root) / r.path
         try:
             source_sha[i] = sha256_bytes(path.read_bytes())
@@ -271,7 +273,7 @@ def build_mlr(
 
     # ... and, for a (re)build, decoded in full: a truncated HR image fails here, naming the file, not in training.
     decoded = {}
-    for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=not progress, mininterval=1.0)):
+    for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=bars_off(progress), mininterval=1.0)):
         img = load_rgb(Path(src.root) / r.path)
         if i in rates:
             decoded[i] = img  # down-sampled below without reading it again
@@ -291,7 +293,7 @@ def build_mlr(
                 "lr_size": None,
             }
         )
-    for i in tqdm(to_down, desc=f"MLR {info.name}", disable=not progress, mininterval=1.0):
+    for i in tqdm(to_down, desc=f"MLR {info.name}", disable=bars_off(progress), mininterval=1.0):
         im = images[i]
         lr = downsample(decoded.pop(i), im["r"], config.interpolation, config.antialias)
         rel = lr_names[i]

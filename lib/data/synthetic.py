@@ -874,6 +874,8 @@ def generate_synthetic(out_dir: str | os.PathLike, config: SyntheticConfig, *, p
     """
     from tqdm.auto import tqdm
 
+    from ..core.progress import bars_off
+
     config.validate()
     out = pathlib.Path(out_dir)
     (out / IMAGES_DIRNAME).mkdir(parents=True, exist_ok=True)
@@ -889,7 +891,7 @@ def generate_synthetic(out_dir: str | os.PathLike, config: SyntheticConfig, *, p
 
     rows: list[tuple[str, int, int, str]] = []
     total = config.num_identities * config.num_cameras * config.images_per_camera
-    with tqdm(total=total, disable=not progress, desc="synthetic re-ID", unit="img") as bar:
+    with tqdm(total=total, disable=bars_off(progress), desc="synthetic re-ID", unit="img") as bar:
         for ident in identities:
             for cam in cameras:
                 for k in range(config.images_per_camera):

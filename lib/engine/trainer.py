@@ -221,7 +221,7 @@ class Trainer:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
         from tqdm.auto import tqdm
 
-        from ..core.progress import epoch_line, report
+        from ..core.progress import bars_off, epoch_line, report
 
         if self.try_resume():
             report(f"{self.desc}: resumed from {self.checkpoint_path} after epoch {self.start_epoch}")
@@ -243,7 +243,7 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             worst = torch.zeros((), device=dev)
             seen, steps, first, data_s = 0, 0, 0, 0.0
-            bar = tqdm(total=total, desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", disable=not self.progress,
+            bar = tqdm(total=total, desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", disable=bars_off(self.progress),
                        mininterval=2.0, leave=False)
             t0 = t_wait = time.perf_counter()
             for step, batch in enumerate(loader):

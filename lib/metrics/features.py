@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.progress import bars_off
+
 __all__ = ["extract_features", "cosine_distance", "euclidean_distance"]
 
 #: Target size (bytes) of one chunk of the distance computation's temporaries.
@@ -89,7 +91,7 @@ def extract_features(
     camids: list[np.ndarray] = []
     total = len(loader) if hasattr(loader, "__len__") else None
     with _eval_mode(model), torch.inference_mode():
-        for i, batch in enumerate(tqdm(loader, total=total, desc="features", disable=not progress, leave=False)):
+        for i, batch in enumerate(tqdm(loader, total=total, desc="features", disable=bars_off(progress), leave=False)):
             missing = [k for k in ("img", "pid", "camid") if k not in batch]
             if missing:
                 raise ValueError(f"loader: batch {i} lacks key(s) {missing}")
