@@ -116,9 +116,10 @@ NOTEBOOKS = {
     "12_ftwa_ablation": [
         ("markdown", "# 12 · FTWA Table 2: baseline and variants\n\n"
          "**Baseline**: one ResNet-50 for both resolutions with cross entropy + triplet on both; **FTWA_B**: the "
-         "two-stream backbone only; **FTWA_R**: + RAFT (no SWA weights); **FTWA**: everything. Variants of one "
+         "two-stream backbone only; **FTWA_R**: + RAFT (no SWA weights); **FTWA**: everything; and ours, **FTWA with a "
+         "weight floor** (`loss.weight_floor` 0.1: no stream's identity terms can be weighted to zero). Variants of one "
          "configuration: `configs/tables/ftwa_table2.yaml`. Paper dataset: MLR-CUHK03 (else those present).", {}),
-        ("code", FTWA_COMMON + 'VARIANTS = ["baseline", "ftwa_b", "ftwa_r", "default"]  # variants of '
+        ("code", FTWA_COMMON + 'VARIANTS = ["baseline", "ftwa_b", "ftwa_r", "default", "ftwa_floor"]  # variants of '
          'configs/tables/ftwa_table2.yaml', {"tags": ["parameters"]}),
         ("code", TABLE.format(table="ftwa_table2"), {}),
         ("markdown", "## Ranking and matchings\nVariants ranked by Rank-1 (%), then every variant's Rank-1 under each "
