@@ -164,9 +164,9 @@ def test_eq8_composes_the_three_terms_with_the_papers_weights():
     cfg = load_config(TINY)
     total, parts = LossComposer(cfg.train.losses, cfg.loss)(LossInputs(out, torch.tensor([0, 1, 2, 0, 1])))
     assert cfg.train.losses == {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}
-    assert float(total) == pytest.approx(3 * float(parts["cls"]) + float(parts["tri"]) + 0.1 * float(parts["raft"]),
-                                         rel=1e-5)
-    assert 0 < float(parts["w_hr"]) < 1 and float(parts["raft"]) > 0
+    v = {k: float(t.detach()) for k, t in parts.items()}
+    assert float(total.detach()) == pytest.approx(3 * v["cls"] + v["tri"] + 0.1 * v["raft"], rel=1e-5)
+    assert 0 < v["w_hr"] < 1 and v["raft"] > 0
     total.backward()
     assert all(p.grad is not None for n, p in net.named_parameters() if n.startswith(("e_h", "e_l", "raft", "w_")))
 
@@ -208,6 +208,32 @@ def test_matchings_by_hand():
     assert np.allclose(match_distance(ones, g1, "swa"), match_distance(q, g, "mean"))
     with pytest.raises(ValueError, match="match: expected one of"):
         match_distance(q, g, "best")
+    # a test-time floor of 0.2 (as training's loss.weight_floor): p = 0.2 + 0.6·a / (a + b)
+    p = 0.2 + 0.6 * a / (a + b)
+    assert match_distance(q, g, "swa", 0.2)[1, 2] == pytest.approx(p * d_hr[1, 2] + (1 - p) * d_lr[1, 2])
+    assert np.allclose(match_distance(q, g, "hr", 0.2), d_hr)  # the floor only concerns swa
+    with pytest.raises(ValueError, match="weight_floor: expected"):
+        match_distance(q, g, "swa", 0.5)
+
+
+def test_stream_embedder_returns_float32_log_weights_under_bf16_autocast():
+    from lib.methods.ftwa.matching import StreamEmbedder
+    from lib.models.ftwa import FTWANet
+
+    torch.manual_seed(0)
+    net = FTWANet(4, backbone="mobilenet_v2", weights="none").eval()
+    x = torch.rand(2, 3, 64, 32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = {s: StreamEmbedder(net, s)(x) for s in ("hr", "lr", "lr_plain")}
+    with torch.inference_mode():
+        ref = net.log_weight("lr", net.pool(net.lr_stream(x))).float()
+    assert all(o.dtype == torch.float32 for o in out.values())
+    c = (out["lr"].shape[1] - 2) // 2
+    assert torch.equal(out["lr"][:, :c], out["lr_plain"][:, :c])  # the LR stream's v without T is the same
+    assert torch.equal(out["lr_plain"][:, :c], out["lr_plain"][:, c:2 * c])  # v_T repeats v
+    assert torch.allclose(out["lr_plain"][:, 2 * c], ref, atol=0.05)  # bf16 forward, float32 log-weight
+    with pytest.raises(ValueError, match="stream: expected"):
+        StreamEmbedder(net, "both")
 
 
 # ------------------------------------------------------------------------------------------------ data, config, run

@@ -12,7 +12,9 @@ Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1
 
 * ``swa`` (default — our reading, the test-time mirror of Eq. (7)): the cosine distances in the HR space
   ``d_HR = d(v'_HR, v_HR)`` and in the LR space ``d_LR = d(v_LR, v'_LR)``, weighted by the products of the two
-  images' weights: ``(w'_HR·w_HR·d_HR + w_LR·w'_LR·d_LR) / (w'_HR·w_HR + w_LR·w'_LR)``;
+  images' weights: ``(w'_HR·w_HR·d_HR + w_LR·w'_LR·d_LR) / (w'_HR·w_HR + w_LR·w'_LR)``; with a weight floor
+  (``test.weight_floor``, default 0) the normalised weight p of d_HR becomes ``floor + (1 − 2·floor)·p`` as
+  ``loss.weight_floor`` does in training, so neither space is dropped entirely;
 * ``mean``: ``(d_HR + d_LR) / 2`` (the same without weights);
 * ``hr``: ``d_HR`` only (T brings the query to the gallery's space);
 * ``lr``: ``d_LR`` only (the gallery is brought down to the query's);
@@ -21,7 +23,8 @@ Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1
 Features are flip-summed and L2-normalised as in :func:`lib.metrics.extract_features`; weights are kept as
 logarithms (a quality evaluator can saturate so far that the weight itself underflows to 0, and ``swa`` then needs
 ``a / (a + b)`` in log space), averaged over the flips and, for a gallery image's ``w'_LR``, over the rates
-(geometric means).
+(geometric means). The embedder returns them in float32 whatever the autocast dtype (bf16 would round a log-weight
+near −300 by 2).
 """
 
 from __future__ import annotations
@@ -47,23 +50,27 @@ class StreamEmbedder(nn.Module):
     """``x -> [v, v_T, log w, log w_T]`` of one stream as one tensor (what :func:`extract_features` expects).
 
     ``stream='lr'``: ``v = v_LR``, ``v_T = v'_HR`` (through T), ``w = W_LR(v_LR)``, ``w_T = W_HR(v'_HR)``;
-    ``stream='hr'``: ``v = v_HR``, ``w = W_HR(v_HR)`` (``v_T``, ``w_T`` repeat them: T is not used on HR images).
-    Weights travel as logarithms (finite where a weight underflows)."""
+    ``stream='hr'``: ``v = v_HR``, ``w = W_HR(v_HR)``; ``stream='lr_plain'``: the LR stream without T (a gallery
+    image's down-sampled versions need only ``v'_LR`` and ``w'_LR``) — in both, ``v_T`` and ``w_T`` repeat ``v`` and
+    ``w``. Weights travel as logarithms (finite where a weight underflows), the whole output in float32."""
 
     def __init__(self, model: nn.Module, stream: str) -> None:
         super().__init__()
+        if stream not in ("hr", "lr", "lr_plain"):
+            raise ValueError(f"stream: expected 'hr', 'lr' or 'lr_plain', found {stream!r}")
         self.model, self.stream = model, stream
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
-        if self.stream == "hr":
-            v = m.pool(m.hr_stream(x))
-            lw = m.log_weight("hr", v).to(v.dtype)
-            return torch.cat([v, v, lw[:, None], lw[:, None]], dim=1)
-        f = m.lr_stream(x)
-        v, v_t = m.pool(f), m.pool(m.transform(f))
-        return torch.cat([v, v_t, m.log_weight("lr", v).to(v.dtype)[:, None], m.log_weight("hr", v_t).to(v.dtype)[:, None]],
-                         dim=1)
+        if self.stream == "lr":
+            f = m.lr_stream(x)
+            v, v_t = m.pool(f), m.pool(m.transform(f))
+            lw, lw_t = m.log_weight("lr", v), m.log_weight("hr", v_t)
+        else:
+            res = "hr" if self.stream == "hr" else "lr"
+            v = v_t = m.pool(m.hr_stream(x) if res == "hr" else m.lr_stream(x))
+            lw = lw_t = m.log_weight(res, v)
+        return torch.cat([v.float(), v_t.float(), lw.float()[:, None], lw_t.float()[:, None]], dim=1)
 
 
 def _features(model: nn.Module, images, stream: str, *, size, use: str, precision, batch_size: int, flip: bool,
@@ -90,16 +97,19 @@ def gallery_features(model, images, rates: Sequence[int], **kw) -> tuple[dict[st
     vectors, renormalised) and ``{'lw_hr', 'lw_lr_p'}`` log-weights (``lw_lr_p``: the mean over ``rates``);
     pids, camids."""
     f, pids, cams = _features(model, images, "hr", use="hr", **kw)
-    low = [_features(model, images, "lr", use="hr", rate=int(r), **kw)[0] for r in rates]
+    low = [_features(model, images, "lr_plain", use="hr", rate=int(r), **kw)[0] for r in rates]
     lr_p = F.normalize(torch.stack([x["v"] for x in low]).mean(0), dim=1)
     lw_lr_p = torch.stack([x["lw"] for x in low]).mean(0)
     return {"hr": f["v"], "lr_p": lr_p, "lw_hr": f["lw"], "lw_lr_p": lw_lr_p}, pids, cams
 
 
-def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match: str) -> np.ndarray:
-    """The (query × gallery) distance of ``match`` (see the module docstring)."""
+def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match: str,
+                   weight_floor: float = 0.0) -> np.ndarray:
+    """The (query × gallery) distance of ``match`` (see the module docstring); ``weight_floor`` applies to ``swa``."""
     if match not in MATCHES:
         raise ValueError(f"match: expected one of {MATCHES}, found {match!r}")
+    if not 0.0 <= weight_floor < 0.5:
+        raise ValueError(f"weight_floor: expected a number in [0, 0.5), found {weight_floor!r}")
     if match == "direct":
         return cosine_distance(q["lr"], g["hr"])
     d_hr = cosine_distance(q["hr_p"], g["hr"]) if match != "lr" else None
@@ -113,17 +123,20 @@ def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match
     la = q["lw_hr_p"].double().numpy()[:, None] + g["lw_hr"].double().numpy()[None, :]  # log(w'_HR·w_HR)
     lb = q["lw_lr"].double().numpy()[:, None] + g["lw_lr_p"].double().numpy()[None, :]  # log(w_LR·w'_LR)
     pa = 1.0 / (1.0 + np.exp(np.clip(lb - la, -80, 80)))  # a / (a + b), in log space
+    if weight_floor:
+        pa = weight_floor + (1.0 - 2.0 * weight_floor) * pa
     return (pa * d_hr + (1.0 - pa) * d_lr).astype(np.float32)
 
 
 def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precision, rates: Sequence[int], match: str,
-                  batch_size: int = 64, flip: bool = True, num_repeats: int = 10, seed: int = 0) -> dict[str, Any]:
+                  batch_size: int = 64, flip: bool = True, num_repeats: int = 10, seed: int = 0,
+                  weight_floor: float = 0.0) -> dict[str, Any]:
     """LR query vs HR gallery of ``split`` with every matching: the chosen ``match``'s metrics (as
     :func:`~lib.engine.evaluate.score_distances`) plus ``match`` and ``match_<m>_{rank1,rank5,mAP}`` for every m."""
     kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip)
     q, q_pids, q_cams = query_features(model, split.query, **kw)
     g, g_pids, g_cams = gallery_features(model, split.gallery, rates, **kw)
-    results = {m: score_distances(match_distance(q, g, m), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
+    results = {m: score_distances(match_distance(q, g, m, weight_floor), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
                                   num_repeats=num_repeats, seed=seed) for m in MATCHES}
     out = dict(results[match]) | {"match": match}
     for m, r in results.items():
@@ -135,11 +148,13 @@ class FTWAMatcher(Matcher):
     """FTWA's test as a :class:`lib.inference.Matcher`: queries through the LR stream (and T), the gallery through
     the HR stream and, down-sampled at the training ``rates``, the LR stream; distance: ``match``."""
 
-    def __init__(self, model: nn.Module, *, rates: Sequence[int], match: str, name: str = "ftwa", **kw) -> None:
+    def __init__(self, model: nn.Module, *, rates: Sequence[int], match: str, name: str = "ftwa",
+                 weight_floor: float = 0.0, **kw) -> None:
         super().__init__(**kw)
         if match not in MATCHES:
             raise ValueError(f"match: expected one of {MATCHES}, found {match!r}")
         self.model, self.rates, self.match, self.name = model, tuple(int(r) for r in rates), match, name
+        self.weight_floor = float(weight_floor)
 
     def _kw(self) -> dict:
         return dict(size=self.size, precision=self.precision, batch_size=self.batch_size, flip=self.flip)
@@ -152,7 +167,7 @@ class FTWAMatcher(Matcher):
         return gallery_features(self.model, images, self.rates, **self._kw())[0]
 
     def distance(self, q, g) -> np.ndarray:
-        return match_distance(q, g, self.match)
+        return match_distance(q, g, self.match, self.weight_floor)
 
 
 def match_frame(summaries: dict, output: str = "ftwa"):

@@ -48,14 +48,15 @@ def build_train(ctx: StageContext) -> StagePlan:
     def evaluate() -> dict:
         return {"lr": evaluate_ftwa(model, ctx.ds.split(ctx.split), size=size, protocol=ctx.ds.eval_protocol,
                                     precision=prec, rates=rates, match=t.match, batch_size=t.batch_size, flip=t.flip,
-                                    num_repeats=t.num_repeats, seed=seed)}
+                                    num_repeats=t.num_repeats, seed=seed, weight_floor=t.weight_floor)}
     return StagePlan(
         modules={"model": model}, dataset=pairs,
         sampler=RandomIdentitySampler(pairs.pids, d.num_identities, d.num_instances, seed=cfg.seed),
         optim=unwrap(cfg.train), make_step=lambda m: FTWAStep(m["model"], loss, prec), evaluate=evaluate,
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded,
                   "native_lr_images": pairs.num_native_lr},
-        eval_settings={"match": t.match, "flip": t.flip, "num_repeats": t.num_repeats},
+        # (runs finished before weight_floor was recorded re-evaluate once: their log-weights were rounded to bf16)
+        eval_settings={"match": t.match, "weight_floor": t.weight_floor, "flip": t.flip, "num_repeats": t.num_repeats},
     )
 
 
@@ -75,6 +76,7 @@ def build_modules(stage: str, cfg, identity: dict, deps: dict | None = None) -> 
 def matcher(output: str, runs: dict, cfg, precision) -> FTWAMatcher:
     """FTWA's test (``test.match``) as a :class:`lib.inference.Matcher`."""
     return FTWAMatcher(runs["train"].modules["model"], rates=cfg.data.rates, match=cfg.test.match, name=output,
+                       weight_floor=cfg.test.weight_floor,
                        size=cfg.data.size, precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size)
 
 
