@@ -39,7 +39,7 @@ from ..core.tracking import NEUTRAL_DEFAULT
 from .compose import LOSS_TERMS, LossConfig, LossInputs
 from .triplet import batch_hard_triplet_loss
 
-__all__ = ["SWALossConfig", "swa_classification_loss", "swa_triplet_loss", "raft_loss", "WEIGHT_GRADS"]
+__all__ = ["SWALossConfig", "swa_classification_loss", "swa_triplet_loss", "raft_loss", "WEIGHT_GRADS", "floored"]
 
 WEIGHT_GRADS = ("full", "detach_denominator")
 
@@ -62,6 +62,12 @@ class SWALossConfig(LossConfig):
             raise ValueError(f"weight_floor: expected a number in [0, 0.5), found {self.weight_floor!r}")
 
 
+def floored(p, floor: float):
+    """A normalised weight ``p`` raised to at least ``floor`` (``floor + (1 − 2·floor)·p``; the pair's two weights
+    still sum to 1) — ``loss.weight_floor`` in training, ``test.weight_floor`` in FTWA's ``swa`` matching."""
+    return floor + (1 - 2 * floor) * p if floor else p
+
+
 def _normalised(la: torch.Tensor, lb: torch.Tensor, detach: bool,
                 floor: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(w_a, w_b) / (w_a + w_b)`` from log-weights, in log space (never 0 / 0; ``detach``: the sum is a constant),
@@ -69,9 +75,7 @@ def _normalised(la: torch.Tensor, lb: torch.Tensor, detach: bool,
     den = torch.logaddexp(la, lb)
     den = den.detach() if detach else den
     pa, pb = torch.exp(la - den), torch.exp(lb - den)
-    if floor:
-        pa, pb = floor + (1 - 2 * floor) * pa, floor + (1 - 2 * floor) * pb
-    return pa, pb
+    return floored(pa, floor), floored(pb, floor)
 
 
 def _pair(loss_a: torch.Tensor, la: torch.Tensor, loss_b: torch.Tensor, lb: torch.Tensor, detach: bool,

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ...engine.evaluate import embed_images, score_distances
 from ...inference.matcher import Matcher, QuerySource
+from ...losses.swa import floored
 from ...metrics import cosine_distance
 
 __all__ = ["MATCHES", "StreamEmbedder", "FTWAMatcher", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
@@ -123,8 +124,7 @@ def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match
     la = q["lw_hr_p"].double().numpy()[:, None] + g["lw_hr"].double().numpy()[None, :]  # log(w'_HR·w_HR)
     lb = q["lw_lr"].double().numpy()[:, None] + g["lw_lr_p"].double().numpy()[None, :]  # log(w_LR·w'_LR)
     pa = 1.0 / (1.0 + np.exp(np.clip(lb - la, -80, 80)))  # a / (a + b), in log space
-    if weight_floor:
-        pa = weight_floor + (1.0 - 2.0 * weight_floor) * pa
+    pa = floored(pa, weight_floor)
     return (pa * d_hr + (1.0 - pa) * d_lr).astype(np.float32)
 
 
