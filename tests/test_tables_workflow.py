@@ -253,3 +253,17 @@ def test_summary_names_the_configuration_file_used(tmp_path):
     rec = exp.summaries[("default", "synthetic")]
     assert set(rec["outputs"]) == {"teacher_lr"} and set(exp.runs[("default", "synthetic", 0)]) == {"phase1"}
     assert rec["config_file"] == "configs/pshrnet/tiny.yaml"
+
+
+def test_rows_measured_on_different_splits_are_flagged(tmp_path):
+    """A table whose rows come from different splits (a single-split rerun beside a full summary) says so."""
+    spec = load_table_spec("table2")
+    _summary(tmp_path, "viper", "single_shot", 0.50, n=3, variant="sr_id")
+    _summary(tmp_path, "viper", "single_shot", 0.40, n=3, variant="sr_id_ps")
+    _, md = build_table(spec, tmp_path, "t")
+    assert "Not like for like" not in md and md.count("- **viper**: manifest") == 1 and "splits [0, 1, 2]" in md
+    _summary(tmp_path, "viper", "single_shot", 0.40, n=1, variant="sr_id_ps")
+    _, md = build_table(spec, tmp_path, "t")
+    assert "**Not like for like on viper**" in md
+    assert "- **viper** (rows SR+ID): manifest" in md and "splits [0, 1, 2]" in md
+    assert "- **viper** (rows SR+ID+PS): manifest" in md and "splits [0]," in md

@@ -61,6 +61,33 @@ def _label(ds: str) -> str:
     return DATASET_LABELS[keys[0]] if keys else ds
 
 
+def _provenance_lines(results: dict, method: str, shown: list[RowSpec]) -> list[str]:
+    """One line per dataset: the manifest, seeds, splits and protocol its rows were measured on.
+
+    Rows whose summaries disagree (e.g. a single-split rerun beside a three-split summary, or another MLR seed) are
+    grouped, each group naming its rows, under a warning: their differences are not like for like.
+    """
+    out: list[str] = []
+    datasets = list(dict.fromkeys(d for (_, v, d) in sorted(results) if any(r.variant == v for r in shown)))
+    for d in datasets:
+        groups: dict[tuple, list[str]] = {}
+        for r in shown:
+            rec = results.get((method, r.variant, d))
+            if rec is None or r.output not in rec.get("outputs", {}):
+                continue
+            key = (rec["manifest"], rec["manifest_sha256"], rec["mlr_seed"], rec["seed"], tuple(rec["splits"]), rec["protocol"])
+            groups.setdefault(key, []).append(r.label)
+        for (manifest, sha, mlr_seed, seed, splits, protocol), labels in groups.items():
+            rows_of = f" (rows {', '.join(labels)})" if len(groups) > 1 else ""
+            out.append(f"- **{d}**{rows_of}: manifest `{manifest}` (content sha256 {sha[:12]}…), MLR seed {mlr_seed}, "
+                       f"training seed {seed}, splits {list(splits)}, {protocol}.")
+        if len(groups) > 1:
+            out.append(f"- **Not like for like on {d}**: its rows were measured on different data, seeds or splits "
+                       "(above), so the differences between them mix the variants' effects with split-to-split spread. "
+                       "Rerun the table with the same `SPLITS` for every row (`make reproduce` does).")
+    return out
+
+
 def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows: list[RowSpec] | None = None
                 ) -> tuple[pd.DataFrame, str]:
     """The table of ``spec`` for one profile (``rows``: e.g. with generated variants; default the spec's).
@@ -145,12 +172,7 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                     "exists only on the paper's own datasets" + ("; compare the effects below instead." if spec.reference else "."))
     elif missing:
         head.append(f"- **Missing** (no run in this profile): {', '.join(missing)}.")
-    seen_ds = {}
-    for (_, v, d), rec in sorted(results.items()):
-        if any(r.variant == v for r in shown) and d not in seen_ds:
-            seen_ds[d] = rec
-            head.append(f"- **{d}**: manifest `{rec['manifest']}` (content sha256 {rec['manifest_sha256'][:12]}…), MLR seed "
-                        f"{rec['mlr_seed']}, training seed {rec['seed']}, splits {rec['splits']}, {rec['protocol']}.")
+    head += _provenance_lines(results, spec.method, shown)
     diffs = {}
     for r in shown:  # a line found for only some datasets (e.g. "3 of 10 identity splits") is tagged with them
         per_ds = {d: rec.get("differences") or [] for (_, v, d), rec in sorted(results.items()) if v == r.variant}
