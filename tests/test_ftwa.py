@@ -307,6 +307,24 @@ def test_query_cost_counts_only_the_parameters_a_query_uses(tiny):
     assert c["batch"] == 5 and c["query_params"] == 3 * 4 + 4 and c["ms_per_query"] > 0
 
 
+def test_methods_table_shows_mean_and_std_over_several_splits():
+    """Over several splits a cell is 'mean ± std' (with one split the std is not shown, so the tiny profile never
+    reaches this path)."""
+    import pandas as pd
+
+    from lib.results.methods_table import MethodRow, MethodsSpec, _markdown
+
+    spec = MethodsSpec(title="t", rows=(MethodRow(label="A", method="ftwa", output="ftwa"),))
+    frame = pd.DataFrame([{"row": "A", "method": "ftwa", "config": "c", "dataset": "viper", "metric": m, "value": v,
+                           "std": s, "num_splits": 3, "paper": 40.0 if m == "rank1" else None,
+                           "delta": v - 40.0 if m == "rank1" else None}
+                          for m, v, s in (("rank1", 26.7, 2.9), ("rank5", 56.9, 0.7))])
+    costs = {"A": {"params": 2e6, "query_params": 1e6, "ms_per_query": 3.25, "device": "cpu", "measured_on": "viper split 0",
+                   "batch": 64}}
+    md = _markdown(spec, frame, costs, {"ftwa": "c"}, {"PROFILE": "t"})
+    assert "| A | 2.00 | 1.00 | 3.25 | 26.7 ± 2.9 | 56.9 ± 0.7 | 40.0 | -13.3 |" in md
+
+
 def test_methods_table_needs_a_configuration_per_method(tmp_path):
     from lib.results.methods_table import _config_for, _own_method
 
