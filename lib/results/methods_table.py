@@ -206,11 +206,11 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
             sub = frame[(frame.row == label) & (frame.dataset == d)]
             get = lambda m: sub[sub.metric == m].iloc[0] if (sub.metric == m).any() else None  # noqa: E731
             r1, r5 = get("rank1"), get("rank5")
-            # r["std"], not r.std: a row is a Series, whose .std is its method
+            # r["std"], not r.std: a row is a Series, whose .std is its method (so every field by key)
             cells += ["—" if r1 is None else cell(r1["value"], r1["std"], r1["num_splits"]),
                       "—" if r5 is None else cell(r5["value"], r5["std"], r5["num_splits"]),
-                      "—" if r1 is None or pd.isna(r1.paper) else f"{r1.paper:.1f}",
-                      "—" if r1 is None or pd.isna(r1.delta) else f"{r1.delta:+.1f}"]
+                      "—" if r1 is None or pd.isna(r1["paper"]) else f"{r1['paper']:.1f}",
+                      "—" if r1 is None or pd.isna(r1["delta"]) else f"{r1['delta']:+.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     if not costs:
         lines.append("| (no run yet) |" + " — |" * (len(cols) - 1))
