@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.mlr import load_rgb
+from .data.mlr import load_rgb, to_rgb8
 from .data.transforms import resize
 from .inference import QuerySource, load_run, output_runs
 from .metrics import image_quality, rank_query
@@ -40,7 +40,7 @@ def profiles_with_runs(output_root: str | Path = "outputs") -> list[str]:
 
 
 def _uint8(img) -> np.ndarray:
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.asarray(to_rgb8(img), dtype=np.uint8)  # scales high-bit-depth modes instead of clipping them
 
 
 @dataclass

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +94,25 @@ def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, outp
     return run, m, m.distances(q_imgs, g_imgs), g_imgs
 
 
+def check_writable(paths: list[Path], what: str = "--out") -> None:
+    """Make sure the files ``paths`` can be written before any work: their folder is made (with its parents) and a
+    temporary file is created and removed in it — a read-only or full folder, a parent that is a file or a
+    destination that is a folder is a :class:`RankError` naming the path now, not a traceback after the embedding."""
+    for folder in dict.fromkeys(p.parent for p in paths):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".lib-rank.", suffix=".check", dir=folder)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            why = ("it is a file, not a folder" if folder.exists() and not folder.is_dir()
+                   else "a folder above it is a file" if isinstance(e, NotADirectoryError) else e.strerror or str(e))
+            raise RankError(f"{what}: cannot write to the folder {folder} ({why})") from None
+    for p in paths:
+        if p.is_dir():
+            raise RankError(f"{what}: {p} is a folder; expected a file name")
+
+
 def _rows(queries: list[Path], gallery: list[Path], dist: np.ndarray, top: int) -> list[dict]:
     rows = []
     for qi, q in enumerate(queries):
@@ -99,6 +120,13 @@ def _rows(queries: list[Path], gallery: list[Path], dist: np.ndarray, top: int) 
         rows += [{"query": str(q), "rank": k + 1, "gallery": str(gallery[g]), "distance": f"{dist[qi, g]:.6f}"}
                  for k, g in enumerate(order)]
     return rows
+
+
+def _write_failed(e: OSError, written: Path | None = None) -> int:
+    """Report a failed final write (disk full, folder made read-only meanwhile) without a traceback; exit status 1."""
+    kept = f"; {written} was written" if written else ""
+    print(f"lib.rank: error: the ranking was computed but not saved: {e}{kept}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(a.out)
         if out.suffix.lower() not in (".csv", ".png"):
             raise RankError(f"--out {out}: expected a .csv or .png file name")
+        check_writable([out.with_suffix(".csv"), out.with_suffix(".png")])  # before the run is loaded
         queries = image_files(a.query, "--query")
         gallery = image_files(a.gallery, "--gallery")
         run, m, dist, _ = rank(a.run, queries, gallery, output=a.output)
@@ -129,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     w.writeheader()
     rows = _rows(queries, gallery, dist, a.top)
     w.writerows(rows)
-    atomic_write_text(csv_path, buf.getvalue())
+    try:
+        atomic_write_text(csv_path, buf.getvalue())
+    except OSError as e:  # checked above, but a disk can fill up meanwhile: the message names the file
+        return _write_failed(e)
     written = [csv_path]
     if len(queries) == 1:
         import matplotlib
@@ -144,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         fig = ranked_list(np.asarray(load_rgb(queries[0])), imgs, distances=dist[0][order],
                           captions=[gallery[g].name[:18] for g in order], query_caption=queries[0].name[:18],
                           title=f"{run.method.name}/{m.name} ({run.run_dir.name}): top {len(order)} of {len(gallery)}")
-        atomic_write_bytes(png_path, figure_png(fig, close=True))
+        try:
+            atomic_write_bytes(png_path, figure_png(fig, close=True))
+        except OSError as e:
+            return _write_failed(e, csv_path)
         written.append(png_path)
     print(f"ranked {len(gallery)} gallery images for {len(queries)} quer{'y' if len(queries) == 1 else 'ies'} with "
           f"{run.method.name}/{m.name} from {run.run_dir}")

@@ -215,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", type=int, nargs="*", default=None)
     ap.add_argument("--rates", type=int, nargs="+", default=list(DEFAULT_RATES))
     a = ap.parse_args(argv)
-    out = resolve_path(a.output_root) / a.profile
     try:
+        from .utils.paths import check_name
+        from .workflow import output_dir
+
+        check_name(a.profile, "--profile")  # a name: ../x, /abs or "" would write outside --output-root
+        out = output_dir({"PROFILE": a.profile, "OUTPUT_ROOT": a.output_root})
         frame, skipped = sweep(out, outputs=a.methods, rates=a.rates, datasets=a.datasets or None, splits=a.splits)
     except (FileNotFoundError, ValueError) as e:
         print(f"lib.robustness: error: {e}", file=sys.stderr)

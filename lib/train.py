@@ -8,6 +8,9 @@ Runs land in ``outputs/<profile>/runs/`` exactly as the notebooks' (the same ide
 a summary is written to ``outputs/<profile>/results/<method>/<dataset>/<variant>.json``. Under ``torchrun`` every
 rank trains on its share of the P × K batches (DDP); rank 0 writes checkpoints, histories, metrics and summaries.
 The MLR dataset must exist (notebook 01 / ``make mlr``) when more than one process runs.
+
+A mistake of the command line (a bad ``--profile`` / ``--variant`` name, an unknown ``--set`` key, a wrong value
+type, a missing configuration file) prints ``error: …`` and exits with status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -45,14 +48,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted configuration overrides")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    from .core.cli import run_main
 
+    return run_main(_main, a)  # a user's mistake: "error: …", exit 2
+
+
+def _main(a: argparse.Namespace) -> int:
     from .data import MLRDataset
     from .engine import distributed as D
-    from .workflow import run_experiment
+    from .utils.paths import check_name
+    from .workflow import experiment_config, run_experiment
 
-    distributed = D.init_distributed()
+    # names become folders (outputs/<profile>/, …/variants/<variant>/): checked before anything is read or written
+    check_name(a.profile, "--profile")
+    check_name(a.variant, "--variant")
     params = {"PROFILE": a.profile, "OUTPUT_ROOT": a.output_root, "DATASETS": [a.dataset], "DATA_ROOT": a.data_root,
               "CONFIG": a.config, "SEED": a.seed, "SPLITS": a.splits, "OVERRIDES": _parse_set(a.set)}
+    experiment_config(params)  # the configuration with every --set, checked before a process group starts
+    distributed = D.init_distributed()
     if distributed:  # every rank must see the same, finished manifest
         from .workflow import manifest_path
 

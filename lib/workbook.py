@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from .core.progress import ProgressTail
-from .utils.paths import repo_root, resolve_path
+from .utils.paths import check_name, repo_root, resolve_path
 
 __all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
 
@@ -65,10 +65,20 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, object]:
 
 
 def profile_path(profile: str) -> Path:
+    """The YAML file of ``profile``: a path to one (``.yaml`` / ``.yml``, or an existing file), else
+    ``params/<profile>.yaml``. Either way the profile's name (the file's stem, which becomes ``<OUTPUT_ROOT>/<name>/``)
+    must be a plain name (:func:`~lib.utils.paths.check_name`): ``...yaml`` (stem ``..``), ``../x`` or ``/abs/x``
+    given as a name would send every output outside ``OUTPUT_ROOT``."""
     p = Path(profile)
     if p.suffix in (".yaml", ".yml") or p.exists():
+        check_name(p.stem, f"profile {profile!r}: the profile's name (its file's stem)")
         return p if p.is_absolute() else Path.cwd() / p
-    return repo_root() / "params" / f"{profile}.yaml"
+    return repo_root() / "params" / f"{check_name(profile, 'profile')}.yaml"
+
+
+def profile_name(profile: str) -> str:
+    """The name of ``profile`` (a name or a path to its YAML file): its file's stem, checked by :func:`profile_path`."""
+    return profile_path(profile).stem
 
 
 def load_profile(profile: str) -> dict[str, dict]:
@@ -147,7 +157,7 @@ def resolve_run(
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise KeyError(f"{nb.name}: {unknown} are not parameters of this notebook")
-    pname = Path(profile).stem
+    pname = profile_name(profile)
     # The profile's name decides where everything goes: a notebook never falls back to its own default
     # PROFILE ("tiny") and the executed notebook is filed beside the outputs it made.
     if params.get("PROFILE", pname) != pname:
@@ -181,7 +191,7 @@ def run_notebook(
     import papermill as pm
 
     nb, params, out_dir = resolve_run(notebook, profile, output_root=output_root, overrides=overrides)
-    pname = Path(profile).stem
+    pname = profile_name(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = nb.stem + suffix
     final = out_dir / f"{stem}.ipynb"
@@ -265,6 +275,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     """
     from .workflow import find_datasets, output_dir
 
+    pname = profile_name(profile)  # before any notebook runs: the name decides where everything goes
     tables = [str(t) if str(t).startswith("ftwa_table") else str(t).removeprefix("table") for t in tables]
     tables = [{"ftwa_table1": "ftwa1", "ftwa_table2": "ftwa2"}.get(t, t) for t in tables]
     unknown = [t for t in tables if t not in TABLE_NOTEBOOKS]
@@ -308,7 +319,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
                 failed[f"table {t} ({stem})"] = _reason(e)
                 print(f"[reproduce] FAILED table {t}: {_reason(e)}", file=sys.stderr, flush=True)
                 break
-        table = output_dir({"PROFILE": Path(profile).stem}) / "tables" / f"{table_spec_name(t)}.md"
+        table = output_dir({"PROFILE": pname}) / "tables" / f"{table_spec_name(t)}.md"
         if table.is_file():
             print(f"[reproduce] {table}", flush=True)
             written.append(table)
@@ -351,9 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1
         return 0
-    profiles = [a.profile] if a.profile else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
+    profiles = [a.profile] if a.profile is not None else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
     for prof in profiles:
-        print(f"{prof}: {', '.join(check_profile(prof))} ok")
+        try:
+            print(f"{prof}: {', '.join(check_profile(prof))} ok")
+        except (ValueError, KeyError, TypeError, FileNotFoundError) as e:  # what check finds: no traceback
+            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+            return 2
     return 0
 
 

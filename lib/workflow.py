@@ -20,7 +20,7 @@ from .engine import distributed as D
 from .methods import METHODS, differences, load_config, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
 from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
-from .utils.paths import resolve_path
+from .utils.paths import check_name, resolve_path
 
 __all__ = [
     "DATA_DEFAULTS",
@@ -101,8 +101,9 @@ DATA_DEFAULTS: dict[str, Any] = {
 
 
 def output_dir(params: Mapping[str, Any]) -> Path:
-    """``OUTPUT_ROOT/PROFILE`` (repository-relative unless absolute)."""
-    return resolve_path(params.get("OUTPUT_ROOT", "outputs")) / params.get("PROFILE", "tiny")
+    """``OUTPUT_ROOT/PROFILE`` (repository-relative unless absolute). ``PROFILE`` must be a plain name
+    (:func:`~lib.utils.paths.check_name`): ``..`` or ``../x`` would put every output outside ``OUTPUT_ROOT``."""
+    return resolve_path(params.get("OUTPUT_ROOT", "outputs")) / check_name(params.get("PROFILE", "tiny"), "PROFILE")
 
 
 def manifest_path(params: Mapping[str, Any]) -> Path:
@@ -208,10 +209,34 @@ DEFAULT_CONFIG = "configs/pshrnet/tiny.yaml"
 
 def experiment_config(params: Mapping[str, Any], overrides: Mapping[str, Any] | None = None):
     """The typed configuration ``CONFIG`` with the notebook's ``SEED`` and ``OVERRIDES``, then ``overrides``
-    (a variant's) on top. A wrong key or type names the file and the key."""
+    (a variant's) on top. A wrong key or type names the file and the key; a bad value that an override set is
+    reported as ``override KEY=VALUE``, not as coming from the configuration file."""
+    from .core.config import ConfigError
+
     validate_params(params)
     ov = {"seed": params.get("SEED", 0), **dict(params.get("OVERRIDES") or {}), **dict(overrides or {})}
-    return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
+    try:
+        return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
+    except ConfigError as e:
+        raise _from_override(e, ov, params.get("CONFIG", DEFAULT_CONFIG)) from None
+
+
+def _from_override(e, overrides: Mapping[str, Any], config: str):
+    """``e`` restated as the override's when the offending key (``e.key``) is one an override set (itself, a key
+    inside an overridden mapping, or the section holding an overridden key), else ``e`` itself."""
+    import re
+
+    from .core.config import ConfigError
+
+    key = e.key
+    hit = next((k for k in overrides if key and (k == key or key.startswith(k + ".") or k.startswith(key + "."))),
+               None)
+    if hit is None:
+        return e
+    msg = re.sub(r" \(the value comes from [^()]*\)$", "", str(e))  # load_config's guess from the _base_ chain
+    head = re.match(r".*? \(\+ overrides \{.*\}\): ", msg)  # load_config's "FILE (+ overrides {...}): "
+    detail = msg[head.end():] if head else msg
+    return ConfigError(f"override {hit}={overrides[hit]!r} (configuration {config} + overrides): {detail}", key=key)
 
 
 @dataclass
@@ -243,6 +268,8 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
     validate_params(params)
     profile = params.get("PROFILE", "tiny")
     out = output_dir(params)
+    for variant in variants:  # a variant's name becomes runs/…/variants/<variant>/ and results/…/<variant>.json
+        check_name(variant, "variant")
     exp = Experiment(method="")
     for variant, ov in variants.items():  # every variant's configuration is checked before anything trains
         try:

@@ -5,6 +5,9 @@ and tables as the notebooks, and the spec's extras (Table III: per-rate table, F
 
     PYTHONPATH=. python scripts/run_table.py table3 --profile paper_gpu --config configs/pshrnet/paper.yaml \\
         --datasets viper --data-root DIR --splits 0 --variants bicubic solo_sr --set model.weights=none
+
+A mistake of the command line (a bad table, profile or variant name, an unknown ``--set`` key, a wrong value type,
+a missing configuration file) prints ``error: …`` and exits with status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -30,9 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted configuration overrides")
     ap.add_argument("--num-examples", type=int, default=2, help="Table III: persons in Fig. 5 (NUM_EXAMPLES)")
     a = ap.parse_args(argv)
+    from lib.core.cli import run_main
 
+    return run_main(_main, a)  # a user's mistake: "error: …", exit 2
+
+
+def _main(a: argparse.Namespace) -> int:
+    from lib.utils.paths import check_name
     from lib.workflow import run_and_tabulate
 
+    # names become files and folders (tables/<table>.md, outputs/<profile>/, …/variants/<variant>/): checked first
+    check_name(a.table, "table")
+    check_name(a.profile, "--profile")
+    for v in a.variants or []:
+        check_name(v, "--variants")
     overrides = {}
     for item in a.set:
         key, sep, value = item.partition("=")

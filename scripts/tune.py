@@ -17,6 +17,10 @@ Example (the settings of ``configs/pshrnet/cpu.yaml`` were chosen this way; READ
 Runs live in ``outputs/<profile>/tuning/runs/pshrnet/<dataset>/stages/split<k>/<stage>-<hash>/`` (the run lifecycle
 of every stage: the same identity is the same folder, shared between variants; the validation view has its own
 manifest fingerprint, so it never shares a run with the test protocol) and resume like any run.
+
+A mistake of the command line or the profile (a bad ``--profile`` / ``--name`` / ``--dataset`` name, an unknown
+``--set`` key, a wrong parameter type, a missing file) prints ``error: …`` and exits with status 2, without a
+traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import csv
 import io
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
@@ -34,8 +37,9 @@ from lib.data import MLRDataset, ValidationView
 from lib.methods import METHODS, run_variant
 from lib.methods.ftwa.matching import MATCHES  # FTWA's test-time matchings: a column each
 from lib.utils.io import atomic_write_text
-from lib.workbook import load_profile
-from lib.workflow import experiment_config, locate_dataset, output_dir
+from lib.utils.paths import check_name
+from lib.workbook import load_profile, profile_name
+from lib.workflow import experiment_config, locate_dataset, output_dir, validate_params
 
 #: stage → the method outputs it produces
 STAGES = {"phase1": ("teacher_lr", "teacher_hr"), "phase2": ("pshrnet",), "baseline": ("baseline",),
@@ -68,11 +72,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="the profile section whose CONFIG is used (11_ftwa: the FTWA configuration)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    from lib.core.cli import run_main
 
+    return run_main(_main, a)  # a user's mistake: "error: …", exit 2
+
+
+def _main(a: argparse.Namespace) -> int:
+    # names become folders and files (outputs/<profile>/tuning/<dataset>/<name>.csv): checked before any work
+    pname = profile_name(a.profile)  # --profile may be a name or a profile's YAML file
+    check_name(a.dataset, "--dataset")
+    if a.name is not None:
+        check_name(a.name, "--name")
     if a.collect:
         import pandas as pd
 
-        where = output_dir({"PROFILE": Path(a.profile).stem, "OUTPUT_ROOT": a.output_root}) / "tuning" / a.dataset
+        where = output_dir({"PROFILE": pname, "OUTPUT_ROOT": a.output_root}) / "tuning" / a.dataset
         files = sorted(where.glob("*.csv"))
         if not files:
             raise SystemExit(f"no tuning results under {where}")
@@ -88,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     prof = load_profile(a.profile)
     section = prof.get(a.notebook, {})
     params = {**section, "OVERRIDES": {**section.get("OVERRIDES", {}), **parse_overrides(a.set)}}
-    params |= {"DATASET": a.dataset, "DATA_ROOT": a.data_root, "PROFILE": Path(a.profile).stem, "OUTPUT_ROOT": a.output_root}
+    params |= {"DATASET": a.dataset, "DATA_ROOT": a.data_root, "PROFILE": pname, "OUTPUT_ROOT": a.output_root}
+    try:  # a wrong type in the profile is the user's mistake (a TypeError later is a bug: it keeps its traceback)
+        validate_params(params, where=f"profile {a.profile!r}, section {a.notebook}")
+    except TypeError as e:
+        raise ValueError(str(e)) from None
     cfg = experiment_config(params)
     method = next(METHODS.get(n) for n in METHODS.names() if isinstance(cfg, METHODS.get(n).config_class))
     foreign = [st for st in stages if st not in method.stages]

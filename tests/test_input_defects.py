@@ -52,7 +52,7 @@ def test_csv_paths_outside_never_write_outside_the_output_folder(tmp_path):
     created = {p for p in tmp_path.rglob("*") if p.is_file()} - before
     assert created and all(out in p.parents for p in created), sorted(map(str, created - {p for p in created if out in p.parents}))
     lr = [im.lr_path for im in ds.images if im.camid != 2]
-    assert all(p is not None and p.is_file() and out / "lr" in p.parents for p in lr)
+    assert all(p is not None and p.is_file() and (out / "lr").resolve() in p.parents for p in lr)
     assert len(set(lr)) == len(lr)
 
 
@@ -104,27 +104,30 @@ def test_output_root_is_where_notebooks_go(tmp_path):
 def test_rebuild_notices_changed_sources_truncated_lr_config_change_and_tmp(fake_viper, tmp_path):
     out = tmp_path / "mlr"
     cfg = MLRConfig("viper", **SMALL)
+    first = lambda ds: next(i for i in ds.images if i.lr_path is not None)  # noqa: E731
     ds = MLRDataset.load(build_mlr(fake_viper, out, cfg, progress=False))
-    im = next(i for i in ds.images if i.lr_path is not None)
+    im = first(ds)
     old_lr = im.lr_path.read_bytes()
+    ds.close()
     # a source image whose content changes under the same name
     write_image(im.hr_path, (48, 24), seed=12345, fmt="BMP")
     build_mlr(fake_viper, out, cfg, progress=False)
+    im = first(MLRDataset.load(out))
     assert im.lr_path.read_bytes() != old_lr
     # a truncated LR file
     good = im.lr_path.read_bytes()
     im.lr_path.write_bytes(good[: len(good) // 2])
     build_mlr(fake_viper, out, cfg, progress=False)
-    assert im.lr_path.read_bytes() == good
-    # a killed build's temporary file, then a rebuild with another configuration
-    tmp_file = im.lr_path.parent / f".{im.lr_path.name}.abc123.tmp"
+    assert first(MLRDataset.load(out)).lr_path.read_bytes() == good
+    # a killed build's staging folder and temporary file, then a rebuild with another configuration
+    tmp_file = out / "builds" / ".staging-1-dead" / "lr" / "cam_a" / ".x.png.abc123.tmp"
+    tmp_file.parent.mkdir(parents=True)
     tmp_file.write_bytes(b"partial")
-    (out / "manifest.json").unlink()
     build_mlr(fake_viper, out, MLRConfig("viper", rates=(2,), **SMALL), progress=False)
-    assert not tmp_file.exists()
+    assert not tmp_file.exists() and not tmp_file.parents[2].exists()
     ds2 = MLRDataset.load(out)
     named = {i.lr_path for i in ds2.images if i.lr_path is not None}
-    on_disk = {p for p in (out / "lr").rglob("*") if p.is_file()}
+    on_disk = {p.resolve() for p in (out / "builds").rglob("*.png") if p.is_file()}
     assert on_disk == named and all(i.r in (None, 2) for i in ds2.images)
 
 
@@ -132,13 +135,16 @@ def test_config_change_removes_the_old_lr_files(fake_csv, tmp_path):
     out = tmp_path / "mlr"
     first = MLRDataset.load(build_mlr(fake_csv, out, MLRConfig("csv", lr_cameras=(0,)), progress=False))
     old = {im.lr_path for im in first.images if im.lr_path is not None}
+    first.close()  # no job uses the first build any more: the next build removes it
     second = MLRDataset.load(build_mlr(fake_csv, out, MLRConfig("csv", lr_cameras=(1,)), progress=False))
     new = {im.lr_path for im in second.images if im.lr_path is not None}
     assert old and new and not old & new
-    assert {p for p in (out / "lr").rglob("*") if p.is_file()} == new
-    (out / "lr" / "notes.txt").write_text("a user's file")  # only our own .png / .tmp files are ever removed
+    assert {p.resolve() for p in (out / "builds").rglob("*") if p.is_file() and p.name != "manifest.json"} == new
+    notes = (out / "lr" / "notes.txt").resolve()
+    notes.write_text("a user's file")  # only our own .png / .tmp files are ever removed
+    second.close()
     build_mlr(fake_csv, out, MLRConfig("csv", lr_cameras=(0,)), progress=False)
-    assert (out / "lr" / "notes.txt").is_file()
+    assert notes.is_file() and not any(p.is_file() for p in notes.parent.rglob("*.png"))
 
 
 # ---------------------------------------------------------------- 4. malformed manifests, invalid options

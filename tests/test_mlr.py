@@ -160,15 +160,20 @@ def test_real_caviar(real_caviar, tmp_path):
     assert len({im.pid for im in s.query}) == 25 and all(im.camid == 1 for im in s.query)
 
 
-def test_interrupted_rebuild_leaves_no_manifest(fake_viper, tmp_path):
-    """A rebuild that dies half-way must not leave the old manifest vouching for the new LR files."""
+def test_failed_rebuild_keeps_the_current_build(fake_viper, tmp_path):
+    """A rebuild that dies half-way never leaves a manifest vouching for LR files it does not describe: the current
+    build stays as it was, complete, and the failed build's files are gone."""
     out = tmp_path / "o"
     build_mlr(fake_viper, out, MLRConfig("viper", num_splits=1, num_train_ids=6, num_test_ids=6), progress=False)
-    (fake_viper / "cam_a" / "011_45.bmp").write_bytes(b"broken")  # the last LR image: earlier ones are rewritten
+    before = (out / "manifest.json").read_bytes()
+    (fake_viper / "cam_a" / "011_45.bmp").write_bytes(b"broken")  # the last LR image: earlier ones are written first
     with pytest.raises(ImageReadError):
         build_mlr(fake_viper, out, MLRConfig("viper", rates=(4,), num_splits=1, num_train_ids=6, num_test_ids=6),
                   progress=False)
-    assert not (out / "manifest.json").exists()
+    assert (out / "manifest.json").read_bytes() == before
+    ds = MLRDataset.load(out)
+    assert ds.verify_split(0) > 0 and {im.r for im in ds.images} - {None} == {2, 3, 4}
+    assert [p.name for p in (out / "builds").iterdir()] == [ds.fingerprint[:12]]
 
 
 def test_split_file_only_for_cuhk03(fake_viper, tmp_path):

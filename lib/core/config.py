@@ -351,7 +351,15 @@ def _build(cls: type[T], data: Any, where: str, path: str, base: Any) -> T:
         raise
     except ValueError as exc:
         section = f"{path}: " if path else ""
-        raise ConfigError(f"{where}: {section}{exc}", key=path or None) from exc
+        raise ConfigError(f"{where}: {section}{exc}", key=_checked_key(exc, valid, path) or None) from exc
+
+
+def _checked_key(exc: ValueError, fields: list[str], path: str) -> str:
+    """The dotted key a ``__post_init__`` check is about: its message starts with the field's name (``epochs:
+    expected ≥ 1``, the workbook's convention), so ``phase1.epochs`` rather than the section ``phase1``. The precise
+    key lets :func:`lib.methods.load_config` name the file (or the override) that set the offending value."""
+    m = re.match(r"[A-Za-z_]\w*", str(exc))
+    return _join(path, m.group()) if m and m.group() in fields else path
 
 
 def _field_default(f: dataclasses.Field) -> Any:

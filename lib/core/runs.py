@@ -11,6 +11,11 @@ A *method* (PS-HRNet, FTWA, …) is a graph of *stages* (phase 1 → phase 2; a 
    ``runs/<method>/<dataset>/variants/<variant>/split<k>/<stage>``;
 4. a finished run (``model.pt`` + ``metrics.json`` vouching for it) is reused; if only evaluation settings
    changed it is re-evaluated; a killed run resumes from ``checkpoints/last.pt``; otherwise it trains.
+
+Before any of that, the dataset's LR files are checked against the manifest the identity names
+(:meth:`lib.data.MLRDataset.verify_split`): a run never trains, evaluates or is reused on images other than those.
+Checkpoints and ``model.pt`` are read with the restricted unpickler (:mod:`lib.engine.checkpoint`): a run folder
+from someone else cannot run code here.
 """
 
 from __future__ import annotations
@@ -180,6 +185,9 @@ def run_stage(
         **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
     }
     reader.freeze()
+    verify = getattr(ds, "verify_split", None)  # the LR files match the manifest the identity names (MLRDataset)
+    if callable(verify):
+        verify(split)
     key = identity_key(identity)
     root = Path(root)
     run_dir = root / method / ds.name / "stages" / f"split{split}" / f"{stage.name}-{key}"
@@ -230,7 +238,7 @@ def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, histo
             t0: float, previous: dict | None = None) -> dict:
     """Write ``model.pt`` then ``metrics.json`` (which vouches for it), both atomically."""
     if previous is None:
-        save_checkpoint(run_dir / "model.pt", {"identity": identity, **{n: m.state_dict() for n, m in plan.modules.items()}})
+        save_checkpoint(run_dir / "model.pt", {"identity": jsonable(identity), **{n: m.state_dict() for n, m in plan.modules.items()}})
     rec = dict(previous or {}) | {
         "run": identity, "data": ds.provenance(), "eval": jsonable(plan.eval_settings), "metrics": metrics,
         "device": str(prec.device), "torch": torch.__version__,

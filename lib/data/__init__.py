@@ -1,8 +1,9 @@
 """Data layer: readers, the synthetic dataset, MLR synthesis, splits, torch datasets and samplers."""
 
 from .datasets import ImageDataset, PairDataset, relabel
-from .mlr import MLRConfig, build_mlr, downsample, load_rgb
-from .mlr_dataset import MLRDataset, MLRImage, Split
+from .mlr import MLRConfig, build_mlr, downsample, load_rgb, to_rgb8
+from .mlr_dataset import MLRDataError, MLRDataset, MLRImage, Split
+from .mlr_store import MLRBuildError
 from .validation import ValidationView
 from .records import DatasetLayoutError, ImageReadError, ImageRecord, SourceDataset
 from .registry import DATASETS, DatasetInfo, get_dataset, register_dataset
@@ -17,7 +18,9 @@ __all__ = [
     "ImageDataset",
     "ImageReadError",
     "ImageRecord",
+    "MLRBuildError",
     "MLRConfig",
+    "MLRDataError",
     "MLRDataset",
     "MLRImage",
     "PairDataset",
@@ -33,4 +36,5 @@ __all__ = [
     "random_identity_splits",
     "register_dataset",
     "relabel",
+    "to_rgb8",
 ]

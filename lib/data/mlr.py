@@ -6,10 +6,12 @@ drawn from the seed, and the output folder gets a JSON manifest that names the s
 camera(s), r per image, the interpolation, the splits and the sha256 of the source file list — so a table
 row can say exactly what it was computed on. The same inputs give byte-identical output.
 
-Output folder::
+Output folder (:mod:`lib.data.mlr_store`: every build is complete and immutable, and switched in atomically)::
 
-    OUT/lr/<source path>.png     the synthesised LR images
-    OUT/manifest.json            written last: a folder without it is incomplete
+    OUT/manifest.json -> builds/<id>/manifest.json     the current build (a symlink)
+    OUT/lr            -> builds/<id>/lr
+    OUT/builds/<id>/lr/<source path>.png               the synthesised LR images
+    OUT/builds/<id>/manifest.json                      written last: a build without it is incomplete
 
 Query = LR images, gallery = HR images, for every dataset. Gallery images are never down-sampled (for
 Market-1501/DukeMTMC-reID the LR camera's gallery images keep their original resolution).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,13 +34,13 @@ from PIL import Image
 from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from .readers.caviar import two_camera_identities
 from .readers.cuhk03 import read_cuhk03_split_file
+from .mlr_store import MANIFEST_NAME, MLRBuildError, build_lock, publish, staging_dir
 from .records import ImageReadError, SourceDataset
 from .registry import DatasetInfo, get_dataset
 from .splits import random_identity_splits
 
-__all__ = ["MLRConfig", "build_mlr", "downsample", "load_rgb", "MANIFEST_NAME", "MANIFEST_FORMAT", "main"]
+__all__ = ["MLRConfig", "build_mlr", "downsample", "load_rgb", "to_rgb8", "MANIFEST_NAME", "MANIFEST_FORMAT", "main"]
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "crossres-reid-mlr/1"
 INTERPOLATIONS = ("bicubic", "bilinear", "lanczos", "nearest")
 _PIL_MODES = {
@@ -99,14 +102,50 @@ class MLRConfig:
 
 
 def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB; an unreadable file raises :class:`ImageReadError` naming it."""
+    """Open an image as 8-bit RGB (:func:`to_rgb8`); an unreadable file raises :class:`ImageReadError` naming it."""
+    if Path(path).is_dir():
+        raise ImageReadError(f"{path} is a folder, not an image file")
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            im.load()
+            return to_rgb8(im, path)
     except FileNotFoundError:
         raise ImageReadError(f"image file {path} does not exist") from None
+    except ImageReadError:
+        raise
     except Exception as e:  # PIL raises several types for corrupt files
         raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+#: 16-bit grayscale modes: scaled by 255/65535 (value / 257, rounded).
+_MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+#: Modes with no agreed value range (32-bit integers, floats): refused rather than guessed.
+_MODES_AMBIGUOUS = ("I", "F")
+
+
+def to_rgb8(img: Image.Image, path: str | os.PathLike | None = None) -> Image.Image:
+    """``img`` as 8-bit RGB, high bit depths scaled rather than clipped.
+
+    Pillow's ``convert("RGB")`` clips 16-bit grayscale (``I;16``, ``I;16B`` …) at 255, so a mid-grey 16-bit
+    PNG would come out solid white: these are scaled to ``round(value / 257)`` (0..65535 → 0..255).
+    16-bit-per-channel colour PNGs (RGB, RGBA, LA) are already reduced to 8 bits by Pillow's decoder, to the
+    high byte (``value >> 8``, within 1 of ``value / 257``), and are converted as they come. 32-bit integer
+    (``I``) and float (``F``) images have no agreed range (0..255? 0..65535? 0..1?): they raise
+    :class:`ImageReadError` naming ``path`` and the mode. Other modes go through ``convert("RGB")``.
+    """
+    where = path if path is not None else "the image"
+    if img.mode in _MODES_AMBIGUOUS:
+        raise ImageReadError(
+            f"cannot read image {where}: mode {img.mode!r} ({'32-bit integer' if img.mode == 'I' else '32-bit float'} "
+            "pixels) has no agreed value range; save it as 8- or 16-bit PNG"
+        )
+    if img.mode in _MODES_16BIT:
+        arr = np.asarray(img).astype(np.float64)
+        img = Image.fromarray(np.rint(arr / 257.0).astype(np.uint8))
+    try:
+        return img.convert("RGB")
+    except ValueError as e:  # a mode Pillow cannot convert (LAB, HSV …)
+        raise ImageReadError(f"cannot read image {where}: mode {img.mode!r} cannot be converted to RGB ({e})") from None
 
 
 def downsample(img: Image.Image, r: int, interpolation: str = "bicubic", antialias: bool = True) -> Image.Image:
@@ -162,14 +201,21 @@ def _assign_rates(info: DatasetInfo, cfg: MLRConfig, records, to_down: list[int]
 
 
 def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_lr_cam) -> tuple[list[dict], str]:
-    """Train/query/gallery image indices per split, and a description of how they were made."""
+    """Train/query/gallery image indices per split, and a description of how they were made.
+
+    The records are checked first (:func:`_check_unique_paths`), and every split made, whatever the
+    reader and split mode, is checked to have disjoint train and test identities (:func:`_check_disjoint`).
+    """
+    _check_unique_paths(info, src, records)
     subsets = {r.subset for r in records}
     idx = range(len(records))
     if info.split == "subset" and subsets & {"query", "gallery"}:
         train = [i for i in idx if records[i].subset == "train"]
         query = [i for i in idx if records[i].subset == "query" and is_lr_cam(i)]
         gallery = [i for i in idx if records[i].subset == "gallery"]
-        return [{"train": train, "query": query, "gallery": gallery}], "fixed by the release (train/query/gallery)"
+        fixed = [{"train": train, "query": query, "gallery": gallery}]
+        _check_disjoint(info, src, records, fixed)
+        return fixed, "fixed by the release (train/query/gallery)"
     if info.split == "subset" and "test" in subsets:
         train_ids = sorted({r.pid for r in records if r.subset == "train"})
         test_ids = sorted({r.pid for r in records if r.subset == "test"})
@@ -197,7 +243,47 @@ def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_l
                 "gallery": [i for i in idx if records[i].pid in te and not is_lr_cam(i)],
             }
         )
+    _check_disjoint(info, src, records, out)
     return out, how
+
+
+def _check_unique_paths(info: DatasetInfo, src: SourceDataset, records) -> None:
+    """Raise if two records name the same image file (from any reader): it would be counted, and for the LR
+    camera synthesised, twice. The error names the path and both records."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(records):
+        key = os.path.normpath(Path(src.root) / r.path)
+        if key in first:
+            a = records[first[key]]
+            raise ValueError(
+                f"{info.name}: image {r.path} is listed twice in {src.root} (records {first[key]} and {i}: "
+                f"pid={a.pid} camid={a.camid} subset={a.subset} and pid={r.pid} camid={r.camid} subset={r.subset}); "
+                "list each image once"
+            )
+        first[key] = i
+
+
+def _check_disjoint(info: DatasetInfo, src: SourceDataset, records, splits: list[dict]) -> None:
+    """Raise if a split has an identity in its training set and in its query or gallery.
+
+    Such an identity is learnt from and then searched for, so the split would not measure re-identification
+    of unseen people. The error names the split, the identity and a few of its images on each side.
+    """
+    for k, s in enumerate(splits):
+        test = {records[i].pid for part in ("query", "gallery") for i in s[part]}
+        both = sorted({records[i].pid for i in s["train"]} & test)
+        if not both:
+            continue
+        pid = both[0]
+        def paths(parts, side):  # the images the release puts on that side first (a train/test split by id mixes them)
+            found = [records[i] for part in parts for i in s[part] if records[i].pid == pid]
+            found.sort(key=lambda r: (r.subset == "train") != (side == "train"))
+            return ", ".join(r.path for r in found[:3]) + (f" … (+{len(found) - 3} more)" if len(found) > 3 else "")
+        others = f"; other identities on both sides: {both[1:6]}{' …' if len(both) > 6 else ''}" if len(both) > 1 else ""
+        raise ValueError(
+            f"{info.name}: split {k}: identity {pid} is in both the training set ({paths(['train'], 'train')}) and the test "
+            f"set ({paths(['query', 'gallery'], 'test')}) of {src.root}; train and test identities must be disjoint{others}"
+        )
 
 
 def build_mlr(
@@ -208,10 +294,13 @@ def build_mlr(
     force: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Build the MLR version of the dataset at ``root`` into ``out_dir``; return the manifest path.
+    """Build the MLR version of the dataset at ``root`` into ``out_dir``; return the manifest path
+    (``out_dir/manifest.json``).
 
-    An existing manifest made from the same configuration and source file list is reused (nothing is
-    rewritten) unless ``force``. The manifest is written last and atomically.
+    An existing manifest made from the same configuration, source file list and source contents, with intact LR
+    files, is reused (nothing is rewritten) unless ``force``. Otherwise a complete new build is written beside the
+    current one and switched in atomically (:mod:`lib.data.mlr_store`): a job that loaded the dataset before keeps
+    reading its own build's LR files, and a build that fails leaves the current one in place.
     """
     from tqdm.auto import tqdm
 
@@ -263,15 +352,32 @@ def build_mlr(
             raise ImageReadError(f"cannot read image {path}: {e}") from None
 
     manifest_path = out_dir / MANIFEST_NAME
-    if manifest_path.is_file() and not force:
-        if _reusable(manifest_path, cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
-            return manifest_path
+    with build_lock(out_dir, progress):  # one builder per folder; readers keep the build they opened (mlr_store)
+        if manifest_path.is_file() and not force:
+            if _reusable(manifest_path.resolve(), cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
+                return manifest_path
+        # A new build goes into a staging folder and is switched in only when complete: an interrupted or failed
+        # rebuild leaves the current build as it was, and a running job never sees its LR files change.
+        stage = staging_dir(out_dir)
+        try:
+            manifest = _write_build(stage, info, config, src, records, source_sha, rates, to_down, lr_names, {
+                "format": MANIFEST_FORMAT, "dataset": info.name, "config": cfg_dict, "file_list_sha256": file_list_sha,
+                "lr_cameras": lr_cams, "dropped_identities": dropped, "split_method": how, "splits": splits,
+            }, is_lr_cam, progress)
+            return publish(out_dir, stage, manifest, replace=force)
+        finally:
+            if stage.exists():  # failed before publishing (publish renames or removes it)
+                shutil.rmtree(stage, ignore_errors=True)
 
-    # From here on the folder is being rewritten: remove the old manifest first, so that an interrupted
-    # rebuild never leaves a manifest describing LR files (or sources) it no longer matches.
-    manifest_path.unlink(missing_ok=True)
 
-    # ... and, for a (re)build, decoded in full: a truncated HR image fails here, naming the file, not in training.
+def _write_build(stage: Path, info: DatasetInfo, config: MLRConfig, src: SourceDataset, records, source_sha, rates,
+                 to_down, lr_names, head: dict, is_lr_cam, progress: bool) -> dict:
+    """Decode every source (a truncated HR image fails here, naming the file, not in training), write the LR
+    images into ``stage`` and the manifest last; returns the manifest."""
+    from tqdm.auto import tqdm
+
+    from ..core.progress import bars_off
+
     decoded = {}
     for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=bars_off(progress), mininterval=1.0)):
         img = load_rgb(Path(src.root) / r.path)
@@ -298,38 +404,37 @@ def build_mlr(
         lr = downsample(decoded.pop(i), im["r"], config.interpolation, config.antialias)
         rel = lr_names[i]
         data = _png_bytes(lr)
-        atomic_write_bytes(out_dir / rel, data)
+        atomic_write_bytes(stage / rel, data)
         im["lr"] = rel
         im["lr_size"] = [lr.height, lr.width]
         im["lr_sha256"] = sha256_bytes(data)
-    _remove_stale(out_dir, {im["lr"] for im in images if im["lr"]})
 
     rate_counts = {str(r): int(sum(1 for i in to_down if rates[i] == r)) for r in sorted(set(rates.values()))}
     manifest = {
-        "format": MANIFEST_FORMAT,
+        "format": head["format"],
         "dataset": info.name,
-        "config": cfg_dict,
+        "config": head["config"],
         "source": {
             "root": str(Path(src.root).resolve()),
             "layout": src.layout,
             "num_images": src.num_images,
             "num_identities": len(src.pids),
-            "file_list_sha256": file_list_sha,
+            "file_list_sha256": head["file_list_sha256"],
         },
         "eval_protocol": info.eval_protocol,
-        "lr_cameras": lr_cams,
+        "lr_cameras": head["lr_cameras"],
         "native_lr": info.native_lr,
         "rate_per": info.rate_per,
         "rate_counts": rate_counts,
-        "dropped_identities": dropped,
+        "dropped_identities": head["dropped_identities"],
         "num_images": len(images),
         "num_identities": len({r.pid for r in records}),
-        "split_method": how,
+        "split_method": head["split_method"],
         "images": images,
-        "splits": splits,
+        "splits": head["splits"],
     }
-    atomic_write_json(manifest_path, manifest, indent=1)
-    return manifest_path
+    atomic_write_json(stage / MANIFEST_NAME, manifest, indent=1)
+    return manifest
 
 
 def lr_file_names(sources: Sequence[str], indices: Sequence[int]) -> dict[int, str]:
@@ -386,17 +491,6 @@ def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sh
         return False
 
 
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete what earlier builds left that the new manifest does not name: ``lr/**/*.png`` and the ``*.tmp``
-    files of killed writes (in ``lr/`` and beside the manifest). Nothing else is touched."""
-    stale = [f for f in out_dir.glob(f".{MANIFEST_NAME}.*.tmp") if f.is_file()]
-    if (out_dir / "lr").is_dir():
-        stale += [f for f in (out_dir / "lr").rglob("*") if f.is_file() and f.suffix in (".png", ".tmp")
-                  and f.relative_to(out_dir).as_posix() not in keep]
-    for f in stale:
-        f.unlink()
-
-
 def _int_tuple(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in s.replace(" ", "").split(",") if x)
 
@@ -426,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         path = build_mlr(a.root, a.out, cfg, force=a.force, progress=not a.quiet)
-    except (ValueError, KeyError, OSError) as e:
+    except (ValueError, KeyError, OSError, MLRBuildError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from .mlr_dataset import MLRDataset

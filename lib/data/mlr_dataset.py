@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..utils.io import sha256_bytes
 from .mlr import MANIFEST_FORMAT, MANIFEST_NAME
+from .mlr_store import manifest_fingerprint, open_manifest
 
-__all__ = ["MLRImage", "Split", "MLRDataset"]
+__all__ = ["MLRImage", "Split", "MLRDataset", "MLRDataError"]
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,40 @@ def _check_manifest(manifest, path) -> None:
             out = [i for i in idx if not isinstance(i, int) or not 0 <= i < len(images)]
             if out:
                 raise bad(f"split {k} '{part}' names image indices {out[:5]} outside 0..{len(images) - 1}")
+        # Train and test identities must be disjoint: a hand-edited split could test on identities it trains on.
+        def by_pid(part: str) -> dict[int, list[int]]:
+            found: dict[int, list[int]] = {}
+            for i in sp[part]:
+                if isinstance(images[i], dict) and isinstance(images[i].get("pid"), int):
+                    found.setdefault(images[i]["pid"], []).append(i)
+            return found
+
+        train = by_pid("train")
+        for part in ("query", "gallery"):
+            test = by_pid(part)
+            both = sorted(set(train) & set(test))
+            if both:
+                raise bad(
+                    f"split {k} has identity {both[0]} in both 'train' (images {train[both[0]][:5]}) and '{part}' "
+                    f"(images {test[both[0]][:5]}); train and test identities must be disjoint"
+                )
+
+
+class MLRDataError(ValueError):
+    """A file of an MLR dataset differs from what its manifest records (the message names the file)."""
 
 
 class MLRDataset:
-    """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr.build_mlr`)."""
+    """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr.build_mlr`).
 
-    def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None):
+    ``manifest_path`` is the path it was loaded from (``OUT/manifest.json``, recorded by runs); ``root`` is the build
+    folder that path pointed at when it was loaded (:mod:`lib.data.mlr_store`): every LR path lies there, and a
+    dataset loaded with :meth:`load` keeps that build from being collected while it lives, so a rebuild of ``OUT``
+    never changes the images under it. :meth:`verify_split` checks the LR files against the manifest's hashes.
+    """
+
+    def __init__(self, manifest: dict, manifest_path: Path, source_root: str | os.PathLike | None = None,
+                 root: str | os.PathLike | None = None):
         _check_manifest(manifest, manifest_path)
         if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"{manifest_path}: expected format {MANIFEST_FORMAT!r}, found {manifest.get('format')!r}; {_REBUILD}")
@@ -115,7 +144,9 @@ class MLRDataset:
             raise ValueError(f"{manifest_path}: not a complete MLR manifest, missing keys {missing}; {_REBUILD}")
         self.manifest = manifest
         self.manifest_path = Path(manifest_path)
-        self.root = self.manifest_path.parent
+        self.root = Path(root) if root is not None else self.manifest_path.resolve().parent
+        self._hold = None  # the open manifest whose shared lock keeps this build on disk (set by load)
+        self._verified: set[int] = set()
         self.source_root = Path(source_root) if source_root else Path(manifest["source"]["root"])
         if not self.source_root.is_dir():
             raise FileNotFoundError(
@@ -144,11 +175,55 @@ class MLRDataset:
 
     @staticmethod
     def _fingerprint(manifest: dict) -> str:
-        """sha256 of the manifest's content apart from where the source lies: identifies the MLR dataset
-        (configuration, every image's r and resolution, the splits) wherever it is stored."""
-        content = {k: v for k, v in manifest.items() if k != "source"}
-        content["source"] = {k: v for k, v in manifest["source"].items() if k != "root"}
-        return sha256_bytes(json.dumps(content, sort_keys=True).encode())
+        """:func:`lib.data.mlr_store.manifest_fingerprint`: the dataset's identity wherever it is stored."""
+        return manifest_fingerprint(manifest)
+
+    def close(self) -> None:
+        """Release the build (a later rebuild of the folder may then collect it); the object stays readable in memory
+        but its LR files may go."""
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
+    def __getstate__(self) -> dict:  # a copy (DataLoader workers, deepcopy) holds no lock of its own
+        return {k: v for k, v in self.__dict__.items() if k != "_hold"} | {"_hold": None}
+
+    def verify_split(self, i: int) -> int:
+        """Check every synthesised LR file of split ``i`` (train, query, gallery) against the ``lr_sha256`` its
+        manifest records, once per image and dataset object; returns the number of files hashed now.
+
+        Runs call it before they train, evaluate or are reused (:func:`lib.core.runs.run_stage`), so a result is never
+        computed on, or vouched for by, LR images other than those its recorded manifest names.
+
+        Raises:
+            MLRDataError: a file is missing or differs, naming it, its expected and found sha256.
+        """
+        todo = [j for j in dict.fromkeys(self.manifest["splits"][i]["train"] + self.manifest["splits"][i]["query"]
+                                         + self.manifest["splits"][i]["gallery"]) if j not in self._verified]
+        entries = self.manifest["images"]
+        unhashed = [j for j in todo if entries[j].get("lr") and not entries[j].get("lr_sha256")]
+        if unhashed:
+            from ..core.progress import report
+
+            report(f"note: {self.manifest_path} records no LR file hashes (made by an early version of the workbook), "
+                   f"so {len(unhashed)} LR files of split {i} cannot be checked; rebuild it with --force to have them "
+                   "checked (its runs then retrain)")
+        hashed = 0
+        for j in todo:
+            want, path = entries[j].get("lr_sha256"), self.images[j].lr_path
+            if path is not None and want:
+                try:
+                    found = sha256_bytes(path.read_bytes())
+                except OSError as e:
+                    raise MLRDataError(f"{path}: an LR image of {self.manifest_path} cannot be read ({e}); {_REBUILD}") from None
+                hashed += 1
+                if found != want:
+                    raise MLRDataError(
+                        f"{path}: this LR image differs from the one {self.manifest_path} records (sha256 {found[:12]}…, "
+                        f"the manifest has {want[:12]}…): it was changed after the dataset was built, so results "
+                        f"computed on it would not be what the manifest says; {_REBUILD}")
+            self._verified.add(j)
+        return hashed
 
     def provenance(self) -> dict:
         """What a result was computed on: dataset, manifest (path and content hash), sources, MLR seed."""
@@ -168,11 +243,19 @@ class MLRDataset:
             path = path / MANIFEST_NAME
         if not path.is_file():
             raise FileNotFoundError(f"MLR manifest {path} does not exist (build it with python -m lib.mlr)")
+        build, text, hold = open_manifest(path)  # the build `path` points at now, kept on disk while we hold it
         try:
-            manifest = json.loads(path.read_text())
+            manifest = json.loads(text)
         except json.JSONDecodeError as e:
+            hold.close()
             raise ValueError(f"MLR manifest {path} is not valid JSON ({e}); {_REBUILD}") from None
-        return cls(manifest, path, source_root)
+        try:
+            ds = cls(manifest, path, source_root, root=build)
+        except BaseException:
+            hold.close()
+            raise
+        ds._hold = hold
+        return ds
 
     @property
     def name(self) -> str:

@@ -1,6 +1,6 @@
 """Training and evaluation machinery shared by every method of the workbook."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import RANKS, evaluate_split
 from .precision import Precision, resolve_device, resolve_precision
 from .trainer import NonFiniteLossError, OptimConfig, Trainer, lr_factor
@@ -11,6 +11,7 @@ __all__ = [
     "OptimConfig",
     "Precision",
     "Trainer",
+    "UnsafeCheckpointError",
     "evaluate_split",
     "load_checkpoint",
     "lr_factor",

@@ -159,7 +159,7 @@ class Trainer:
             return
         save_checkpoint(self.checkpoint_path, {
             "epoch": epoch, "modules": {n: m.state_dict() for n, m in self.trainable.items()},
-            "optimizer": self.optimizer.state_dict(), "history": self.history, "run_config": self.run_config,
+            "optimizer": self.optimizer.state_dict(), "history": jsonable(self.history), "run_config": jsonable(self.run_config),
             "rng": rng_state(),
         })
 

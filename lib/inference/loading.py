@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from ..core.config import ConfigError, apply_overrides, from_dict, to_dict
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import UnsafeCheckpointError, load_checkpoint
 from ..engine.precision import Precision, resolve_device, resolve_precision
 from ..utils.paths import resolve_path
 
@@ -111,8 +111,15 @@ class LoadedRun:
         return self.method.matcher(output, self.runs(), self.cfg, self.precision)
 
     def manifest_path(self) -> Path:
-        """The MLR manifest the run was tested on (the recorded path; else the profile's ``mlr/`` copy of it)."""
+        """The MLR manifest the run was tested on: the build it was made on when that is still on disk (the dataset
+        folder may have been rebuilt since, :mod:`lib.data.mlr_store`), else the recorded path, else the profile's
+        ``mlr/`` copy of it."""
+        from ..data.mlr_store import build_for
+
         rec = Path(self.record.get("data", {}).get("manifest", ""))
+        own = build_for(rec, self.identity.get("manifest_sha256", "")) if rec.name else None
+        if own is not None:
+            return own
         if rec.is_file():
             return rec
         profile_dir = self.run_dir.parents[5] if len(self.run_dir.parents) > 5 else self.run_dir.parent
@@ -185,6 +192,8 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
     modules = method.build_modules(stage, cfg, identity, deps)
     try:
         state = load_checkpoint(run_dir / "model.pt")
+    except UnsafeCheckpointError as e:  # a pickle that would run code: refused, never loaded
+        raise RunLoadError(str(e)) from None
     except Exception as e:  # truncated / not a checkpoint
         raise RunLoadError(f"{run_dir / 'model.pt'}: cannot be read ({type(e).__name__}: {str(e)[:200]}); delete "
                            f"{run_dir} to retrain") from None

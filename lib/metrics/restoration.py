@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.mlr import downsample, load_rgb
+from ..data.mlr import downsample, load_rgb, to_rgb8
 from ..data.transforms import denormalize, normalize, resize, to_tensor
 
 __all__ = ["SPACES", "to_uint8", "image_quality", "restoration_quality", "restored_examples", "restore_images", "EvalMode"]
@@ -57,7 +57,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def _image_to_uint8(img: Image.Image) -> np.ndarray:
     """An RGB PIL image → ``(H, W, 3)`` uint8 (exactly what :func:`to_uint8` gives back for
     ``normalize(to_tensor(img))``)."""
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(to_rgb8(img), dtype=np.uint8).copy()  # high-bit-depth modes scaled, not clipped
 
 
 def image_quality(restored: np.ndarray, reference: np.ndarray, space: str = "y") -> tuple[float, float]:

@@ -22,7 +22,7 @@ from typing import Any
 from ..core.config import ConfigError, from_dict, load_config_file
 from ..core.registry import Registry
 from ..losses.pseudo_siamese import PS_COMPONENTS
-from ..utils.paths import repo_root
+from ..utils.paths import check_name, repo_root
 
 __all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "VARIANT_GENERATORS", "TABLE_EXTRAS", "TABLES_DIR"]
 
@@ -75,6 +75,8 @@ class TableSpec:
     extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for v in self.variants:  # a variant's name becomes a run folder and a summary file name
+            check_name(v, "variants")
         missing = sorted({r.variant for r in self.rows} - set(self.variants))
         if missing:
             raise ValueError(f"rows use variants {missing} that 'variants' does not define")
@@ -117,8 +119,9 @@ def table_names() -> list[str]:
 
 
 def load_table_spec(name: str) -> TableSpec:
-    """The spec ``configs/tables/<name>.yaml`` (typed: a wrong key or type names the file and the key)."""
-    path = repo_root() / TABLES_DIR / f"{name}.yaml"
+    """The spec ``configs/tables/<name>.yaml`` (typed: a wrong key or type names the file and the key). ``name`` must
+    be a plain name (:func:`~lib.utils.paths.check_name`): it is also the name of the table's output files."""
+    path = repo_root() / TABLES_DIR / f"{check_name(name, 'table')}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"table {name!r}: {path} does not exist; known tables: {', '.join(table_names())}")
     data = load_config_file(path)

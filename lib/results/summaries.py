@@ -17,12 +17,16 @@ from typing import Any
 from ..core.config import to_dict
 from ..metrics import aggregate_splits
 from ..utils.io import atomic_write_json
+from ..utils.paths import check_name
 
 __all__ = ["summary_path", "write_summary", "load_summaries", "aggregate"]
 
 
 def summary_path(out_dir: str | os.PathLike, method: str, dataset: str, variant: str) -> Path:
-    return Path(out_dir) / "results" / method / dataset / f"{variant}.json"
+    """``<out_dir>/results/<method>/<dataset>/<variant>.json``; each name must be a plain name
+    (:func:`~lib.utils.paths.check_name`), so a summary is never written outside ``out_dir``."""
+    return (Path(out_dir) / "results" / check_name(method, "method") / check_name(dataset, "dataset")
+            / f"{check_name(variant, 'variant')}.json")
 
 
 def aggregate(results: list[dict]) -> dict:

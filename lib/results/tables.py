@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..registry import DATASET_LABELS, paper_table, paper_table_info
 from ..utils.io import atomic_write_text
+from ..utils.paths import check_name
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
@@ -257,8 +258,9 @@ def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | Non
 def write_table(long: pd.DataFrame, markdown: str, out_dir: str | os.PathLike, name: str,
                 full: str | None = None) -> tuple[Path, ...]:
     """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (and ``tables/<name>_full.md`` when ``full`` is given)
-    atomically."""
+    atomically. ``name`` must be a plain name (:func:`~lib.utils.paths.check_name`)."""
     folder = Path(out_dir) / "tables"
+    check_name(name, "table")
     csv = atomic_write_text(folder / f"{name}.csv", long.to_csv(index=False, float_format="%.4f"))
     md = atomic_write_text(folder / f"{name}.md", markdown)
     if full is None:

@@ -6,6 +6,7 @@ the destination folder followed by :func:`os.replace`, which is atomic on POSIX 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,18 +21,31 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "sha2
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``).
+
+    Raises:
+        OSError: the folder cannot be made or written, or the disk or quota is full (``ENOSPC``, ``EDQUOT``,
+            ``EROFS``, ``EACCES`` …): re-raised with the same ``errno`` (so the same ``OSError`` subclass) and a
+            message that names ``path`` — the system's own names only the temporary file, or nothing. The
+            temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            other = e.filename is not None and os.fspath(e.filename) not in (tmp, str(path))  # e.g. its folder
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}"
+                          + (f" ({os.fspath(e.filename)})" if other else "")) from e
         raise
     return path
 

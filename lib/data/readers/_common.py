@@ -51,5 +51,14 @@ def require_dirs(name: str, root: Path, dirs: list[str], expected: str) -> None:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files directly inside ``folder``, sorted by name.
+
+    A sub-folder named like an image (``0001_c1s1_000001_00.jpg/``, e.g. an image unpacked into a folder of
+    its name) is an error saying so, rather than an image that silently goes missing.
+    """
+    entries = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    folders = sorted(p for p in entries if p.is_dir())
+    if folders:
+        more = f" (and {len(folders) - 1} more)" if len(folders) > 1 else ""
+        raise DatasetLayoutError(f"{folders[0]} is a folder, not an image file{more}; move or rename it")
+    return sorted(p for p in entries if p.is_file())

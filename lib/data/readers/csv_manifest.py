@@ -9,6 +9,9 @@ Format (header required; extra columns are ignored)::
 ``path`` is relative to the CSV's folder (or absolute); ``pid`` and ``camid`` are integers (camid 0-based);
 ``split`` is optional: ``train``/``test`` (identity split, query/gallery drawn by camera resolution) or
 ``train``/``query``/``gallery`` (a fixed protocol). Without it, random identity splits are drawn.
+
+Each image is listed once (a repeated path is an error naming both lines), and no identity may have rows
+in ``train`` and in ``test``/``query``/``gallery`` (the error names the identity and its lines).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def read_csv_manifest(csv_path: str | os.PathLike, *, name: str = "csv", check_f
         raise FileNotFoundError(f"{name}: manifest {csv_path} does not exist ({CSV_LAYOUT})")
     root = csv_path.parent
     records: list[ImageRecord] = []
+    lines: list[int] = []  # the CSV line of each record
+    seen: dict[str, int] = {}  # normalised image path -> index of the record that listed it first
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
@@ -56,12 +61,61 @@ def read_csv_manifest(csv_path: str | os.PathLike, *, name: str = "csv", check_f
             path = (row["path"] or "").strip()
             if not path:
                 raise ValueError(f"{csv_path}:{line}: empty path")
+            rec = ImageRecord(path, pid, camid, split)
+            key = os.path.normpath(root / path)
+            if key in seen:
+                raise ValueError(_duplicate_message(csv_path, records[seen[key]], lines[seen[key]], rec, line))
+            if check_files and (root / path).is_dir():
+                raise IsADirectoryError(f"{csv_path}:{line}: {root / path} is a folder, not an image file")
             if check_files and not (root / path).is_file():
                 raise FileNotFoundError(f"{csv_path}:{line}: image {root / path} does not exist")
-            records.append(ImageRecord(path, pid, camid, split))
+            seen[key] = len(records)
+            records.append(rec)
+            lines.append(line)
     if not records:
         raise ValueError(f"{csv_path}: the manifest lists no images")
     subsets = {r.subset for r in records}
     if has_split and ("test" in subsets) and (subsets & {"query", "gallery"}):
         raise ValueError(f"{csv_path}: split mixes 'test' with 'query'/'gallery'; use train/test or train/query/gallery")
+    if has_split:
+        _check_disjoint_identities(csv_path, records, lines)
     return SourceDataset(name, root, records, layout=CSV_LAYOUT, extra={"manifest": str(csv_path)})
+
+
+def _duplicate_message(csv_path: Path, first: ImageRecord, first_line: int, again: ImageRecord, line: int) -> str:
+    """The error for an image listed twice: both lines, and whether the rows agree (a copy) or conflict."""
+    def desc(r: ImageRecord) -> str:
+        return f"pid={r.pid} camid={r.camid}" + (f" split={r.subset}" if r.subset else "")
+
+    how = "an identical row" if (first.pid, first.camid, first.subset) == (again.pid, again.camid, again.subset) else (
+        f"conflicting rows: line {first_line} says {desc(first)}, line {line} says {desc(again)}"
+    )
+    return (f"{csv_path}:{line}: image {again.path} is listed twice, on lines {first_line} and {line} ({how}); "
+            "list each image once")
+
+
+def _lines_text(found: list[int], limit: int = 5) -> str:
+    shown = ", ".join(map(str, found[:limit]))
+    return f"line{'s' if len(found) > 1 else ''} {shown}" + (f" … (+{len(found) - limit} more)" if len(found) > limit else "")
+
+
+def _check_disjoint_identities(csv_path: Path, records: list[ImageRecord], lines: list[int]) -> None:
+    """Raise if an identity has rows in ``train`` and in ``test``/``query``/``gallery``.
+
+    Such an identity would be learnt from and then searched for, so the evaluation would not measure
+    re-identification of unseen people; the error names the identity and the lines on both sides.
+    """
+    train: dict[int, list[int]] = {}
+    test: dict[int, list[int]] = {}
+    for r, line in zip(records, lines):
+        (train if r.subset == "train" else test).setdefault(r.pid, []).append(line)
+    both = sorted(set(train) & set(test))
+    if not both:
+        return
+    pid = both[0]
+    test_splits = sorted({r.subset for r, line in zip(records, lines) if r.pid == pid and r.subset != "train"})
+    others = f"; other identities on both sides: {both[1:6]}{' …' if len(both) > 6 else ''}" if len(both) > 1 else ""
+    raise ValueError(
+        f"{csv_path}: identity {pid} is in both train ({_lines_text(train[pid])}) and "
+        f"{'/'.join(test_splits)} ({_lines_text(test[pid])}); train and test identities must be disjoint{others}"
+    )

@@ -1,0 +1,34 @@
+"""Command-line entry points: a user's mistake is one ``error: …`` line and exit status 2, never a traceback.
+
+What counts as the user's mistake (:data:`USER_ERRORS`): a bad name, key, value or type (``ValueError``: the
+configuration's ``ConfigError``, :class:`~lib.utils.paths.BadNameError`, a dataset whose files differ from its
+manifest), an unknown key (``KeyError``), a missing file, a checkpoint the safe loader refuses, a dataset folder
+that cannot be switched. Every other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+__all__ = ["USER_ERRORS", "run_main"]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..data.mlr_store import MLRBuildError
+    from ..engine.checkpoint import UnsafeCheckpointError
+
+    return ValueError, KeyError, FileNotFoundError, UnsafeCheckpointError, MLRBuildError
+
+
+USER_ERRORS = _user_errors()
+
+
+def run_main(main: Callable[..., int], *args) -> int:
+    """``main(*args)``; a :data:`USER_ERRORS` exception prints ``error: <message>`` to stderr and returns 2."""
+    try:
+        return main(*args)
+    except USER_ERRORS as e:
+        text = e.args[0] if isinstance(e, KeyError) and e.args else e  # a KeyError's str() is its repr
+        print(f"error: {text}", file=sys.stderr)
+        return 2
