@@ -95,18 +95,21 @@ def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, outp
 
 
 def check_writable(paths: list[Path], what: str = "--out") -> None:
-    """Make sure the files ``paths`` can be written before any work: their folder is made (with its parents) and a
-    temporary file is created and removed in it — a read-only or full folder, a parent that is a file or a
-    destination that is a folder is a :class:`RankError` naming the path now, not a traceback after the embedding."""
+    """Make sure the files ``paths`` can be written before any work, without creating anything: the nearest folder
+    that exists on the way to each must be a folder in which a temporary file can be created (and is removed at
+    once). A read-only or full folder, a parent that is a file or a destination that is a folder is a
+    :class:`RankError` naming the path now, not a traceback after the embedding."""
     for folder in dict.fromkeys(p.parent for p in paths):
+        have = next((a for a in (folder, *folder.parents) if a.exists()), Path("."))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".lib-rank.", suffix=".check", dir=folder)
+            if not have.is_dir():
+                raise NotADirectoryError(f"{have} is a file")
+            fd, tmp = tempfile.mkstemp(prefix=".lib-rank.", suffix=".check", dir=have)
             os.close(fd)
             os.unlink(tmp)
         except OSError as e:
-            why = ("it is a file, not a folder" if folder.exists() and not folder.is_dir()
-                   else "a folder above it is a file" if isinstance(e, NotADirectoryError) else e.strerror or str(e))
+            why = ("it is a file, not a folder" if have == folder else f"{have} is a file, not a folder"
+                   if isinstance(e, NotADirectoryError) else e.strerror or str(e))
             raise RankError(f"{what}: cannot write to the folder {folder} ({why})") from None
     for p in paths:
         if p.is_dir():

@@ -54,7 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(a: argparse.Namespace) -> int:
-    from .data import MLRDataset
     from .engine import distributed as D
     from .utils.paths import check_name
     from .workflow import experiment_config, run_experiment
@@ -66,13 +65,12 @@ def _main(a: argparse.Namespace) -> int:
               "CONFIG": a.config, "SEED": a.seed, "SPLITS": a.splits, "OVERRIDES": _parse_set(a.set)}
     experiment_config(params)  # the configuration with every --set, checked before a process group starts
     distributed = D.init_distributed()
-    if distributed:  # every rank must see the same, finished manifest
-        from .workflow import manifest_path
+    if distributed:  # the ranks must not build the dataset each on its own: it must exist (run_stage then checks
+        from .workflow import manifest_path  # that every rank loaded the same build)
 
         path = manifest_path({**params, "DATASET": a.dataset})
         if not path.is_file():
             raise SystemExit(f"{path} does not exist: build the MLR dataset first (make mlr / notebook 01)")
-        MLRDataset.load(path)
     from .methods import load_config
 
     cfg = load_config(a.config)

@@ -211,32 +211,9 @@ def experiment_config(params: Mapping[str, Any], overrides: Mapping[str, Any] | 
     """The typed configuration ``CONFIG`` with the notebook's ``SEED`` and ``OVERRIDES``, then ``overrides``
     (a variant's) on top. A wrong key or type names the file and the key; a bad value that an override set is
     reported as ``override KEY=VALUE``, not as coming from the configuration file."""
-    from .core.config import ConfigError
-
     validate_params(params)
     ov = {"seed": params.get("SEED", 0), **dict(params.get("OVERRIDES") or {}), **dict(overrides or {})}
-    try:
-        return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
-    except ConfigError as e:
-        raise _from_override(e, ov, params.get("CONFIG", DEFAULT_CONFIG)) from None
-
-
-def _from_override(e, overrides: Mapping[str, Any], config: str):
-    """``e`` restated as the override's when the offending key (``e.key``) is one an override set (itself, a key
-    inside an overridden mapping, or the section holding an overridden key), else ``e`` itself."""
-    import re
-
-    from .core.config import ConfigError
-
-    key = e.key
-    hit = next((k for k in overrides if key and (k == key or key.startswith(k + ".") or k.startswith(key + "."))),
-               None)
-    if hit is None:
-        return e
-    msg = re.sub(r" \(the value comes from [^()]*\)$", "", str(e))  # load_config's guess from the _base_ chain
-    head = re.match(r".*? \(\+ overrides \{.*\}\): ", msg)  # load_config's "FILE (+ overrides {...}): "
-    detail = msg[head.end():] if head else msg
-    return ConfigError(f"override {hit}={overrides[hit]!r} (configuration {config} + overrides): {detail}", key=key)
+    return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
 
 
 @dataclass

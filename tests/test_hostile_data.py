@@ -4,6 +4,7 @@ like images. Each case is an error naming the file, line or identity, or is read
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -38,7 +39,7 @@ def test_csv_identity_in_train_and_test_names_the_identity_and_lines(fake_csv):
     write_image(fake_csv.parent / "images" / "extra_5.png", (32, 16), seed=77)
     (line,) = _append_rows(fake_csv, ["images/extra_5.png,5,1,train"])
     test_line = _line_of(fake_csv, "images/0005_c0_00.png")
-    with pytest.raises(ValueError, match="identity 5 is in both train") as e:
+    with pytest.raises(ValueError, match="identity 5 is in both the training set") as e:
         read_csv_manifest(fake_csv)
     msg = str(e.value)
     assert str(fake_csv) in msg and f"line {line}" in msg and str(test_line) in msg, msg
@@ -58,7 +59,7 @@ def test_csv_fixed_protocol_train_identity_in_query_or_gallery_is_refused(tmp_pa
     assert len(read_csv_manifest(csv).records) == 8  # query and gallery sharing identities is the protocol
     write_image(tmp_path / "img" / "2_g.png", seed=99)
     (line,) = _append_rows(csv, ["img/2_g.png,2,1,gallery"])
-    with pytest.raises(ValueError, match=r"identity 2 is in both train \(lines 4, 5\) and gallery") as e:
+    with pytest.raises(ValueError, match=r"identity 2 is in both the training set \(line 4, line 5\) and the test set \(line ") as e:
         read_csv_manifest(csv)
     assert f"line {line}" in str(e.value) and str(csv) in str(e.value)
 
@@ -75,7 +76,7 @@ def test_splits_refuse_an_identity_in_train_and_test_from_any_reader(tmp_path, d
     records = _records(spec)
     src = SourceDataset(dataset, tmp_path, records)
     info = get_dataset(dataset)
-    with pytest.raises(ValueError, match=r"split 0: identity 7 is in both the training set") as e:
+    with pytest.raises(ValueError, match=r"split 0 of .*: identity 7 is in both the training set") as e:
         _splits(info, MLRConfig(dataset), src, records, lambda i: records[i].camid == 0)
     assert "img/004_7_0.png" in str(e.value) and ("img/010_7_0.png" in str(e.value) or "img/011_7_1.png" in str(e.value))
     clean = [r for r in records if r.pid != 7]
@@ -121,7 +122,7 @@ def test_hand_edited_manifest_with_a_train_identity_in_query_is_refused(fake_csv
     pid = m["images"][q]["pid"]
     m["splits"][0]["train"].append(q)
     manifest.write_text(json.dumps(m))
-    with pytest.raises(ValueError, match=rf"split 0 has identity {pid} in both 'train'.*'query'") as e:
+    with pytest.raises(ValueError, match=rf"split 0: identity {pid} is in both the training set \(image {q}\)") as e:
         MLRDataset.load(manifest)
     assert str(manifest) in str(e.value)
 
@@ -251,6 +252,17 @@ def test_mlr_synthesis_of_16bit_sources_keeps_their_grey_level(tmp_path):
     assert lr
     for im in lr:
         assert np.abs(np.asarray(Image.open(im.lr_path)).astype(int) - (64 + 32 * im.pid)).max() <= 1, im.lr_path
+    # a build of these sources made before they were scaled (its manifest lacks the note): rebuilt, never reused
+    assert ds.manifest["high_bit_depth"].startswith("16-bit sources scaled")
+    old = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    del old["high_bit_depth"]
+    (tmp_path / "out" / "manifest.json").unlink()  # the switch symlink: replaced by an old-layout real manifest
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(old))
+    shutil.copytree(ds.root / "lr", tmp_path / "out" / "lr")  # its LR files: only the missing note differs
+    ds.close()
+    again = MLRDataset.load(build_mlr(tmp_path / "manifest.csv", tmp_path / "out", MLRConfig("csv", lr_cameras=(0,)),
+                                      progress=False))
+    assert "high_bit_depth" in again.manifest and (tmp_path / "out" / "manifest.json").is_symlink()
 
 
 # ---------------------------------------------------------------- 4. a folder named like an image

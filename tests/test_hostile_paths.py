@@ -255,6 +255,11 @@ def test_rank_checks_that_out_can_be_written_before_loading_the_run(tmp_path, mo
     folder.mkdir()
     assert main(["--run", str(tmp_path / "run"), "--query", queries, "--gallery", gallery, "--out", str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    # the check creates nothing: a run that fails later leaves no empty --out folders behind
+    with pytest.raises(AssertionError, match="work started"):  # reached load_run: the check passed
+        main(["--run", str(tmp_path / "run"), "--query", queries, "--gallery", gallery,
+              "--out", str(tmp_path / "new" / "deep" / "r.csv")])
+    assert not (tmp_path / "new").exists()
 
 
 def test_rank_reports_a_failed_final_write_without_a_traceback(tmp_path, monkeypatch, capsys):

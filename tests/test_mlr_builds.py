@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -81,6 +82,16 @@ def test_a_finished_run_is_not_reused_on_changed_lr_files(trained_profile, tmp_p
                     root=copy / "runs", progress=False)
 
 
+def test_a_reusable_folder_is_reused_without_taking_the_build_lock(fake_viper, tmp_path):
+    """A folder someone else built (read-only to this user) is reused as it is: nothing is created in it."""
+    out = tmp_path / "mlr"
+    build_mlr(fake_viper, out, MLRConfig("viper", **SMALL), progress=False)
+    (out / ".build.lock").unlink(missing_ok=True)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    build_mlr(fake_viper, out, MLRConfig("viper", **SMALL), progress=False)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
 def test_builders_of_one_folder_take_turns(fake_viper, tmp_path):
     out = tmp_path / "mlr"
     done = []
@@ -103,18 +114,22 @@ def test_a_folder_of_the_old_layout_is_reused_as_it_is_and_retired_on_rebuild(fa
     ds.close()
     legacy = MLRDataset.load(old)
     assert legacy.fingerprint == ds.fingerprint and legacy.root == old and legacy.verify_split(0) > 0
+    unlocked = pickle.loads(pickle.dumps(legacy))  # a copy holds no lock (as a process of an earlier version)
     mtime = (old / "manifest.json").stat().st_mtime_ns
     build_mlr(fake_viper, old, MLRConfig("viper", **SMALL), progress=False)  # same config: reused, untouched
     assert not (old / "manifest.json").is_symlink() and (old / "manifest.json").stat().st_mtime_ns == mtime
     # a job of this version reading the old layout: its images cannot be kept through a rebuild, so none happens
-    with pytest.raises(MLRBuildError, match="in use"):
+    with pytest.raises(MLRBuildError, match="held by a running job"):
         build_mlr(fake_viper, old, MLRConfig("viper", rates=(2,), **SMALL), progress=False)
     assert MLRDataset.load(old).fingerprint == ds.fingerprint and (old / "lr").is_dir()
+    assert not (old / "builds").exists()  # refused before anything was synthesised
     legacy.close()
     new = MLRDataset.load(build_mlr(fake_viper, old, MLRConfig("viper", rates=(2,), **SMALL), progress=False))
-    assert (old / "manifest.json").is_symlink() and (old / "lr").is_symlink()
+    assert (old / "manifest.json").is_symlink() and not (old / "lr").exists()
     assert {im.r for im in new.images} - {None} == {2} and new.verify_split(0) > 0
     assert sorted(p.name for p in (old / "builds").iterdir()) == [new.fingerprint[:12]]  # the old files are gone
+    with pytest.raises(MLRDataError, match="is missing"):  # an old-layout reader finds no file, never the new ones
+        unlocked.verify_split(0)
 
 
 def test_a_run_finds_the_build_it_was_made_on_after_a_rebuild(trained_profile, tmp_path):
@@ -126,12 +141,15 @@ def test_a_run_finds_the_build_it_was_made_on_after_a_rebuild(trained_profile, t
     shutil.copytree(profile.parent.parent, root, symlinks=True)
     copy = root / "outputs" / "tiny"
     mlr = copy / "mlr" / "synthetic-seed0"
-    held = MLRDataset.load(mlr)  # keeps the build on disk through the rebuild
+    run = load_run(copy / "runs" / "ftwa" / "synthetic" / "variants" / "default" / "split0" / "train")
+    split = run.split()  # the run keeps its dataset, and so its build, for as long as it lives
+    made_on = run.identity["manifest_sha256"]
     build_mlr(Path(ds.manifest["source"]["root"]) / "manifest.csv", mlr, MLRConfig("synthetic", rates=(8,)),
               progress=False)
-    run = load_run(copy / "runs" / "ftwa" / "synthetic" / "variants" / "default" / "split0" / "train")
-    assert run.dataset().fingerprint == run.identity["manifest_sha256"] == held.fingerprint
-    assert MLRDataset.load(mlr).fingerprint != held.fingerprint
+    assert all(im.lr_path.is_file() for im in split.query if im.lr_path is not None)
+    assert MLRDataset.load(mlr).fingerprint != made_on
+    again = load_run(run.run_dir)  # after the rebuild: its own build, still on disk, not the folder's current one
+    assert again.dataset().fingerprint == made_on and again.dataset().root.name == made_on[:12]
 
 
 @pytest.mark.slow

@@ -202,3 +202,21 @@ def test_rng_state_round_trips_through_a_safe_checkpoint(tmp_path):
     st = torch.load(io.BytesIO((tmp_path / "c.pt").read_bytes()), weights_only=True)  # no allow-list at all
     set_rng_state(st["rng"])
     assert np.array_equal(np.random.rand(6), expected)
+
+
+def test_a_checkpoint_written_with_numpy_1_still_loads(tmp_path):
+    """numpy < 2 pickles its arrays as ``numpy.core.multiarray._reconstruct``: the same function, allowed by name."""
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save({"rng": {"numpy": np.random.get_state()}, "history": [np.float64(0.25)]}, buf)
+    path = tmp_path / "last.pt"
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                assert b"numpy._core.multiarray" in data
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            zout.writestr(info.filename, data)
+    st = load_checkpoint(path)
+    assert st["rng"]["numpy"][1].dtype == np.uint32 and float(st["history"][0]) == 0.25

@@ -185,6 +185,11 @@ def run_stage(
         **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
     }
     reader.freeze()
+    seen = D.values_on_ranks(ds.fingerprint)  # under torchrun, every rank must train on the same build
+    if len(set(seen)) > 1:
+        raise RuntimeError(f"{getattr(ds, 'manifest_path', ds.name)}: the ranks loaded different builds of the dataset (manifest sha256 "
+                           f"{', '.join(f[:12] for f in seen)} on ranks 0..{len(seen) - 1}): it was rebuilt while they "
+                           "started; start the job again")
     verify = getattr(ds, "verify_split", None)  # the LR files match the manifest the identity names (MLRDataset)
     if callable(verify):
         verify(split)

@@ -9,7 +9,6 @@ row can say exactly what it was computed on. The same inputs give byte-identical
 Output folder (:mod:`lib.data.mlr_store`: every build is complete and immutable, and switched in atomically)::
 
     OUT/manifest.json -> builds/<id>/manifest.json     the current build (a symlink)
-    OUT/lr            -> builds/<id>/lr
     OUT/builds/<id>/lr/<source path>.png               the synthesised LR images
     OUT/builds/<id>/manifest.json                      written last: a build without it is incomplete
 
@@ -34,10 +33,10 @@ from PIL import Image
 from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from .readers.caviar import two_camera_identities
 from .readers.cuhk03 import read_cuhk03_split_file
-from .mlr_store import MANIFEST_NAME, MLRBuildError, build_lock, publish, staging_dir
+from .mlr_store import MANIFEST_NAME, MLRBuildError, build_lock, check_legacy, lr_mismatch, publish, staging_dir
 from .records import ImageReadError, SourceDataset
 from .registry import DatasetInfo, get_dataset
-from .splits import random_identity_splits
+from .splits import identity_overlap, random_identity_splits
 
 __all__ = ["MLRConfig", "build_mlr", "downsample", "load_rgb", "to_rgb8", "MANIFEST_NAME", "MANIFEST_FORMAT", "main"]
 
@@ -264,26 +263,17 @@ def _check_unique_paths(info: DatasetInfo, src: SourceDataset, records) -> None:
 
 
 def _check_disjoint(info: DatasetInfo, src: SourceDataset, records, splits: list[dict]) -> None:
-    """Raise if a split has an identity in its training set and in its query or gallery.
+    """Raise if a split has an identity in its training set and in its query or gallery, naming the split, the
+    identity and a few of its images on each side (:func:`lib.data.splits.identity_overlap`)."""
+    def side(s: dict, parts: list[str], train: bool) -> list[tuple[int, str]]:
+        # the images the release itself puts on that side first (a train/test split by identity mixes them)
+        idx = sorted((i for p in parts for i in s[p]), key=lambda i: (records[i].subset == "train") != train)
+        return [(records[i].pid, records[i].path) for i in idx]
 
-    Such an identity is learnt from and then searched for, so the split would not measure re-identification
-    of unseen people. The error names the split, the identity and a few of its images on each side.
-    """
     for k, s in enumerate(splits):
-        test = {records[i].pid for part in ("query", "gallery") for i in s[part]}
-        both = sorted({records[i].pid for i in s["train"]} & test)
-        if not both:
-            continue
-        pid = both[0]
-        def paths(parts, side):  # the images the release puts on that side first (a train/test split by id mixes them)
-            found = [records[i] for part in parts for i in s[part] if records[i].pid == pid]
-            found.sort(key=lambda r: (r.subset == "train") != (side == "train"))
-            return ", ".join(r.path for r in found[:3]) + (f" … (+{len(found) - 3} more)" if len(found) > 3 else "")
-        others = f"; other identities on both sides: {both[1:6]}{' …' if len(both) > 6 else ''}" if len(both) > 1 else ""
-        raise ValueError(
-            f"{info.name}: split {k}: identity {pid} is in both the training set ({paths(['train'], 'train')}) and the test "
-            f"set ({paths(['query', 'gallery'], 'test')}) of {src.root}; train and test identities must be disjoint{others}"
-        )
+        found = identity_overlap(side(s, ["train"], True), side(s, ["query", "gallery"], False), shown=3)
+        if found:
+            raise ValueError(f"{info.name}: split {k} of {src.root}: {found}; train and test identities must be disjoint")
 
 
 def build_mlr(
@@ -343,26 +333,34 @@ def build_mlr(
     lr_names = lr_file_names([r.path for r in records], to_down)
 
     # Every source image is hashed, so a source whose content changed under the same name is noticed ...
-    source_sha = {}
+    source_sha, high_bit = {}, 0
     for i, r in enumerate(tqdm(records, desc=f"hash {info.name}", disable=bars_off(progress), mininterval=1.0)):
         path = Path(src.root) / r.path
         try:
-            source_sha[i] = sha256_bytes(path.read_bytes())
+            data = path.read_bytes()
         except OSError as e:
             raise ImageReadError(f"cannot read image {path}: {e}") from None
+        source_sha[i] = sha256_bytes(data)
+        high_bit += _is_png16(data)
+    head = {"high_bit_depth": HIGH_BIT_DEPTH} if high_bit else {}  # only then: 8-bit manifests stay as they were
 
     manifest_path = out_dir / MANIFEST_NAME
+    shas = [source_sha[i] for i in range(len(records))]
+    reusable = lambda: (manifest_path.is_file() and not force  # noqa: E731
+                        and _reusable(manifest_path.resolve(), cfg_dict, file_list_sha, shas, head))
+    if reusable():  # without taking the lock: a folder someone else built (read-only to us) is reused as it is
+        return manifest_path
+    check_legacy(out_dir)  # an old-layout folder held by a running job: say so before synthesising anything
     with build_lock(out_dir, progress):  # one builder per folder; readers keep the build they opened (mlr_store)
-        if manifest_path.is_file() and not force:
-            if _reusable(manifest_path.resolve(), cfg_dict, file_list_sha, [source_sha[i] for i in range(len(records))]):
-                return manifest_path
+        if reusable():  # another builder made it while we waited
+            return manifest_path
         # A new build goes into a staging folder and is switched in only when complete: an interrupted or failed
         # rebuild leaves the current build as it was, and a running job never sees its LR files change.
         stage = staging_dir(out_dir)
         try:
             manifest = _write_build(stage, info, config, src, records, source_sha, rates, to_down, lr_names, {
                 "format": MANIFEST_FORMAT, "dataset": info.name, "config": cfg_dict, "file_list_sha256": file_list_sha,
-                "lr_cameras": lr_cams, "dropped_identities": dropped, "split_method": how, "splits": splits,
+                "lr_cameras": lr_cams, "dropped_identities": dropped, "split_method": how, "splits": splits, **head,
             }, is_lr_cam, progress)
             return publish(out_dir, stage, manifest, replace=force)
         finally:
@@ -432,6 +430,7 @@ def _write_build(stage: Path, info: DatasetInfo, config: MLRConfig, src: SourceD
         "split_method": head["split_method"],
         "images": images,
         "splits": head["splits"],
+        **({"high_bit_depth": head["high_bit_depth"]} if "high_bit_depth" in head else {}),
     }
     atomic_write_json(stage / MANIFEST_NAME, manifest, indent=1)
     return manifest
@@ -466,8 +465,10 @@ def lr_file_names(sources: Sequence[str], indices: Sequence[int]) -> dict[int, s
     return names
 
 
-def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sha: list[str]) -> bool:
-    """Whether the manifest in the output folder describes exactly this build, with intact LR files.
+def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sha: list[str], head: dict) -> bool:
+    """Whether the manifest in the output folder describes exactly this build, with intact LR files (``head``: the
+    manifest keys this build adds, e.g. ``high_bit_depth`` — a build of 16-bit sources made before they were scaled
+    lacks it, and its clipped LR images are not reused).
 
     A malformed or older manifest is not reusable (the folder is rebuilt), never an error.
     """
@@ -477,18 +478,26 @@ def _reusable(manifest_path: Path, cfg_dict: dict, file_list_sha: str, source_sh
             return False
         if old.get("source", {}).get("file_list_sha256") != file_list_sha:
             return False
+        if any(old.get(k) != v for k, v in head.items()):
+            return False
         images = old["images"]
         if len(images) != len(source_sha) or [im.get("source_sha256") for im in images] != source_sha:
             return False
-        out_dir = manifest_path.parent
-        for im in images:
-            if im.get("lr"):
-                f = out_dir / im["lr"]
-                if not f.is_file() or sha256_bytes(f.read_bytes()) != im.get("lr_sha256"):
-                    return False
-        return True
+        if not all(im.get("lr_sha256") for im in images if im.get("lr")):
+            return False
+        return lr_mismatch(manifest_path.parent, images) is None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+#: What a manifest built from 16-bit sources records: how they were brought to 8 bits (:func:`to_rgb8`).
+HIGH_BIT_DEPTH = "16-bit sources scaled to 8 bits (round(v / 257))"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png16(data: bytes) -> bool:
+    """A PNG with 16 bits per sample (its IHDR's bit depth, byte 24)."""
+    return len(data) > 24 and data[:8] == _PNG and data[12:16] == b"IHDR" and data[24] == 16
 
 
 def _int_tuple(s: str) -> tuple[int, ...]:

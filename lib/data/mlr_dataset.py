@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..utils.io import sha256_bytes
 from .mlr import MANIFEST_FORMAT, MANIFEST_NAME
-from .mlr_store import manifest_fingerprint, open_manifest
+from .mlr_store import lr_mismatch, manifest_fingerprint, open_manifest
+from .splits import identity_overlap
 
 __all__ = ["MLRImage", "Split", "MLRDataset", "MLRDataError"]
 
@@ -103,22 +103,11 @@ def _check_manifest(manifest, path) -> None:
             if out:
                 raise bad(f"split {k} '{part}' names image indices {out[:5]} outside 0..{len(images) - 1}")
         # Train and test identities must be disjoint: a hand-edited split could test on identities it trains on.
-        def by_pid(part: str) -> dict[int, list[int]]:
-            found: dict[int, list[int]] = {}
-            for i in sp[part]:
-                if isinstance(images[i], dict) and isinstance(images[i].get("pid"), int):
-                    found.setdefault(images[i]["pid"], []).append(i)
-            return found
-
-        train = by_pid("train")
-        for part in ("query", "gallery"):
-            test = by_pid(part)
-            both = sorted(set(train) & set(test))
-            if both:
-                raise bad(
-                    f"split {k} has identity {both[0]} in both 'train' (images {train[both[0]][:5]}) and '{part}' "
-                    f"(images {test[both[0]][:5]}); train and test identities must be disjoint"
-                )
+        side = lambda parts: [(images[i].get("pid"), f"image {i}") for p in parts for i in sp[p]  # noqa: E731
+                              if isinstance(images[i], dict)]
+        found = identity_overlap(side(["train"]), side(["query", "gallery"]))
+        if found:
+            raise bad(f"split {k}: {found}; train and test identities must be disjoint")
 
 
 class MLRDataError(ValueError):
@@ -157,7 +146,7 @@ class MLRDataset:
             self.images = self._images(manifest)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{manifest_path}: malformed image entry in the manifest ({type(e).__name__}: {e}); {_REBUILD}") from None
-        self.fingerprint = self._fingerprint(manifest)
+        self.fingerprint = manifest_fingerprint(manifest)  # the dataset's identity wherever it is stored
 
     def _images(self, manifest: dict) -> list[MLRImage]:
         return [
@@ -173,11 +162,6 @@ class MLRDataset:
             for i, im in enumerate(manifest["images"])
         ]
 
-    @staticmethod
-    def _fingerprint(manifest: dict) -> str:
-        """:func:`lib.data.mlr_store.manifest_fingerprint`: the dataset's identity wherever it is stored."""
-        return manifest_fingerprint(manifest)
-
     def close(self) -> None:
         """Release the build (a later rebuild of the folder may then collect it); the object stays readable in memory
         but its LR files may go."""
@@ -185,8 +169,8 @@ class MLRDataset:
             self._hold.close()
             self._hold = None
 
-    def __getstate__(self) -> dict:  # a copy (DataLoader workers, deepcopy) holds no lock of its own
-        return {k: v for k, v in self.__dict__.items() if k != "_hold"} | {"_hold": None}
+    def __getstate__(self) -> dict:  # a copy (DataLoader workers, deepcopy) holds no lock: it checks its files anew
+        return self.__dict__ | {"_hold": None, "_verified": set()}
 
     def verify_split(self, i: int) -> int:
         """Check every synthesised LR file of split ``i`` (train, query, gallery) against the ``lr_sha256`` its
@@ -208,22 +192,16 @@ class MLRDataset:
             report(f"note: {self.manifest_path} records no LR file hashes (made by an early version of the workbook), "
                    f"so {len(unhashed)} LR files of split {i} cannot be checked; rebuild it with --force to have them "
                    "checked (its runs then retrain)")
-        hashed = 0
-        for j in todo:
-            want, path = entries[j].get("lr_sha256"), self.images[j].lr_path
-            if path is not None and want:
-                try:
-                    found = sha256_bytes(path.read_bytes())
-                except OSError as e:
-                    raise MLRDataError(f"{path}: an LR image of {self.manifest_path} cannot be read ({e}); {_REBUILD}") from None
-                hashed += 1
-                if found != want:
-                    raise MLRDataError(
-                        f"{path}: this LR image differs from the one {self.manifest_path} records (sha256 {found[:12]}…, "
-                        f"the manifest has {want[:12]}…): it was changed after the dataset was built, so results "
-                        f"computed on it would not be what the manifest says; {_REBUILD}")
-            self._verified.add(j)
-        return hashed
+        bad = lr_mismatch(self.root, entries, todo)
+        if bad is not None:
+            path, want, found = bad
+            what = f"is {found}" if found == "missing" or found.startswith("unreadable") else f"differs (sha256 {found[:12]}…)"
+            raise MLRDataError(
+                f"{path}: this LR image of {self.manifest_path} {what}, and the manifest records sha256 {want[:12]}…: "
+                f"it changed after the dataset was built, so results computed on it would not be what the manifest "
+                f"says; {_REBUILD}")
+        self._verified.update(todo)
+        return sum(1 for j in todo if entries[j].get("lr") and entries[j].get("lr_sha256"))
 
     def provenance(self) -> dict:
         """What a result was computed on: dataset, manifest (path and content hash), sources, MLR seed."""

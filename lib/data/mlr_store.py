@@ -6,9 +6,11 @@ recorded under the old manifest — wrong numbers that look right and are reused
 reader may be using:
 
     OUT/manifest.json  -> builds/<id>/manifest.json     the switch: one symlink, replaced atomically
-    OUT/lr             -> builds/<id>/lr                for people browsing the folder
     OUT/builds/<id>/   manifest.json + lr/**.png        one complete build, never modified once published
     OUT/.build.lock    serialises builders (filelock)
+
+There is deliberately no ``OUT/lr``: a reader that resolved nothing (a process of an earlier version reading
+``OUT/lr/…`` directly) must find its files gone — an error — never the new build's images under the old names.
 
 ``<id>`` is the first 12 hex digits of the manifest's fingerprint (:func:`manifest_fingerprint`), the
 ``manifest_sha256`` every run records in its identity, so a run names the build it was made on.
@@ -23,16 +25,19 @@ reader may be using:
 * Folders written by earlier versions of the workbook (a real ``manifest.json`` and ``lr/`` in ``OUT``) are read as
   they are, and reused as they are; only when they must be rebuilt are they moved into ``builds/`` and retired.
 
-Locks are POSIX ``flock`` (local disks and NFS); where ``fcntl`` does not exist, builds are switched the same way
-but old builds are never deleted.
+Locks are ``flock``. On a local file system each open file holds its own lock. On NFS, Linux emulates ``flock`` with
+POSIX locks, which a process drops when it closes *any* descriptor of the file: a build may then be collected while
+a job still reads it, and that job stops with a missing-file error — never reads other images. Where locking is not
+available (``fcntl`` missing, or the file system refuses locks), old builds are kept rather than risked.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import secrets
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,8 +49,8 @@ except ImportError:  # Windows: no flock; old builds are then kept
 
 from ..utils.io import sha256_bytes
 
-__all__ = ["MANIFEST_NAME", "BUILDS", "MLRBuildError", "manifest_fingerprint", "build_lock", "staging_dir", "publish",
-           "open_manifest", "build_for"]
+__all__ = ["MANIFEST_NAME", "BUILDS", "MLRBuildError", "manifest_fingerprint", "lr_mismatch", "build_lock",
+           "staging_dir", "check_legacy", "publish", "open_manifest", "build_for"]
 
 MANIFEST_NAME = "manifest.json"
 BUILDS = "builds"
@@ -62,6 +67,26 @@ def manifest_fingerprint(manifest: dict) -> str:
     content = {k: v for k, v in manifest.items() if k != "source"}
     content["source"] = {k: v for k, v in manifest["source"].items() if k != "root"}
     return sha256_bytes(json.dumps(content, sort_keys=True).encode())
+
+
+def lr_mismatch(build: Path, images: list[dict], indices=None) -> tuple[Path, str, str] | None:
+    """The first synthesised LR file of ``images`` (manifest entries; only ``indices`` if given) whose content is not
+    the ``lr_sha256`` it records: ``(path, expected, found)`` with ``found`` ``"missing"`` / ``"unreadable: …"``, or
+    ``None`` when all match. Entries without a recorded hash are not checked (the caller decides what that means)."""
+    for j in range(len(images)) if indices is None else indices:
+        im = images[j]
+        if not im.get("lr") or not im.get("lr_sha256"):
+            continue
+        path = build / im["lr"]
+        try:
+            found = sha256_bytes(path.read_bytes())
+        except FileNotFoundError:
+            found = "missing"
+        except OSError as e:
+            found = f"unreadable: {e}"
+        if found != im["lr_sha256"]:
+            return path, im["lr_sha256"], found
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- builders
@@ -103,20 +128,19 @@ def publish(out_dir: Path, stage: Path, manifest: dict, *, replace: bool = False
     builds = out_dir / BUILDS
     final = builds / manifest_fingerprint(manifest)[:12]
     if final.is_dir() and _intact(final, manifest) and (not replace or _in_use(final)):
+        if replace:
+            print(f"[mlr] {final}: identical and intact, and in use by a running job: kept as it is (not rewritten)",
+                  file=sys.stderr, flush=True)
         _remove_build(stage)
     else:
         if final.exists():  # damaged, or replaced by --force: set aside (collected below), never reused
             os.rename(final, builds / f".replaced-{secrets.token_hex(4)}")
         os.rename(stage, final)
     _retire_legacy(out_dir)
-    rel = Path(BUILDS) / final.name
-    _switch(out_dir / MANIFEST_NAME, rel / MANIFEST_NAME)
-    lr = out_dir / "lr"
-    if (final / "lr").is_dir():
-        _switch(lr, rel / "lr")
-    elif lr.is_symlink():
-        lr.unlink()
+    _switch(out_dir / MANIFEST_NAME, Path(BUILDS) / final.name / MANIFEST_NAME)
     _collect(builds, keep=final.name)
+    for f in out_dir.glob(f".{MANIFEST_NAME}.*.tmp"):  # what killed switches (and the old in-place writes) left
+        f.unlink()
     return out_dir / MANIFEST_NAME
 
 
@@ -132,34 +156,51 @@ def _intact(build: Path, manifest: dict) -> bool:
     try:
         if json.loads((build / MANIFEST_NAME).read_text()) != json.loads(json.dumps(manifest)):
             return False
-        return all(sha256_bytes((build / im["lr"]).read_bytes()) == im.get("lr_sha256")
-                   for im in manifest["images"] if im.get("lr"))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return False
+    return lr_mismatch(build, manifest["images"]) is None
+
+
+_IN_USE = ("{manifest} is held by a running job (a training run, or a notebook kernel: `ds.close()` there releases "
+           "it), and this folder was made by an earlier version of the workbook, whose LR images cannot be kept for that "
+           "job while the folder is rebuilt; rebuild once it has ended (nothing was changed)")
+
+
+def check_legacy(out_dir: Path) -> None:
+    """Fail early, before anything is synthesised, when ``OUT`` holds a manifest of the old layout that a reader of
+    this version holds (:func:`_retire_legacy` would refuse it at the end)."""
+    manifest = out_dir / MANIFEST_NAME
+    if manifest.is_file() and not manifest.is_symlink():
+        with _lockable(manifest) as fh:
+            if _try_exclusive(fh) is False:
+                raise MLRBuildError(_IN_USE.format(manifest=manifest))
 
 
 def _retire_legacy(out_dir: Path) -> None:
-    """Move a real ``manifest.json`` / ``lr/`` (the layout before builds) into ``builds/`` to be collected.
+    """Move a real ``manifest.json`` / ``lr/`` (the layout before builds) into ``builds/.legacy-*`` to be collected.
 
-    A job of this version reading that manifest holds its lock: then the folder cannot be switched without
-    pulling its images away, and the build stops with :class:`MLRBuildError`.
+    The manifest is hard-linked there (same file, so a reader's lock on it is still seen by :func:`_collect`) and
+    stays at ``OUT/manifest.json`` until the switch replaces it, so a reader never finds the folder without one. Its
+    ``lr/`` is moved: a reader of the old layout (which resolved nothing) then fails on a missing file instead of
+    reading the new build. A reader of this version holding the old manifest makes this an :class:`MLRBuildError`.
     """
     manifest, lr = out_dir / MANIFEST_NAME, out_dir / "lr"
-    old = [p for p in (manifest, lr) if (p.exists() or p.is_symlink()) and not p.is_symlink()]
-    if not old:
+    real_manifest = manifest.is_file() and not manifest.is_symlink()
+    real_lr = lr.is_dir() and not lr.is_symlink()
+    if not (real_manifest or real_lr):
         return
     dest = out_dir / BUILDS / f".legacy-{secrets.token_hex(4)}"
     dest.mkdir(parents=True)
-    if manifest in old:
-        with open(manifest, "rb") as fh:
-            if not _try_exclusive(fh):
+    if real_manifest:
+        with _lockable(manifest) as fh:
+            if _try_exclusive(fh) is False:
                 dest.rmdir()
-                raise MLRBuildError(
-                    f"{manifest} is in use by a running job (a training run or a notebook kernel holds it open), and this "
-                    "folder was made by an earlier version of the workbook, whose LR images cannot be kept for that job "
-                    "while the folder is rebuilt; rebuild once that job has ended")
-            os.rename(manifest, dest / MANIFEST_NAME)
-    if lr in old:
+                raise MLRBuildError(_IN_USE.format(manifest=manifest))
+            try:
+                os.link(manifest, dest / MANIFEST_NAME)
+            except OSError:  # a file system without hard links: a copy (the old layout's readers held no lock)
+                (dest / MANIFEST_NAME).write_bytes(manifest.read_bytes())
+    if real_lr:
         os.rename(lr, dest / "lr")
 
 
@@ -174,8 +215,8 @@ def _collect(builds: Path, keep: str) -> None:
         if not m.is_file():
             _remove_build(d)  # a killed build's staging folder (we hold the build lock: no other builder runs)
             continue
-        with open(m, "rb") as fh:
-            if _try_exclusive(fh):
+        with _lockable(m) as fh:
+            if _try_exclusive(fh) is True:  # no reader (False), or locks unknown here (None): kept
                 _remove_build(d)
 
 
@@ -193,22 +234,33 @@ def _remove_build(d: Path) -> None:
 
 
 def _in_use(build: Path) -> bool:
-    """Whether a reader holds ``build`` (its manifest's shared lock)."""
+    """Whether a reader may hold ``build`` (its manifest's shared lock; ``True`` too where locks cannot be taken)."""
     try:
-        with open(build / MANIFEST_NAME, "rb") as fh:
-            return fcntl is not None and not _try_exclusive(fh)
+        with _lockable(build / MANIFEST_NAME) as fh:
+            return _try_exclusive(fh) is not True
     except OSError:
         return False
 
 
-def _try_exclusive(fh) -> bool:
+def _lockable(path: Path):
+    """``path`` opened so that an exclusive lock can be taken on it: for writing where allowed (NFS grants exclusive
+    locks only on files open for writing), else for reading. Nothing is written."""
+    try:
+        return open(path, "r+b")
+    except PermissionError:
+        return open(path, "rb")
+
+
+def _try_exclusive(fh) -> bool | None:
+    """Take an exclusive lock without waiting: ``True`` taken, ``False`` someone holds the file, ``None`` locks are not
+    available here (no ``fcntl``, or the file system refuses them)."""
     if fcntl is None:
-        return False
+        return None
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except OSError:
-        return False
+    except OSError as e:
+        return False if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
 
 
 # ------------------------------------------------------------------------------------------------ readers
@@ -230,13 +282,18 @@ def open_manifest(path: Path):
             except OSError:  # a file system without locks: read without (old builds may then be collected)
                 pass
         try:
-            same = os.stat(real).st_ino == os.fstat(fh.fileno()).st_ino
+            now, held = os.stat(real), os.fstat(fh.fileno())
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
         except FileNotFoundError:
             same = False
         if not same:  # collected (or retired) while we waited for the lock
             fh.close()
             continue
-        text = fh.read().decode("utf-8")
+        try:
+            text = fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            fh.close()
+            raise ValueError(f"MLR manifest {path} cannot be read as UTF-8 JSON text ({e})") from None
         return real.parent, text, fh
     raise MLRBuildError(f"{path}: the dataset was switched to another build five times while being opened; retry")
 
@@ -244,7 +301,7 @@ def open_manifest(path: Path):
 def build_for(manifest_path: Path, fingerprint: str) -> Path | None:
     """The manifest of the build of ``manifest_path``'s folder whose fingerprint is ``fingerprint``, if it is still
     on disk (a run made before the folder was rebuilt finds the data it was made on)."""
-    if not fingerprint:
-        return None
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{12,64}", fingerprint):
+        return None  # none recorded, or not a sha256 (a metrics.json from elsewhere): never part of a path
     m = Path(manifest_path).parent / BUILDS / fingerprint[:12] / MANIFEST_NAME
     return m if m.is_file() else None

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["random_identity_splits"]
+__all__ = ["random_identity_splits", "identity_overlap"]
+
+
+def identity_overlap(train: Iterable[tuple[Hashable, object]], test: Iterable[tuple[Hashable, object]],
+                     *, shown: int = 5) -> str | None:
+    """Where train and test identities meet, or ``None`` when they are disjoint (PROTOCOL §1: a test identity is
+    never learnt from, or the split does not measure re-identification of unseen people).
+
+    ``train`` / ``test`` are ``(pid, where)`` pairs — ``where`` names the image for a person: a CSV line, a path, a
+    manifest index. Returns ``"identity P is in both <train refs> and <test refs>"`` for the first shared identity
+    (at most ``shown`` references a side) and the other shared identities, for the caller's error message.
+    """
+    def by_pid(pairs):
+        out: dict = {}
+        for pid, where in pairs:
+            out.setdefault(pid, []).append(where)
+        return out
+
+    tr, te = by_pid(train), by_pid(test)
+    both = sorted(set(tr) & set(te))
+    if not both:
+        return None
+
+    def refs(items: list) -> str:
+        more = f" … (+{len(items) - shown} more)" if len(items) > shown else ""
+        return ", ".join(map(str, items[:shown])) + more
+
+    pid = both[0]
+    others = f"; other identities on both sides: {both[1:6]}{' …' if len(both) > 6 else ''}" if len(both) > 1 else ""
+    return f"identity {pid} is in both the training set ({refs(tr[pid])}) and the test set ({refs(te[pid])}){others}"
 
 
 def random_identity_splits(

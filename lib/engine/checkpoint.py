@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ _multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarra
 #: number from its dtype and bytes; only numeric dtypes are allowed (no object arrays), so nothing here can call
 #: arbitrary code.
 LEGACY_SAFE_GLOBALS = [_multiarray._reconstruct, _multiarray.scalar, np.ndarray, np.dtype] + [
-    type(np.dtype(t)) for t in ("?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")]  # numeric only
+    # the same two functions under numpy 1.x's module name (checkpoints written with numpy < 2)
+    (_multiarray._reconstruct, "numpy.core.multiarray._reconstruct"), (_multiarray.scalar, "numpy.core.multiarray.scalar"),
+] + [type(np.dtype(t)) for t in ("?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")]
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -85,14 +88,18 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def _refused(e: Exception) -> str:
-    """What the restricted unpickler refused (a global such as ``posix.system``, an opcode, a type), from its message
-    (PyTorch wraps it between paragraphs of general advice)."""
-    boiler = ("weights only load failed", "check the documentation", "please file an issue", "(1)", "(2)")
-    for para in str(e).split("\n\n"):
-        para = para.replace("WeightsUnpickler error:", "").strip()
-        if para and not para.lower().startswith(boiler):
-            return " ".join(para.split())[:300]
-    return str(e).splitlines()[0][:200]
+    """What the restricted unpickler refused (a global such as ``posix.system``, an opcode, a type), from its message:
+    PyTorch words it differently by case and wraps it in paragraphs of general advice (with terminal escapes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it refers to {m.group(1)}, which the safe loader does not allow"
+    m = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if m:
+        return " ".join(m.group(1).split())[:300]
+    boiler = ("weights only load failed", "check the documentation", "please file an issue")
+    para = next((p for p in text.split("\n\n") if p.strip() and not p.strip().lower().startswith(boiler)), text)
+    return " ".join(para.split())[:300]
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -118,6 +125,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"({_refused(e)}). The workbook never writes such files, so this one was made elsewhere or altered; "
                 "loading it could run code, so it was not loaded and nothing in it ran. Delete it (or its run "
                 "folder) to retrain, or ask its author for the run again.") from None
-        raise RuntimeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); delete it to start over") from None
+        raise RuntimeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); if it was cut short (a killed "
+                           "copy or a full disk), delete it to start over") from None
     except Exception as e:
-        raise RuntimeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); delete it to start over") from None
+        raise RuntimeError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); if it was cut short (a killed "
+                           "copy or a full disk), delete it to start over") from None

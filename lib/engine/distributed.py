@@ -57,6 +57,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def values_on_ranks(value: str) -> list[str]:
+    """``value`` of every rank, in rank order (``[value]`` when not distributed)."""
+    if not is_distributed():
+        return [value]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
 class ShardedBatchSampler(Sampler[list[int]]):
     """Whole P × K batches of ``sampler`` dealt round-robin to the ranks (rank r gets batches r, r+N, …).
 

@@ -78,6 +78,7 @@ class LoadedRun:
     modules: dict[str, nn.Module]
     precision: Precision
     deps: dict[str, LoadedRun] = field(default_factory=dict)
+    _dataset: Any = field(default=None, repr=False)  # loaded once; holds its build on disk as long as the run lives
 
     @property
     def identity(self) -> dict:
@@ -116,16 +117,19 @@ class LoadedRun:
         ``mlr/`` copy of it."""
         from ..data.mlr_store import build_for
 
-        rec = Path(self.record.get("data", {}).get("manifest", ""))
-        own = build_for(rec, self.identity.get("manifest_sha256", "")) if rec.name else None
-        if own is not None:
-            return own
-        if rec.is_file():
-            return rec
+        data = self.record.get("data", {})
+        rec = Path(data.get("manifest", ""))
         profile_dir = self.run_dir.parents[5] if len(self.run_dir.parents) > 5 else self.run_dir.parent
         alt = profile_dir / "mlr" / rec.parent.name / rec.name if rec.name else None
-        if alt is not None and alt.is_file():
-            return alt
+        places = [p for p in (rec, alt) if p is not None and p.name]
+        made_on = data.get("of_manifest_sha256") or self.identity.get("manifest_sha256", "")  # a validation view's data
+        for place in places:
+            own = build_for(place, made_on)
+            if own is not None:
+                return own
+        for place in places:
+            if place.is_file():
+                return place
         raise RunLoadError(f"{self.run_dir}: its dataset manifest {rec} does not exist (nor {alt}); rebuild the dataset "
                            "with notebook 01 for the same profile")
 
@@ -133,11 +137,14 @@ class LoadedRun:
         """The :class:`~lib.data.MLRDataset` of the run (checked against the recorded manifest hash)."""
         from ..data import MLRDataset
 
+        if self._dataset is not None:
+            return self._dataset
         ds = MLRDataset.load(self.manifest_path())
         want = self.identity.get("manifest_sha256")
         if want and ds.fingerprint != want:
             raise RunLoadError(f"{self.run_dir}: the manifest {ds.manifest_path} changed since the run was made "
                                f"(sha256 {ds.fingerprint[:12]}…, the run recorded {want[:12]}…)")
+        self._dataset = ds
         return ds
 
     def split(self):

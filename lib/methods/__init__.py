@@ -93,20 +93,31 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     """A method's typed configuration from a YAML file (``_base_`` resolved), with dotted ``overrides`` on top.
 
     Raises:
-        ConfigError: a missing file, bad YAML, an unknown key or a wrong type, naming the file and the key.
+        ConfigError: a missing file, bad YAML, an unknown key or a wrong type, naming the file and the key — where
+            the offending value was written: an override (``override phase1.epochs=-1``), or the file of the
+            ``_base_`` chain it comes from.
     """
     p = resolve_path(path)
     data = load_config_file(p)
     method = config_method(data, str(p))
-    body = apply_overrides({k: v for k, v in data.items() if k != "method"}, dict(overrides or {}))
+    overrides = dict(overrides or {})
+    body = apply_overrides({k: v for k, v in data.items() if k != "method"}, overrides)
+    where = str(p) if not overrides else f"{p} (+ overrides {overrides})"
     try:
-        return from_dict(method.config_class, body, where=str(p) if not overrides else f"{p} (+ overrides {dict(overrides)})")
-    except ConfigError as e:  # name the file of the _base_ chain the offending value came from
-        src = key_sources(p)
-        origin = next((src[k] for k in (e.key, *(k for k in src if e.key and k.startswith(e.key + ".")))
-                       if k in src), None) if e.key and e.key not in dict(overrides or {}) else None
+        return from_dict(method.config_class, body, where=where)
+    except ConfigError as e:
+        key, detail = e.key, str(e).removeprefix(f"{where}: ")
+        # an override set it: the key itself, a key inside an overridden mapping, or the section of an overridden key
+        hit = next((k for k in overrides if key and (k == key or key.startswith(k + ".") or k.startswith(key + "."))),
+                   None)
+        if hit is not None:
+            raise ConfigError(f"override {hit}={overrides[hit]!r} (configuration {p} + overrides): {detail}",
+                              key=key) from None
+        src = key_sources(p)  # else the file of the _base_ chain the offending value came from
+        origin = next((src[k] for k in (key, *(k for k in src if key and k.startswith(key + "."))) if k in src),
+                      None) if key else None
         if origin and os.path.normpath(origin) != os.path.normpath(str(p)):
-            raise ConfigError(f"{e} (the value comes from {origin})", key=e.key) from None
+            raise ConfigError(f"{e} (the value comes from {origin})", key=key) from None
         raise
 
 

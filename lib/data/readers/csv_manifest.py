@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from ..records import ImageRecord, SourceDataset
+from ..splits import identity_overlap
 
 __all__ = ["read_csv_manifest", "CSV_LAYOUT"]
 
@@ -94,28 +95,10 @@ def _duplicate_message(csv_path: Path, first: ImageRecord, first_line: int, agai
             "list each image once")
 
 
-def _lines_text(found: list[int], limit: int = 5) -> str:
-    shown = ", ".join(map(str, found[:limit]))
-    return f"line{'s' if len(found) > 1 else ''} {shown}" + (f" … (+{len(found) - limit} more)" if len(found) > limit else "")
-
-
 def _check_disjoint_identities(csv_path: Path, records: list[ImageRecord], lines: list[int]) -> None:
-    """Raise if an identity has rows in ``train`` and in ``test``/``query``/``gallery``.
-
-    Such an identity would be learnt from and then searched for, so the evaluation would not measure
-    re-identification of unseen people; the error names the identity and the lines on both sides.
-    """
-    train: dict[int, list[int]] = {}
-    test: dict[int, list[int]] = {}
-    for r, line in zip(records, lines):
-        (train if r.subset == "train" else test).setdefault(r.pid, []).append(line)
-    both = sorted(set(train) & set(test))
-    if not both:
-        return
-    pid = both[0]
-    test_splits = sorted({r.subset for r, line in zip(records, lines) if r.pid == pid and r.subset != "train"})
-    others = f"; other identities on both sides: {both[1:6]}{' …' if len(both) > 6 else ''}" if len(both) > 1 else ""
-    raise ValueError(
-        f"{csv_path}: identity {pid} is in both train ({_lines_text(train[pid])}) and "
-        f"{'/'.join(test_splits)} ({_lines_text(test[pid])}); train and test identities must be disjoint{others}"
-    )
+    """Raise if an identity has rows in ``train`` and in ``test``/``query``/``gallery``, naming the lines on both sides
+    (:func:`lib.data.splits.identity_overlap`)."""
+    where = lambda keep: [(r.pid, f"line {line}") for r, line in zip(records, lines) if keep(r.subset)]  # noqa: E731
+    found = identity_overlap(where(lambda s: s == "train"), where(lambda s: s != "train"))
+    if found:
+        raise ValueError(f"{csv_path}: {found}; train and test identities must be disjoint")
