@@ -422,3 +422,38 @@ def cmc_curves(curves: dict[str, list[float]], title: str = "", max_rank: int = 
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def signal_gain_plot(frame, title: str = ""):
+    """Signal gain of G's gated body blocks (:mod:`lib.models.sr.diagnostics`), one line per ``init``, log scale:
+    each block's own gain (left) and the gain accumulated from the first block (right: where the body's signal ends).
+
+    Args:
+        frame: a DataFrame with columns ``init``, ``block`` (1-based) and ``gain``; an ``init`` ending in
+            ``(trained)`` is drawn dashed (a G after training, beside the fresh ones).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    missing = [c for c in ("init", "block", "gain") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"signal_gain_plot: the frame lacks column(s) {missing} (has {list(frame.columns)})")
+    if len(frame) == 0:
+        raise ValueError("signal_gain_plot: empty frame")
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    for i, init in enumerate(dict.fromkeys(frame["init"])):
+        sub = frame[frame["init"] == init].sort_values("block")
+        style = dict(marker="o", ms=3, color=f"C{i % 10}", label=str(init),
+                     linestyle="--" if str(init).endswith("(trained)") else "-")
+        axes[0].plot(sub["block"], sub["gain"], **style)
+        axes[1].plot(sub["block"], sub["gain"].cumprod(), **style)
+    for ax, ylabel in zip(axes, ("block gain RMS(out) / RMS(in)", "gain from block 1 to block i")):
+        ax.axhline(1.0, color="0.6", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("gated body block")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title or "G's signal through its gated blocks", fontsize=10)
+    fig.tight_layout()
+    return fig

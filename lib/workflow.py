@@ -439,3 +439,4 @@ def _markdown(frame) -> str:
 
 
 from . import restoration_report as _restoration_report  # noqa: E402,F401  (registers the "restoration" extra)
+from . import sr_signal_report as _sr_signal_report  # noqa: E402,F401  (registers the "sr_signal" extra)

@@ -64,6 +64,16 @@ NOTEBOOKS = {
         ("markdown", "## Does Solo SR beat bicubic?\nPSNR gain of Solo SR over bicubic up-sampling at every $r$ "
          "(dB, mean over splits); the workbook expects a gain at every $r$ on every dataset.", {}),
         ("code", "quality.solo_vs_bicubic", {}),
+        ("markdown", "## Why $G$ is silent as written\n"
+         "Signal gain of each gated block of VDSR-CA, the body's gain, $G$'s residual against its input and the "
+         "gradient of $\\mathcal{L}_{SR}$ reaching $G$'s first convolution, on training pairs (split 0), for a fresh "
+         "$G$ at the paper's initialisation (`he`), the authors' release (`authors`: every conv, the attention's 1×1 "
+         "ones included, $\\mathcal{N}(0, \\sqrt{2/n})$) and `identity`, and for each row's trained $G$ "
+         "(`lib/models/sr/diagnostics.py`; `tables/sr_signal.md`, `figures/sr_signal_gain.png`).", {}),
+        ("code", 'signal = report.extras["sr_signal"]\n'
+         'Markdown(signal.conclusion if signal else "(no VDSR / VDSR-CA G in this table\'s configuration)")', {}),
+        ("code", "signal.summary if signal else None", {}),
+        ("code", "signal.figure if signal else None", {}),
     ],
     "09_ablation_pooling": [
         ("markdown", "# 09 · Table V: pooling in the HRNet-ReID head\n\n"

@@ -77,6 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(_main, a)  # a user's mistake: "error: …", exit 2
 
 
+def _last_epoch(run_dir) -> dict:
+    """The last record of a run's ``history.json`` (``{}`` for a run that trained nothing)."""
+    import json
+
+    p = run_dir / "history.json"
+    hist = json.loads(p.read_text()) if p.is_file() else []
+    return hist[-1] if hist else {}
+
+
+def _g_gain(last: dict):
+    """G's PSNR over its own input at the last epoch (dB; ``runtime.monitor_images``), or ``""`` when not logged."""
+    if "g_psnr" in last and "input_psnr" in last:
+        return round(float(last["g_psnr"]) - float(last["input_psnr"]), 3)
+    return ""
+
+
 def _main(a: argparse.Namespace) -> int:
     # names become folders and files (outputs/<profile>/tuning/<dataset>/<name>.csv): checked before any work
     pname = profile_name(a.profile)  # --profile may be a name or a profile's YAML file
@@ -122,17 +138,17 @@ def _main(a: argparse.Namespace) -> int:
         outputs = [o for st in stages for o in STAGES[st]]
         _, runs = run_variant(method, cfg, ds=view, split=k, root=base / "runs", variant=a.name, outputs=outputs,
                               progress=not a.quiet)
-        rows += [(st, k, runs[st].metrics, time.time() - t0) for st in stages]
+        rows += [(st, k, runs[st].metrics, time.time() - t0, _last_epoch(runs[st].run_dir)) for st in stages]
     table = base / view.name / f"{a.name}.csv"
     fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "psnr",
-              "ssim", *(f"r1_{m}" for m in MATCHES), "wall_s", "overrides"]
+              "ssim", "g_gain_db", *(f"r1_{m}" for m in MATCHES), "wall_s", "overrides"]
     previous = list(csv.DictReader(io.StringIO(table.read_text()))) if table.is_file() else []
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, restval="")
     w.writeheader()
     for rec in previous:  # rows written before a column existed get it empty
         w.writerow({k: rec.get(k, "") for k in fields})
-    for stage, k, m, wall in rows:
+    for stage, k, m, wall, last in rows:
         lr = m["lr"]
         rec = {"name": a.name, "stage": stage, "split": k, "val_ids": a.val_ids,
                "test_feature": getattr(cfg.test, "feature", getattr(cfg.test, "match", "")),
@@ -140,11 +156,12 @@ def _main(a: argparse.Namespace) -> int:
                **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
                "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
                "psnr": round(lr["psnr"], 3) if "psnr" in lr else "", "ssim": round(lr["ssim"], 4) if "ssim" in lr else "",
-               "overrides": " ".join(a.set)}
+               "g_gain_db": _g_gain(last), "overrides": " ".join(a.set)}
         w.writerow(rec)
         print(f"{a.name:24s} {stage:8s} split {k}: val LR→HR R1 {rec['rank1']:5.1f}  R5 {rec['rank5']:5.1f}  "
               f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else "")
               + (f"  PSNR {rec['psnr']:.2f} dB  SSIM {rec['ssim']:.4f}" if rec["psnr"] != "" else "")
+              + (f"  G {rec['g_gain_db']:+.2f} dB over its input (training images)" if rec["g_gain_db"] != "" else "")
               + "".join(f"  {x} {rec[f'r1_{x}']:.1f}" for x in MATCHES if f"r1_{x}" in rec))
     atomic_write_text(table, buf.getvalue())
     return 0

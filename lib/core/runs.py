@@ -83,6 +83,8 @@ class StagePlan:
     frozen: dict[str, nn.Module] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     eval_settings: dict[str, Any] = field(default_factory=dict)
+    monitor: Callable[[], dict[str, float]] | None = None  # after every epoch: extra history columns (observes only)
+    chance: dict[str, float] = field(default_factory=dict)  # history column of an identity loss → its chance level
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,31 @@ def _load_modules(run_dir: Path, modules: dict[str, nn.Module]) -> None:
             m.load_state_dict(st[n])
         except (KeyError, RuntimeError) as e:
             raise RuntimeError(f"{path}: cannot load '{n}' ({str(e)[:300]}); delete {run_dir} to retrain") from None
+
+
+def _saved_history(run_dir: Path) -> list[dict]:
+    p = run_dir / "history.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else []
+    except json.JSONDecodeError:
+        return []
+
+
+def _verdict(plan: StagePlan, history: list[dict], where: str) -> str | None:
+    """:func:`lib.core.learning.not_learning` of the run's identity losses, printed when it fails."""
+    from .learning import not_learning
+
+    verdict = not_learning(history, plan.chance) if plan.chance else None
+    if verdict and D.is_main():
+        report(f"{where}: NOT LEARNING — {verdict}")
+    return verdict
+
+
+def _judged(metrics: dict, verdict: str | None) -> dict:
+    """``metrics`` with ``not_learning`` set in every output's record (those with a Rank-1) when the run failed."""
+    if not verdict:
+        return metrics
+    return {k: (v | {"not_learning": verdict}) if isinstance(v, dict) and "rank1" in v else v for k, v in metrics.items()}
 
 
 def _link(link: Path, target: Path) -> None:
@@ -202,10 +229,11 @@ def run_stage(
     report(f"{where}: {'reusing the finished run' if done is not None else 'training'} {run_dir.name}")
     if done is not None:
         _load_modules(run_dir, plan.modules)
+        verdict = _verdict(plan, _saved_history(run_dir), where)
         if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
-            done = _finish(run_dir, identity, plan, plan.evaluate(), [], prec, ds, t0, previous=done)
+            done = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), [], prec, ds, t0, previous=done)
         D.barrier()
-        result = RunResult(stage.name, plan.modules, done["metrics"], [], run_dir, identity, key)
+        result = RunResult(stage.name, plan.modules, _judged(done["metrics"], verdict), [], run_dir, identity, key)
     elif not any(p.requires_grad for m in plan.modules.values() for p in m.parameters()):
         # nothing to learn (e.g. the bicubic "SR module"): evaluate only, no training loop, no optimiser
         if D.is_main():
@@ -219,14 +247,15 @@ def run_stage(
         trainer = Trainer(
             trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
             sampler=plan.sampler, optim=plan.optim, precision=prec, run_dir=run_dir, run_config=identity,
-            progress=progress, desc=where, **runtime.trainer_kwargs(),
+            progress=progress, desc=where, monitor_fn=plan.monitor, **runtime.trainer_kwargs(),
         )
         if D.is_main():
             atomic_write_json(run_dir / "identity.json", identity)
         history = trainer.fit()
+        verdict = _verdict(plan, history, where)
         metrics: dict[str, Any] = {}
         if D.is_main():
-            metrics = _finish(run_dir, identity, plan, plan.evaluate(), history, prec, ds, t0)["metrics"]
+            metrics = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), history, prec, ds, t0)["metrics"]
         D.barrier()
         if not D.is_main():  # every rank continues with rank 0's saved model (BN statistics are per rank)
             _load_modules(run_dir, plan.modules)

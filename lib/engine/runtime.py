@@ -25,6 +25,9 @@ class RuntimeConfig:
         max_loss: a finite loss above it stops the run as diverged (1e6; raise it with ``sum`` reductions).
         max_steps_per_epoch: 0 = whole epochs; N cuts each epoch to N steps (smoke tests, benchmarks) — this one
             changes what is trained, so it *is* recorded in the identity of every stage.
+        monitor_images: training images on which a stage that trains an SR module measures G's restoration after
+            every epoch (PSNR / SSIM against the HR original, and of G's own input, in ``history.csv``: ``g_psnr``,
+            ``g_ssim``, ``input_psnr``, ``input_ssim``); 0 = off. It only observes: never part of an identity.
     """
 
     device: str = "auto"
@@ -36,6 +39,7 @@ class RuntimeConfig:
     compile: bool = False
     max_loss: float = 1e6
     max_steps_per_epoch: int = 0
+    monitor_images: int = 32
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -46,6 +50,8 @@ class RuntimeConfig:
             raise ValueError(f"pin_memory: expected auto, true or false, found {self.pin_memory!r}")
         if self.num_workers < -1 or self.sync_every < 0 or self.max_steps_per_epoch < 0:
             raise ValueError("num_workers ≥ -1, sync_every ≥ 0 and max_steps_per_epoch ≥ 0 are required")
+        if self.monitor_images < 0:
+            raise ValueError(f"monitor_images: expected ≥ 0 (0 = off), found {self.monitor_images}")
 
     def precision_for(self) -> Precision:
         """The resolved :class:`Precision` on this machine."""

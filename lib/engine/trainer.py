@@ -74,6 +74,8 @@ class Trainer:
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
         max_loss: a finite loss above this stops the run as diverged (1e6).
         eval_fn, eval_every: optional ``() -> dict`` run after the last epoch and every ``eval_every`` epochs.
+        monitor_fn: optional ``() -> dict`` run after every epoch; its values become history columns as they are
+            (e.g. G's restoration PSNR). It must only observe: no training state, no random numbers.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Trainer:
         param_groups: list[dict[str, Any]] | None = None,
         eval_fn: Callable[[], dict[str, float]] | None = None,
         eval_every: int = 0,
+        monitor_fn: Callable[[], dict[str, float]] | None = None,
         num_workers: int = 0,
         pin_memory: bool | None = None,
         sync_every: int = 0,
@@ -109,7 +112,7 @@ class Trainer:
         self.dataset, self.sampler = dataset, sampler
         self.run_dir = Path(run_dir)
         self.run_config = dict(run_config) | {"optim": jsonable(asdict(optim))}
-        self.eval_fn, self.eval_every = eval_fn, eval_every
+        self.eval_fn, self.eval_every, self.monitor_fn = eval_fn, eval_every, monitor_fn
         dev = precision.device
         self.num_workers = default_num_workers(dev) if num_workers < 0 else num_workers
         self.pin_memory = dev.type == "cuda" if pin_memory is None else pin_memory
@@ -283,6 +286,8 @@ class Trainer:
                         "samples_per_s": round(seen * world / dt, 2), "data_frac": round(data_s / dt, 3)})
             if dev.type == "cuda":
                 rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
+            if self.monitor_fn is not None and D.is_main():
+                rec.update(self.monitor_fn())
             last = epoch + 1 == self.optim.epochs
             if self.eval_fn is not None and D.is_main() and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})
@@ -290,7 +295,10 @@ class Trainer:
             self._save(epoch)  # the checkpoint first: the history never runs ahead of it
             if D.is_main():
                 times = [h.get("time_s", dt) for h in self.history[-5:]]
-                report(epoch_line(self.desc, epoch + 1, self.optim.epochs, rec.get("loss_total"), dt, sum(times) / len(times)))
+                line = epoch_line(self.desc, epoch + 1, self.optim.epochs, rec.get("loss_total"), dt, sum(times) / len(times))
+                if "g_psnr" in rec and "input_psnr" in rec:  # whether G restores at all, visible while it trains
+                    line += f"; G {rec['g_psnr']:.2f} dB ({rec['g_psnr'] - rec['input_psnr']:+.2f} over its input)"
+                report(line)
             self._write_history()
             D.barrier()
         return self.history

@@ -24,7 +24,7 @@ from torch import nn
 from ..core.config import ConfigError, from_dict, load_config_file
 from ..utils.io import atomic_write_text
 from ..utils.paths import repo_root
-from .tables import PAPER_DATASETS, _label, cell
+from .tables import PAPER_DATASETS, _label, cell, not_learning_splits
 
 __all__ = ["MethodRow", "MethodsSpec", "load_methods_spec", "run_methods_table", "query_cost", "SPEC_FILE"]
 
@@ -143,11 +143,13 @@ def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec:
         own = method == _own_method(params)
         p = {**params, "CONFIG": configs[method]} | ({} if own else {"OVERRIDES": {}})
         exps[method] = run_experiment(p, variants, outputs, progress=progress)
-    records, costs = [], {}
+    records, costs, stuck = [], {}, {}
     for r in spec.rows:
         exp = exps[r.method]
         if not exp.runs:
             continue
+        stuck[r.label] = not_learning_splits({(r.method, v, d): rec for (v, d), rec in exp.summaries.items()},
+                                             r.method, r.variant, r.output)
         variant, ds, k = next(key for key in exp.runs if key[0] == r.variant)
         cfg = exp.configs[r.variant]
         module, interp = METHODS.get(r.method).query_path(r.output, exp.runs[(variant, ds, k)], cfg)
@@ -174,14 +176,15 @@ def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec:
                                 "metric": m, "value": v100, "std": 100 * agg[m]["std"], "num_splits": agg["num_splits"],
                                 "paper": p, "delta": None if p is None else v100 - p, **costs[r.label]})
     frame = pd.DataFrame(records)
-    text = _markdown(spec, frame, costs, configs, params)
+    text = _markdown(spec, frame, costs, configs, params, stuck)
     folder = out / "tables"
     paths = [atomic_write_text(folder / "methods.csv", frame.to_csv(index=False, float_format="%.4f")),
              atomic_write_text(folder / "methods.md", text)]
     return frame, text, paths
 
 
-def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict, params: Mapping[str, Any]) -> str:
+def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict, params: Mapping[str, Any],
+              stuck: Mapping[str, dict] | None = None) -> str:
     profile = params.get("PROFILE", "tiny")
     datasets = list(dict.fromkeys(frame.dataset)) if len(frame) else []
     head = [f"# {spec.title}", "", f"Profile **`{profile}`**. Configurations: "
@@ -196,12 +199,17 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
         c = next(iter(costs.values()))
         head.append(f"- Cost measured on `{c['device']}`, {c['measured_on']}, batch {c['batch']}; timings on a shared "
                     "machine vary by tens of per cent — compare rows of one table, not tables.")
+    for label, bad in (stuck or {}).items():
+        for d, splits in bad.items():
+            head.append(f"- ⚠ **Not learning**: row **{label}** on {_label(d)}, "
+                        + "; ".join(f"split {k}: {why}" for k, why in splits) + ".")
     cols = ["Method", "Params (M)", "Query params (M)", "ms / query"]
     for d in datasets:
         cols += [f"{_label(d)} R1", f"{_label(d)} R5", f"{_label(d)} paper R1", f"{_label(d)} Δ R1"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for label, c in costs.items():
-        cells = [label, f"{c['params'] / 1e6:.2f}", f"{c['query_params'] / 1e6:.2f}", f"{c['ms_per_query']:.2f}"]
+        shown = f"{label} ⚠ not learning" if (stuck or {}).get(label) else label
+        cells = [shown, f"{c['params'] / 1e6:.2f}", f"{c['query_params'] / 1e6:.2f}", f"{c['ms_per_query']:.2f}"]
         for d in datasets:
             sub = frame[(frame.row == label) & (frame.dataset == d)]
             get = lambda m: sub[sub.metric == m].iloc[0] if (sub.metric == m).any() else None  # noqa: E731

@@ -27,7 +27,7 @@ from ..utils.paths import check_name
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
-__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "write_table", "cell"]
+__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "write_table", "cell", "not_learning_splits"]
 
 #: Registry dataset keys → the workbook's dataset names.
 PAPER_DATASETS: dict[str, str] = {
@@ -122,6 +122,7 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                      "metric": "mAP" if r.metric == "map" else r.metric, "value": None if pd.isna(r.value) else float(r.value),
                      "std": None, "num_splits": None, "paper": None, "delta": None, "paper_row": None,
                      "paper_ours": r.method in ours_labels})
+    stuck = {row.label: not_learning_splits(results, spec.method, row.variant, row.output) for row in rows}
     for row in rows:
         for ds in datasets:
             rec = results.get((spec.method, row.variant, ds))
@@ -138,7 +139,8 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                 recs.append({"row": row.label, "source": "reproduced", "variant": row.variant, "dataset": ds, "metric": m,
                              "value": v, "std": k * agg[m]["std"], "num_splits": len(agg[m]["values"]), "paper": p,
                              "delta": None if p is None else v - p,
-                             "paper_row": None if p is None else names.get(row_ids[row.label]), "paper_ours": False})
+                             "paper_row": None if p is None else names.get(row_ids[row.label]), "paper_ours": False,
+                             "not_learning": ", ".join(f"split {k}" for k, _ in stuck[row.label].get(ds, []))})
     long = pd.DataFrame(recs)
     idx = {(r["row"], r["source"], r["dataset"], r["metric"]): r for r in recs}
     cols = [(ds, m) for ds in datasets for m in metrics_of(ds)]
@@ -154,7 +156,10 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
         lines.append(line(name, "paper", name in ours_labels))
     shown = [r for r in rows if any(k[0] == r.label and k[1] == "reproduced" for k in idx)]
     for r in shown:
-        lines.append(line(r.label, "reproduced", r.paper_row == "ours"))
+        text = line(r.label, "reproduced", r.paper_row == "ours")
+        if stuck[r.label]:  # a run that learnt nothing is never an ordinary row
+            text = text.replace(f" {r.label} |", f" {r.label} ⚠ not learning |", 1)
+        lines.append(text)
     for r in shown:
         if row_ids[r.label] is not None and any(idx[k]["delta"] is not None for k in idx
                                                 if k[0] == r.label and k[1] == "reproduced"):
@@ -174,6 +179,10 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     elif missing:
         head.append(f"- **Missing** (no run in this profile): {', '.join(missing)}.")
     head += _provenance_lines(results, spec.method, shown)
+    for r in shown:
+        for ds, bad in stuck[r.label].items():
+            head.append(f"- ⚠ **Not learning**: row **{r.label}** on {_label(ds)}, "
+                        + "; ".join(f"split {k}: {why}" for k, why in bad) + ".")
     diffs = {}
     for r in shown:  # a line found for only some datasets (e.g. "3 of 10 identity splits") is tagged with them
         per_ds = {d: rec.get("differences") or [] for (_, v, d), rec in sorted(results.items()) if v == r.variant}
@@ -196,6 +205,22 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     if spec.reference is not None and shown:
         text += "\n" + _effects(spec, shown, idx, row_ids, pval, paper_ds, datasets) + "\n"
     return long, text
+
+
+def not_learning_splits(results: dict, method: str, variant: str, output: str) -> dict[str, list[tuple[int, str]]]:
+    """``{dataset: [(split, why), …]}`` of the splits whose run of ``output`` learnt nothing
+    (:mod:`lib.core.learning`; ``not_learning`` in the summaries' per-split metrics)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for (m, v, ds), rec in results.items():
+        if m != method or v != variant:
+            continue
+        per = rec.get("outputs", {}).get(output, {}).get("per_split", [])
+        splits = rec.get("splits", list(range(len(per))))
+        bad = [(splits[i] if i < len(splits) else i, p["not_learning"]) for i, p in enumerate(per)
+               if isinstance(p, dict) and p.get("not_learning")]
+        if bad:
+            out[ds] = bad
+    return out
 
 
 def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pval: dict, paper_ds: list[str],
@@ -250,7 +275,8 @@ def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | Non
             best_s = "—" if best is None else f"{best.value:.{digits}f} ({best.row})"
             paper_s = "—" if r.paper is None or pd.isna(r.paper) else f"{r.paper:.{digits}f} ({r.paper_row})"
             delta = "—" if r.delta is None or pd.isna(r.delta) else f"{r.delta:+.{digits}f}"
-            lines.append(f"| {_label(ds)} | {r.row} | {best_s} | {paper_s} | "
+            mark = f" ⚠ not learning ({r.not_learning})" if getattr(r, "not_learning", "") else ""
+            lines.append(f"| {_label(ds)} | {r.row}{mark} | {best_s} | {paper_s} | "
                          f"{cell(r.value, r.std, r.num_splits, digits)} | {delta} |")
     return head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + tail
 

@@ -8,8 +8,9 @@ a wrong type names the key, the expected type and the value found. Sections:
   ``pooling`` (``avg+max``).
 * ``sr`` — the SR module G (:data:`~lib.models.SR_MODULES`: ``vdsr_ca``, ``vdsr``, ``srcnn``, ``rcan``, ``bicubic``):
   ``name`` (``vdsr_ca``), ``depth`` 20, ``width`` 64, ``reduction`` 4, RCAN's ``groups`` × ``blocks`` (3 × 5, a
-  reduced RCAN; the original is 10 × 20), and ``init`` of VDSR / VDSR-CA (``he``, the paper's; ``identity``: start
-  as the identity map with VDSR-CA's gates open — an option), and ``interpolation`` (how the LR image is resized
+  reduced RCAN; the original is 10 × 20), and ``init`` of VDSR / VDSR-CA (``he``, the paper's; ``authors``: the
+  release's normal(0, √(2/n)) on every conv, CA's 1×1 included; ``identity``: start as the identity map with
+  VDSR-CA's gates open — an option), and ``interpolation`` (how the LR image is resized
   before G: ``auto`` = the module's own — bilinear for the learned ones, as the authors' code; ``bicubic`` as VDSR's
   paper). Each module reads only its own fields.
 * ``data`` — input ``height`` × ``width`` (256 × 128), P = ``num_identities`` 4, K = ``num_instances`` 6,

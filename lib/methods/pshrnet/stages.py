@@ -14,7 +14,9 @@
 Every stage with an SR module also measures restoration quality (PSNR / SSIM, :mod:`lib.metrics.restoration`) on
 the test queries that have an HR original; where none has (CAVIAR: natively LR queries), on the test gallery's HR
 images down-sampled at each training rate. The numbers sit beside Rank-1 in ``metrics['lr']`` (``psnr``,
-``ssim``, ``psnr_r<r>``, ``ssim_r<r>``).
+``ssim``, ``psnr_r<r>``, ``ssim_r<r>``). While it trains, a stage with a trainable G also logs G's restoration of a
+fixed set of training images after every epoch, beside its input's (``g_psnr`` vs ``input_psnr`` in
+``history.csv``; ``runtime.monitor_images``), so every run shows whether G left its input.
 
 Each ``build`` reads the configuration through the stage's tracked reader, so a stage's identity is exactly the
 settings it uses.
@@ -25,6 +27,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import torch
+
+from ...core.learning import chance_ce
 from ...core.runs import Stage, StageContext, StagePlan
 from ...core.tracking import unwrap
 from ...data.datasets import ImageDataset, PairDataset
@@ -81,6 +86,34 @@ def _restoration(ctx: StageContext, sr, size, rates) -> dict:
         "restoration_images": q["num_images"], "restoration_source": q["source"]}
 
 
+class _InputOnly(torch.nn.Identity):
+    """G's input as it is (the LR image resized with G's own interpolation): the baseline G must improve on."""
+
+    def __init__(self, interpolation: str) -> None:
+        super().__init__()
+        self.input_interpolation = interpolation
+
+
+def _monitor(ctx: StageContext, sr, size, rates):
+    """``() -> {g_psnr, g_ssim, input_psnr, input_ssim}``: G's restoration after an epoch on the first
+    ``runtime.monitor_images`` training images with an HR original (fixed, never test images), beside its own input's
+    quality — so a run's ``history.csv`` shows whether G moved from its input at all. ``None`` when off or G has
+    nothing to train (bicubic)."""
+    n = ctx.runtime.monitor_images
+    images = [im for im in ctx.ds.split(ctx.split).train if im.has_hr_original][:n]
+    if not n or not images or not any(p.requires_grad for p in sr.parameters()):
+        return None
+    kw = dict(size=size, precision=ctx.prec, space=ctx.test.restoration_space, rates=rates, batch_size=ctx.test.batch_size)
+    base: dict = {}
+
+    def monitor() -> dict:
+        if not base:  # the input does not change: measured once
+            base.update(restoration_quality(_InputOnly(sr.input_interpolation), images, **kw))
+        q = restoration_quality(sr, images, **kw)
+        return {"g_psnr": q["psnr"], "g_ssim": q["ssim"], "input_psnr": base["psnr"], "input_ssim": base["ssim"]}
+    return monitor
+
+
 def _sr_evaluate(ctx: StageContext, model, sr, size, seed: int, rates):
     """Query and gallery through G → ``model`` (LR query vs HR gallery), plus G's restoration quality."""
     emb = ReIDEmbedder(model, sr, ctx.test.feature)
@@ -96,6 +129,7 @@ def _id_stage(ctx: StageContext, stage_cfg: Any, dataset, key: str, offset: int,
         modules={"model": model}, dataset=dataset, sampler=_sampler(dataset, cfg, cfg.seed + offset),
         optim=unwrap(stage_cfg), make_step=lambda m: IDStep(m["model"], loss, prec, key),
         evaluate=lambda: evaluate(model), identity={"num_classes": dataset.num_classes}, eval_settings=_eval_settings(ctx),
+        chance={"loss_ce": chance_ce(dataset.num_classes)},  # L_ID's cross entropy at a uniform prediction
     )
 
 
@@ -154,7 +188,8 @@ def build_phase2(ctx: StageContext) -> StagePlan:
         evaluate=_sr_evaluate(ctx, student, sr, size, seed, rates),
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded,
                   "native_lr_images": pairs.num_native_lr},
-        eval_settings=_eval_settings(ctx, restoration=True),
+        eval_settings=_eval_settings(ctx, restoration=True), monitor=_monitor(ctx, sr, size, rates),
+        chance={"loss_ce": chance_ce(pairs.num_classes)},
     )
 
 
@@ -174,7 +209,7 @@ def build_solo_sr(ctx: StageContext) -> StagePlan:
         optim=optim, make_step=lambda m: SoloSRStep(m["sr"], loss, prec),
         evaluate=_sr_evaluate(ctx, teacher, sr, size, seed, rates),
         identity={"num_classes": pairs.num_classes, "excluded_native_lr": pairs.num_excluded},
-        eval_settings=_eval_settings(ctx, restoration=True),
+        eval_settings=_eval_settings(ctx, restoration=True), monitor=_monitor(ctx, sr, size, rates),
     )
 
 

@@ -14,8 +14,9 @@ it needs, so only those enter a run's identity.
 * ``vdsr_ca`` — VDSR with channel attention, PS-HRNet's G (Sec. III-B, Eqs. (2)–(4); reads ``depth``,
   ``width``, ``reduction``, ``init``).
 
-``init`` (VDSR, VDSR-CA): ``he`` (the papers') or ``identity`` (start as the identity map; VDSR-CA also opens its
-attention gates, without which its 20-layer body passes ~1e-6 of its signal at initialisation).
+``init`` (VDSR, VDSR-CA): ``he`` (the papers'), ``authors`` (the PS-HRNet release's normal(0, √(2/n)) on every conv,
+the attention's 1×1 convs included) or ``identity`` (start as the identity map; VDSR-CA also opens its attention
+gates, without which its 20-layer body passes ~1e-6 of its signal at initialisation; :mod:`.diagnostics` measures it).
 ``interpolation`` (every module): ``auto`` (the module's ``input_interpolation``) | ``bilinear`` | ``bicubic``.
 """
 

@@ -17,7 +17,10 @@ not to the module.
 
 ``init='identity'`` (an option, not in the paper) zeroes the tail conv, so that G starts as the identity map: its
 output is its interpolated input, and the first updates improve on it instead of undoing a random residual.
-Subclasses may open further paths in :meth:`init_identity` (VDSR-CA: its attention gates).
+Subclasses may open further paths in :meth:`init_identity` (VDSR-CA: its attention gates). ``init='authors'`` is
+the PS-HRNet release's loop over *every* ``nn.Conv2d`` (``PS-HRNet.ipynb``, class ``VDSR``): ``normal(0,
+sqrt(2 / n))``, ``n = k·k·C_out``, biases untouched — for VDSR the same distribution as ``he``; for VDSR-CA it
+also re-draws the channel attention's 1×1 convs (:meth:`init_authors`).
 
 Subclasses change the body blocks through :meth:`VDSR._block` alone (see
 :class:`~lib.models.sr.vdsr_ca.VDSRCA`, which inserts channel attention after each body conv).
@@ -30,8 +33,9 @@ from torch import nn
 
 __all__ = ["VDSR", "INITS"]
 
-#: Initialisations: ``he`` (the paper's), ``identity`` (start as the identity map; an option).
-INITS = ("he", "identity")
+#: Initialisations: ``he`` (the paper's), ``authors`` (the PS-HRNet release's: every conv, 1×1 ones included,
+#: ``normal(0, sqrt(2 / (k·k·C_out)))``), ``identity`` (start as the identity map; an option).
+INITS = ("he", "authors", "identity")
 
 
 class VDSR(nn.Module):
@@ -67,6 +71,8 @@ class VDSR(nn.Module):
         self.reset_parameters()
         if init == "identity":
             self.init_identity()
+        elif init == "authors":
+            self.init_authors()
 
     @staticmethod
     def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -87,6 +93,14 @@ class VDSR(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @torch.no_grad()
+    def init_authors(self) -> None:
+        """Every conv (1×1 included) ``normal(0, sqrt(2 / (k·k·C_out)))``, biases as they are: the PS-HRNet release."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                m.weight.normal_(0.0, (2.0 / n) ** 0.5)
 
     @torch.no_grad()
     def init_identity(self) -> None:
