@@ -27,8 +27,6 @@ from .results.specs import TABLE_EXTRAS
 
 __all__ = ["SignalReport", "training_batch", "sr_signal_report", "conclusion"]
 
-INITS = ("he", "authors", "identity")
-
 
 @dataclass
 class SignalReport:
@@ -111,21 +109,26 @@ def sr_signal_report(params: Mapping[str, Any], report, num: int = 16) -> Signal
     exp = report.experiment
     if not exp.datasets or not exp.configs:
         return None
-    learned = [c for c in exp.configs.values() if c.sr.name in ("vdsr", "vdsr_ca")]
+    learned = {v: c for v, c in exp.configs.items() if c.sr.name in ("vdsr", "vdsr_ca")}
     if not learned:
         return None
-    cfg = exp.configs.get("sr_id_ps", learned[-1])  # the table's reference row: G as PS-HRNet trains it
+    cfg = learned.get("sr_id_ps", list(learned.values())[-1])  # the reference row: G as PS-HRNet trains it
     ds_name = next(iter(exp.datasets))
     split = min(k for (_, d, k) in exp.runs if d == ds_name)
     make = lambda init: build_sr(replace(cfg.sr, init=init))  # noqa: E731
-    probe = make("he")
-    x, target = training_batch(exp.datasets[ds_name].split(split).train, cfg.data.size, probe.input_interpolation,
-                               tuple(cfg.data.rates), num)
-    gains, summary = compare_inits(make, x, target, INITS, seed=cfg.seed)
+    train, dev = exp.datasets[ds_name].split(split).train, cfg.runtime.precision_for().device
+
+    def batch(interpolation: str):  # G's input as G is fed: each trained G with its own interpolation
+        x, t = training_batch(train, cfg.data.size, interpolation, tuple(cfg.data.rates), num)
+        return x.to(dev), t.to(dev)
+
+    x, target = batch(make("he").input_interpolation)
+    gains, summary = compare_inits(make, x, target, seed=cfg.seed)
     extra_g, extra_s = [], []
     for name, sr in _trained_gs(exp, report.rows, ds_name, split).items():
-        dev = next(sr.parameters()).device
-        rep = signal_report(sr, x.to(dev), target.to(dev))
+        xs, ts = batch(sr.input_interpolation)
+        p = next(sr.parameters())
+        rep = signal_report(sr, xs.to(p.device), ts.to(p.device))
         extra_g += [{"init": name, "block": i + 1, "gain": g} for i, g in enumerate(rep["block_gains"])]
         extra_s.append({"init": name, **{k: rep[k] for k in SUMMARY}})
     gains = pd.concat([gains, pd.DataFrame(extra_g)], ignore_index=True) if extra_g else gains

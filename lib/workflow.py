@@ -305,7 +305,12 @@ def _merge_outputs(out: Path, method: str, dataset: str, variant: str, cfg: Any,
         old = json.loads(p.read_text()) if p.is_file() else None
     except json.JSONDecodeError:
         old = None
-    if not old or old.get("config") != jsonable(to_dict(cfg)) or old.get("splits") != list(splits):
+    def what_computes(c: dict) -> dict:  # how a run executes (runtime) does not change its numbers, but for the
+        rt = c.get("runtime", {}) if isinstance(c, dict) else {}  # steps it trains
+        return {k: v for k, v in c.items() if k != "runtime"} | {"steps": rt.get("max_steps_per_epoch")}
+
+    if not old or not isinstance(old.get("config"), dict) or old.get("splits") != list(splits) \
+            or what_computes(old["config"]) != what_computes(jsonable(to_dict(cfg))):
         return per_split
     return {**{o: v["per_split"] for o, v in old.get("outputs", {}).items()}, **per_split}
 

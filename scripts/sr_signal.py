@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num", type=int, default=16, help="training pairs in the batch (16)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--figure", default=None, help="write the first configuration's gain plot here (PNG)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="dotted overrides for every --config, e.g. sr.reduction=16 (the authors' 64→4 attention)")
     a = ap.parse_args(argv)
 
     from lib.core.cli import run_main
@@ -44,9 +46,18 @@ def _main(a: argparse.Namespace) -> int:
     from lib.sr_signal_report import training_batch
 
     pd.set_option("display.width", 200)
+    pd.set_option("display.float_format", "{:.3g}".format)
     train = MLRDataset.load(a.manifest).split(0).train
+    import yaml
+
+    overrides = {"model.weights": "none"}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set: expected key=value, found {item!r}")
+        overrides[key] = yaml.safe_load(value)
     for i, path in enumerate(a.config):
-        cfg = load_config(path, {"model.weights": "none"})
+        cfg = load_config(path, overrides)
         make = lambda init, cfg=cfg: build_sr(replace(cfg.sr, init=init))  # noqa: E731
         x, t = training_batch(train, cfg.data.size, make("he").input_interpolation, tuple(cfg.data.rates), a.num)
         gains, summary = compare_inits(make, x, t, seed=a.seed)

@@ -78,11 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _last_epoch(run_dir) -> dict:
-    """The last record of a run's ``history.json`` (``{}`` for a run that trained nothing)."""
-    import json
+    """The last record of a run's history (``{}`` for a run that trained nothing)."""
+    from lib.core.runs import saved_history
 
-    p = run_dir / "history.json"
-    hist = json.loads(p.read_text()) if p.is_file() else []
+    hist = saved_history(run_dir)
     return hist[-1] if hist else {}
 
 

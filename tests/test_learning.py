@@ -56,3 +56,35 @@ def test_a_stuck_run_is_marked_in_its_metrics_and_its_table(tiny, tmp_path):
                   splits=[0], per_split={"ftwa": [metrics["ftwa"]]}, runs={0: {}}, differences=[])
     _, md = build_table(load_table_spec("ftwa_table2"), out, "t")
     assert "⚠ not learning" in md and "Not learning" in md and "loss_cls" in md
+
+
+def test_far_above_chance_is_another_failure_and_levels_can_come_from_a_column():
+    assert not_learning(_hist([20.0] * 9), CHANCE) is None  # worse than uniform: not "at chance"
+    hist = [{"loss_cls": 6.1, "loss_cls_chance": 6.18} for _ in range(6)]  # FTWA batches with one image group
+    assert "loss_cls" in not_learning(hist, {"loss_cls": "loss_cls_chance"})
+    assert not_learning(hist, CHANCE) is None  # against 2·ln 485 it would be missed
+
+
+def test_a_verdict_that_no_longer_holds_is_removed():
+    from lib.core.runs import _judged
+
+    flagged = _judged({"lr": {"rank1": 0.1}, "other": 3}, "stuck")
+    assert flagged["lr"]["not_learning"] == "stuck" and flagged["other"] == 3
+    assert "not_learning" not in _judged(flagged, None)["lr"]
+
+
+def test_a_bold_row_is_marked_too(tmp_path, tiny):
+    """Table I's own row (PS-HRNet, in bold) carries the mark like any other."""
+    from lib.methods import load_config
+    from lib.results import build_table, load_table_spec, write_summary
+
+    _, ds = tiny
+    cfg = load_config("configs/pshrnet/tiny.yaml")
+    spec = load_table_spec("table1")
+    ours = next(r for r in spec.rows if r.paper_row == "ours")
+    res = {"rank1": 0.1, "rank5": 0.2, "rank10": 0.3, "mAP": 0.1, "cmc": [0.1, 0.15, 0.18, 0.2, 0.2, 0.25, 0.26, 0.28,
+                                                                       0.29, 0.3], "not_learning": "loss_ce stayed …"}
+    write_summary(tmp_path, profile="t", method="pshrnet", variant=ours.variant, overrides={}, config_file="x", cfg=cfg,
+                  ds=ds, splits=[0], per_split={ours.output: [res]}, runs={0: {}}, differences=[])
+    _, md = build_table(spec, tmp_path, "t")
+    assert f"**{ours.label}** ⚠ not learning" in md, md

@@ -53,11 +53,11 @@ def test_the_target_loss_gradient_matches_autograd_by_hand():
     g = _delta_g(3, [1.0, 1.0, 1.0], gate_bias=0.0)
     x = torch.full((1, 1, 11, 11), 1.0)
     target = torch.zeros_like(x)
-    # y = x + ½·(head conv of x) = 1.5 everywhere, L = ½·mean((y − 0)²): ∂L/∂w_tap = mean(1.5 · ½ · x shifted by the
-    # tap), x shifted = 1 inside and 0 in the zero padding: 121/121 pixels for the centre tap, 110 for an edge tap,
-    # 100 for a corner tap of the 11 × 11 image
+    # y = x + ½·(head conv of x) = 1.5 everywhere, L = L_SR = mean|y − 0| (Eq. (5)): ∂L/∂y = 1/N, so ∂L/∂w_tap =
+    # mean(½ · x shifted by the tap), x shifted = 1 inside and 0 in the zero padding: 121/121 pixels for the centre
+    # tap, 110 for an edge tap, 100 for a corner tap of the 11 × 11 image
     taps = [121] + [110] * 4 + [100] * 4
-    want = math.sqrt(sum((0.75 * n / 121) ** 2 for n in taps))
+    want = math.sqrt(sum((0.5 * n / 121) ** 2 for n in taps))
     assert signal_report(g, x, target)["head_grad_norm"] == pytest.approx(want, rel=1e-5)
 
 

@@ -43,7 +43,8 @@ from ..utils.seed import seed_everything
 from .progress import report
 from .tracking import ConfigReader
 
-__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "HIDDEN_SECTIONS"]
+__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history",
+           "HIDDEN_SECTIONS"]
 
 #: Configuration sections a stage never reads through its reader (they are not part of any identity).
 HIDDEN_SECTIONS = ("test", "runtime")
@@ -138,8 +139,9 @@ def _load_modules(run_dir: Path, modules: dict[str, nn.Module]) -> None:
             raise RuntimeError(f"{path}: cannot load '{n}' ({str(e)[:300]}); delete {run_dir} to retrain") from None
 
 
-def _saved_history(run_dir: Path) -> list[dict]:
-    p = run_dir / "history.json"
+def saved_history(run_dir: str | Path) -> list[dict]:
+    """A run folder's ``history.json`` (per-epoch records), ``[]`` when it has none (or it is unreadable)."""
+    p = Path(run_dir) / "history.json"
     try:
         return json.loads(p.read_text()) if p.is_file() else []
     except json.JSONDecodeError:
@@ -157,10 +159,12 @@ def _verdict(plan: StagePlan, history: list[dict], where: str) -> str | None:
 
 
 def _judged(metrics: dict, verdict: str | None) -> dict:
-    """``metrics`` with ``not_learning`` set in every output's record (those with a Rank-1) when the run failed."""
-    if not verdict:
-        return metrics
-    return {k: (v | {"not_learning": verdict}) if isinstance(v, dict) and "rank1" in v else v for k, v in metrics.items()}
+    """``metrics`` with ``not_learning`` set in every output's record (those with a Rank-1) when the run failed, and
+    removed where an earlier verdict no longer holds."""
+    def one(v: dict) -> dict:
+        v = {k: x for k, x in v.items() if k != "not_learning"}
+        return v | ({"not_learning": verdict} if verdict else {})
+    return {k: one(v) if isinstance(v, dict) and "rank1" in v else v for k, v in metrics.items()}
 
 
 def _link(link: Path, target: Path) -> None:
@@ -229,9 +233,12 @@ def run_stage(
     report(f"{where}: {'reusing the finished run' if done is not None else 'training'} {run_dir.name}")
     if done is not None:
         _load_modules(run_dir, plan.modules)
-        verdict = _verdict(plan, _saved_history(run_dir), where)
+        verdict = _verdict(plan, saved_history(run_dir), where)
         if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
             done = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), [], prec, ds, t0, previous=done)
+        elif _judged(done["metrics"], verdict) != done["metrics"] and D.is_main():  # the verdict on disk too
+            done = done | {"metrics": _judged(done["metrics"], verdict)}
+            atomic_write_json(run_dir / "metrics.json", done)
         D.barrier()
         result = RunResult(stage.name, plan.modules, _judged(done["metrics"], verdict), [], run_dir, identity, key)
     elif not any(p.requires_grad for m in plan.modules.values() for p in m.parameters()):

@@ -25,8 +25,9 @@ class RuntimeConfig:
         max_loss: a finite loss above it stops the run as diverged (1e6; raise it with ``sum`` reductions).
         max_steps_per_epoch: 0 = whole epochs; N cuts each epoch to N steps (smoke tests, benchmarks) — this one
             changes what is trained, so it *is* recorded in the identity of every stage.
-        monitor_images: training images on which a stage that trains an SR module measures G's restoration after
-            every epoch (PSNR / SSIM against the HR original, and of G's own input, in ``history.csv``: ``g_psnr``,
+        monitor_images: the first N training images with an HR original, on which a stage that trains an SR module
+            measures G's restoration after every epoch (a stored LR image gives one pair, an HR-only one a pair per
+            rate) (PSNR / SSIM against the HR original, and of G's own input, in ``history.csv``: ``g_psnr``,
             ``g_ssim``, ``input_psnr``, ``input_ssim``); 0 = off. It only observes: never part of an identity.
     """
 

@@ -166,6 +166,21 @@ class Trainer:
             "rng": rng_state(),
         })
 
+    def _monitor(self) -> dict:
+        """``monitor_fn()`` with torch's random state kept (it only observes); a failure is reported once and the run
+        goes on without the monitor's columns — never lost training."""
+        devices = [self.precision.device] if self.precision.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                return dict(self.monitor_fn())
+        except Exception as e:  # an observer must not end a training run
+            from ..core.progress import report
+
+            if not getattr(self, "_monitor_failed", False):
+                report(f"{self.desc}: the per-epoch monitor failed ({type(e).__name__}: {e}); training goes on without it")
+            self._monitor_failed = True
+            return {}
+
     def _write_history(self) -> None:
         if not D.is_main():
             return
@@ -287,7 +302,7 @@ class Trainer:
             if dev.type == "cuda":
                 rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
             if self.monitor_fn is not None and D.is_main():
-                rec.update(self.monitor_fn())
+                rec.update(self._monitor())
             last = epoch + 1 == self.optim.epochs
             if self.eval_fn is not None and D.is_main() and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})

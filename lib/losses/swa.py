@@ -149,7 +149,11 @@ class SWAClassificationTerm(nn.Module):
               for k in y}
         lw = {k: t.float() for k, t in x.out.log_w.items()}
         loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True, floor=self.floor)
-        parts = {"cls": loss.detach()} | {f"w_{k}": t.detach().exp().mean() for k, t in lw.items() if t.numel()}
+        # its value at a uniform prediction: ln C for each image group the batch has (lib.core.learning)
+        groups = int(y_hr.numel() > 0) + int(y_lr.numel() > 0)
+        chance = loss.new_tensor(groups * math.log(max(t.shape[-1] for t in x.out.logits.values())))
+        parts = {"cls": loss.detach(), "cls_chance": chance} | {f"w_{k}": t.detach().exp().mean()
+                                                               for k, t in lw.items() if t.numel()}
         return loss, parts
 
 

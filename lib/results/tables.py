@@ -157,8 +157,11 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     shown = [r for r in rows if any(k[0] == r.label and k[1] == "reproduced" for k in idx)]
     for r in shown:
         text = line(r.label, "reproduced", r.paper_row == "ours")
-        if stuck[r.label]:  # a run that learnt nothing is never an ordinary row
-            text = text.replace(f" {r.label} |", f" {r.label} ⚠ not learning |", 1)
+        if stuck[r.label]:  # a run that learnt nothing is never an ordinary row (bold or not)
+            for shown_as in (f"**{r.label}**", r.label):
+                if f"| {shown_as} |" in text:
+                    text = text.replace(f"| {shown_as} |", f"| {shown_as} ⚠ not learning |", 1)
+                    break
         lines.append(text)
     for r in shown:
         if row_ids[r.label] is not None and any(idx[k]["delta"] is not None for k in idx

@@ -13,8 +13,9 @@ the paper's; ``authors``: the release's normal(0, √(2/n)) on every conv, the a
 * block gain ``g_i = RMS(out_i) / RMS(in_i)`` of body block i (conv → CA → ReLU);
 * body gain ``Π g_i = RMS(body output) / RMS(head output)``;
 * residual ratio ``RMS(residual(x)) / RMS(x)``: how far G's output is from its input (0: G is the identity);
-* head and tail gradients: ``‖∂L/∂W_head‖`` and ``‖∂L/∂W_tail‖`` for ``L = ½·mean((G(x) − target)²)`` (L_SR's
-  MSE), or, without a target, for a fixed random projection of G's output (the backward signal alone). The head's
+* head and tail gradients (G's first and last convolutions): ``‖∂L/∂W_head‖`` and ``‖∂L/∂W_tail‖`` for
+  ``L = L_SR(G(x), target)`` (Eq. (5), the mean L1 of :func:`lib.losses.sr_loss`), or, without a target, for a fixed
+  random projection of G's output (the backward signal alone). The head's
   is what reaches the first convolution through every gate; the tail's is the size of G's first update where the
   head's is zero by construction (``identity``: the tail starts at zero, so nothing flows back through it until
   its first update).
@@ -25,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from .vdsr import VDSR
+from ...losses.sr_loss import sr_loss
+from .vdsr import INITS, VDSR
 
 __all__ = ["signal_report", "compare_inits", "SUMMARY"]
 
@@ -38,8 +40,8 @@ def _rms(t: torch.Tensor) -> float:
 
 
 def signal_report(sr: VDSR, x: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> dict:
-    """Block gains, body gain, residual ratio and head gradient norm of ``sr`` on the batch ``x`` (see the module
-    docstring). ``sr`` is left as it was (mode and gradients); nothing is trained.
+    """Block gains, body gain, residual ratio and the gradient norms at G's first and last convolutions, of ``sr``
+    on the batch ``x`` (see the module docstring). ``sr`` is left as it was (mode and gradients); nothing is trained.
 
     Returns:
         ``{"block_gains": [g_1 …], "body_gain": Π g_i, "residual_ratio", "head_grad_norm", "tail_grad_norm"}``.
@@ -59,7 +61,7 @@ def signal_report(sr: VDSR, x: torch.Tensor, target: torch.Tensor | None = None,
         res = sr.tail(sr.body(head))
         y = x + res
         if target is not None:
-            loss = 0.5 * (y - target).pow(2).mean()
+            loss = sr_loss(y, target)  # L_SR, Eq. (5)
         else:
             v = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype).to(y.device)
             loss = (y * v).mean()
@@ -78,17 +80,19 @@ def signal_report(sr: VDSR, x: torch.Tensor, target: torch.Tensor | None = None,
 
 
 def compare_inits(make: Callable[[str], VDSR], x: torch.Tensor, target: torch.Tensor | None = None,
-                  inits: Sequence[str] = ("he", "authors", "identity"), seed: int = 0):
+                  inits: Sequence[str] = INITS, seed: int = 0):
     """:func:`signal_report` for a fresh G of each initialisation: ``make(init) -> G`` (e.g. ``lambda i:
     build_sr(replace(cfg.sr, init=i))``), each built after ``torch.manual_seed(seed)`` so they differ by their
-    initialisation only. Returns a long DataFrame ``init, block, gain`` (block 1..depth-2) and a per-init summary
+    initialisation only (the caller's random state is kept). Returns a long DataFrame ``init, block, gain`` (block 1..depth-2) and a per-init summary
     ``init, body_gain, residual_ratio, head_grad_norm, tail_grad_norm``."""
     import pandas as pd
 
     rows, summary = [], []
     for init in inits:
-        torch.manual_seed(seed)
-        rep = signal_report(make(init), x, target, seed=seed)
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            g = make(init).to(x.device)
+        rep = signal_report(g, x, target, seed=seed)
         rows += [{"init": init, "block": i + 1, "gain": g} for i, g in enumerate(rep["block_gains"])]
         summary.append({"init": init, **{k: rep[k] for k in SUMMARY}})
     return pd.DataFrame(rows), pd.DataFrame(summary)
