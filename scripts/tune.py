@@ -140,7 +140,7 @@ def _main(a: argparse.Namespace) -> int:
         rows += [(st, k, runs[st].metrics, time.time() - t0, _last_epoch(runs[st].run_dir)) for st in stages]
     table = base / view.name / f"{a.name}.csv"
     fields = ["name", "stage", "split", "val_ids", "test_feature", "rank1", "rank5", "rank10", "mAP", "hr_rank1", "psnr",
-              "ssim", "g_gain_db", *(f"r1_{m}" for m in MATCHES), "wall_s", "overrides"]
+              "ssim", "g_gain_db", *(f"r1_{m}" for m in MATCHES), "wall_s", "overrides", "not_learning"]
     previous = list(csv.DictReader(io.StringIO(table.read_text()))) if table.is_file() else []
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, restval="")
@@ -155,13 +155,14 @@ def _main(a: argparse.Namespace) -> int:
                **{c: round(100 * lr[c], 2) for c in ("rank1", "rank5", "rank10", "mAP")},
                "hr_rank1": round(100 * m["hr"]["rank1"], 2) if "hr" in m else "", "wall_s": round(wall, 1),
                "psnr": round(lr["psnr"], 3) if "psnr" in lr else "", "ssim": round(lr["ssim"], 4) if "ssim" in lr else "",
-               "g_gain_db": _g_gain(last), "overrides": " ".join(a.set)}
+               "g_gain_db": _g_gain(last), "overrides": " ".join(a.set), "not_learning": lr.get("not_learning", "")}
         w.writerow(rec)
         print(f"{a.name:24s} {stage:8s} split {k}: val LR→HR R1 {rec['rank1']:5.1f}  R5 {rec['rank5']:5.1f}  "
               f"mAP {rec['mAP']:5.1f}" + (f"  HR→HR R1 {rec['hr_rank1']:5.1f}" if rec["hr_rank1"] != "" else "")
               + (f"  PSNR {rec['psnr']:.2f} dB  SSIM {rec['ssim']:.4f}" if rec["psnr"] != "" else "")
               + (f"  G {rec['g_gain_db']:+.2f} dB over its input (training images)" if rec["g_gain_db"] != "" else "")
-              + "".join(f"  {x} {rec[f'r1_{x}']:.1f}" for x in MATCHES if f"r1_{x}" in rec))
+              + "".join(f"  {x} {rec[f'r1_{x}']:.1f}" for x in MATCHES if f"r1_{x}" in rec)
+              + (f"  NOT LEARNING: {rec['not_learning']}" if rec["not_learning"] else ""))
     atomic_write_text(table, buf.getvalue())
     return 0
 

@@ -154,6 +154,9 @@ class SWAClassificationTerm(nn.Module):
         chance = loss.new_tensor(groups * math.log(max(t.shape[-1] for t in x.out.logits.values())))
         parts = {"cls": loss.detach(), "cls_chance": chance} | {f"w_{k}": t.detach().exp().mean()
                                                                for k, t in lw.items() if t.numel()}
+        # each classifier on each image group, unweighted: a stream whose weight collapsed is seen learning nothing
+        # even while the weighted sum falls (C_HR on F_HR: ce_hr, on T(F_LR): ce_hr_p; C_LR on F_LR: ce_lr, on F'_LR: ce_lr_p)
+        parts |= {f"ce_{k}": v.detach().mean() for k, v in ce.items() if v.numel()}
         return loss, parts
 
 

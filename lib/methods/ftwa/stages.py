@@ -7,6 +7,7 @@ queries vs HR gallery with the matching ``test.match`` (:mod:`.matching`; every 
 
 from __future__ import annotations
 
+from ...core.learning import chance_ce
 from ...core.runs import Stage, StageContext, StagePlan
 from ...core.tracking import unwrap
 from ...data.datasets import PairDataset
@@ -57,8 +58,10 @@ def build_train(ctx: StageContext) -> StagePlan:
                   "native_lr_images": pairs.num_native_lr},
         # (runs finished before weight_floor was recorded re-evaluate once: their log-weights were rounded to bf16)
         eval_settings={"match": t.match, "weight_floor": t.weight_floor, "flip": t.flip, "num_repeats": t.num_repeats},
-        # Eq. (5) sums ln C at chance for each image group a batch has: the term logs that level beside itself
-        chance={"loss_cls": "loss_cls_chance"},
+        # Eq. (5) sums ln C at chance for each image group a batch has (the term logs that level beside itself);
+        # each classifier on each group is judged on its own too, so a stream whose SWA weight collapsed is caught
+        chance={"loss_cls": "loss_cls_chance"} | {f"loss_ce_{k}": chance_ce(pairs.num_classes)
+                                                  for k in ("hr", "hr_p", "lr", "lr_p")},
     )
 
 
