@@ -8,6 +8,7 @@ configurations (:func:`experiment_config`), runs of a table's variants (:func:`r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from .data import MLRConfig, MLRDataset, build_mlr, get_dataset
 from .data.synthetic import SyntheticConfig, generate_synthetic
 from .engine import distributed as D
+from .metrics.intervals import DEFAULT_B
 from .methods import METHODS, differences, load_config, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
 from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
@@ -51,7 +53,7 @@ PARAM_TYPES: dict[str, str] = {
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
     "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
     "SPLIT": "int", "METHOD": "str", "ORDER": "str", "QUERY": "int", "QUERY_RATE": "int", "TOP_K": "int",
-    "METHODS": "list[str]", "QUERY_RATES": "list[int]",
+    "METHODS": "list[str]", "QUERY_RATES": "list[int]", "BOOTSTRAP": "int",
 }
 
 
@@ -273,8 +275,11 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
                 exp.runs[(variant, ds.name, k)] = runs
                 run_dirs[k] = {s: str(r.run_dir) for s, r in runs.items()}
                 read |= {key for r in runs.values() for key in r.identity.get("config", {})}
-                for o, m in metrics.items():
-                    per_split.setdefault(o, []).append(m)
+                for o, m in metrics.items():  # where its per-query records are (the intervals resample them)
+                    stage, key = method.outputs[o]
+                    src = {"run": os.path.relpath(runs[stage].run_dir, out), "output": key, "split": k,
+                           "eval": _recorded_eval(runs[stage].run_dir)}
+                    per_split.setdefault(o, []).append(m | {"source": src})
             diffs = differences(method, cfg, paper, read=read)  # only what this row's stages read
             if len(splits) < ds.num_splits:
                 diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
@@ -288,6 +293,16 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
                                  per_split=per_split, runs=run_dirs, differences=diffs)
             exp.summaries[(variant, ds.name)] = json.loads(path.read_text())
     return exp
+
+
+def _recorded_eval(run_dir: Path) -> Any:
+    """The test settings a finished run was evaluated with (``metrics.json``'s ``eval``; ``None`` when unreadable)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "metrics.json").read_text()).get("eval")
+    except (OSError, ValueError):
+        return None
 
 
 def _merge_outputs(out: Path, method: str, dataset: str, variant: str, cfg: Any, splits: list[int],
@@ -346,7 +361,10 @@ def make_table(params: Mapping[str, Any], table: str, rows: list[RowSpec] | None
 
     spec = load_table_spec(table)
     out = output_dir(params)
-    long, full = build_table(spec, out, params.get("PROFILE", "tiny"), rows)
+    bootstrap = params.get("BOOTSTRAP", DEFAULT_B)
+    if not isinstance(bootstrap, int) or isinstance(bootstrap, bool) or bootstrap < 2:
+        raise ValueError(f"BOOTSTRAP: expected an integer ≥ 2 (bootstrap replicates of each interval), found {bootstrap!r}")
+    long, full = build_table(spec, out, params.get("PROFILE", "tiny"), rows, bootstrap=bootstrap)
     md = compact_markdown(long, full, table)
     return long, md, write_table(long, md, out, table, full=full)
 

@@ -343,3 +343,24 @@ def test_each_method_accepts_only_its_own_loss_terms_and_ftwa_needs_lr_versions(
         load_config(TINY, {"data.pair_mode": "mlr"})
     with pytest.raises(ConfigError, match="rates: expected a non-empty list"):
         load_config(TINY, {"data.rates": []})
+
+
+def test_methods_table_gives_each_method_its_effect_against_the_reference_row():
+    import pandas as pd
+
+    from lib.metrics.intervals import Interval
+    from lib.results.methods_table import MethodRow, MethodsSpec, _markdown
+
+    rows = (MethodRow(label="A", method="ftwa", output="ftwa"), MethodRow(label="B", method="pshrnet", output="baseline"))
+    spec = MethodsSpec(title="t", rows=rows, reference="B")
+    frame = pd.DataFrame([{"row": r, "method": "m", "config": "c", "dataset": "viper", "metric": "rank1", "value": v,
+                           "std": 1.0, "num_splits": 3, "paper": None, "delta": None} for r, v in (("A", 30.0), ("B", 25.0))])
+    costs = {r: {"params": 1e6, "query_params": 1e6, "ms_per_query": 1.0, "device": "cpu", "measured_on": "viper split 0",
+                 "batch": 8} for r in ("A", "B")}
+    effects = {("A", "viper"): Interval(0.05, 0.01, 0.09, 3, 300, 100, method="t over 3 splits")}
+    md = _markdown(spec, frame, costs, {"ftwa": "c"}, {"PROFILE": "t"}, effects=effects)
+    assert "Rank-1 change against **B**" in md and "| A | **+5.0 [+1.0, +9.0] *** |" in md
+    md = _markdown(spec, frame, costs, {"ftwa": "c"}, {"PROFILE": "t"}, effects={("A", "viper"): "no per-query records"})
+    assert "| A | no interval (no per-query records) |" in md
+    with pytest.raises(ValueError, match="reference 'C' is not a row label"):
+        MethodsSpec(title="t", rows=rows, reference="C")

@@ -52,7 +52,7 @@ def test_a_stuck_run_is_marked_in_its_metrics_and_its_table(tiny, tmp_path):
     why = metrics["ftwa"].get("not_learning")
     assert why and "loss_cls" in why
     out = tmp_path / "profile"
-    write_summary(out, profile="t", method="ftwa", variant="default", overrides={}, config_file="x", cfg=cfg, ds=ds,
+    write_summary(out, profile="t", method="ftwa", variant="as_written", overrides={}, config_file="x", cfg=cfg, ds=ds,
                   splits=[0], per_split={"ftwa": [metrics["ftwa"]]}, runs={0: {}}, differences=[])
     _, md = build_table(load_table_spec("ftwa_table2"), out, "t")
     assert "⚠ not learning" in md and "Not learning" in md and "loss_cls" in md

@@ -4,6 +4,7 @@ differences from the paper's setting, and an end-to-end ablation table on tiny s
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,7 +239,18 @@ def test_ablation_table_end_to_end(tmp_path):
     assert "table2_full.md" in md
     ours = long[long.source == "reproduced"]
     assert set(ours.row) == {"SR+ID", "SR+ID+PS"} and set(ours.dataset) == {"synthetic"}
-    assert "Effect of each variant" in md and "| SR+ID+PS | +0.0 |" in md  # the reference row against itself
+    # the effect against the reference row, with its interval from the runs' per-query records; the CSV has the bounds
+    assert "Effect of each variant" in md and "| SR+ID+PS | +0.0 |" not in md
+    assert re.search(r"\| SR\+ID \| −3\.9 \| [+−]\d+\.\d \[[+−]\d+\.\d, [+−]\d+\.\d\]", md), md
+    eff = long[long.source == "effect"]
+    assert list(eff.row) == ["SR+ID"] and set(eff.reference) == {"SR+ID+PS"}
+    assert (eff.effect_low <= eff.value).all() and (eff.value <= eff.effect_high).all()
+    sr_id = ours[ours.row == "SR+ID"].value.iloc[0] - ours[ours.row == "SR+ID+PS"].value.iloc[0]
+    assert abs(eff.value.iloc[0] - sr_id) < 1e-6  # multi-shot: the per-query mean is the table's Rank-1
+    for v in ("sr_id", "sr_id_ps"):  # every run keeps its per-query records, named by the summary
+        src = exp.summaries[(v, "synthetic")]["outputs"]["pshrnet"]["per_split"][0]["source"]
+        pq = json.loads((out / src["run"] / "per_query.json").read_text())["outputs"][src["output"]]
+        assert len(pq["index"]) == len(pq["pid"]) == len(pq["rank1"]) == len(pq["ap"]) > 0
     assert "**Substitution**" in md  # the paper's Table II is on MLR-Market-1501
 
 

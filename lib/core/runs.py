@@ -10,7 +10,8 @@ A *method* (PS-HRNet, FTWA, …) is a graph of *stages* (phase 1 → phase 2; a 
    train one teacher), variants never overwrite each other, and each variant sees its runs through links
    ``runs/<method>/<dataset>/variants/<variant>/split<k>/<stage>``;
 4. a finished run (``model.pt`` + ``metrics.json`` vouching for it) is reused; if only evaluation settings
-   changed it is re-evaluated; a killed run resumes from ``checkpoints/last.pt``; otherwise it trains.
+   changed, or it has no per-query records (``per_query.json``, what the tables' intervals resample), it is
+   re-evaluated; a killed run resumes from ``checkpoints/last.pt``; otherwise it trains.
 
 Before any of that, the dataset's LR files are checked against the manifest the identity names
 (:meth:`lib.data.MLRDataset.verify_split`): a run never trains, evaluates or is reused on images other than those.
@@ -34,6 +35,7 @@ from torch import nn
 
 from ..engine import distributed as D
 from ..engine.checkpoint import load_checkpoint, save_checkpoint
+from ..engine.evaluate import split_per_query
 from ..engine.optim import OptimConfig
 from ..engine.precision import Precision
 from ..engine.runtime import RuntimeConfig
@@ -43,11 +45,14 @@ from ..utils.seed import seed_everything
 from .progress import report
 from .tracking import ConfigReader
 
-__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history",
+__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",
            "HIDDEN_SECTIONS"]
 
 #: Configuration sections a stage never reads through its reader (they are not part of any identity).
 HIDDEN_SECTIONS = ("test", "runtime")
+#: A finished run's per-query records (``{"outputs": {output: {index, pid, rank1, ap}}, "eval": …}``), written with
+#: ``metrics.json``; a run finished without one is evaluated again when reused (nothing retrains).
+PER_QUERY_FILE = "per_query.json"
 
 
 @dataclass
@@ -234,7 +239,8 @@ def run_stage(
     if done is not None:
         _load_modules(run_dir, plan.modules)
         verdict = _verdict(plan, saved_history(run_dir), where)
-        if done.get("eval") != jsonable(plan.eval_settings) and D.is_main():
+        stale = done.get("eval") != jsonable(plan.eval_settings) or not (run_dir / PER_QUERY_FILE).is_file()
+        if stale and D.is_main():  # a run finished before per-query records were kept is evaluated once more
             done = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), [], prec, ds, t0, previous=done)
         elif _judged(done["metrics"], verdict) != done["metrics"] and D.is_main():  # the verdict on disk too
             done = done | {"metrics": _judged(done["metrics"], verdict)}
@@ -277,7 +283,10 @@ def run_stage(
 
 def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, history: list, prec: Precision, ds: Any,
             t0: float, previous: dict | None = None) -> dict:
-    """Write ``model.pt`` then ``metrics.json`` (which vouches for it), both atomically."""
+    """Write ``model.pt``, ``per_query.json`` (the per-query records of every output) and then ``metrics.json``
+    (which vouches for both), each atomically."""
+    metrics, per_query = split_per_query(metrics)
+    atomic_write_json(run_dir / PER_QUERY_FILE, {"outputs": per_query, "eval": jsonable(plan.eval_settings)})
     if previous is None:
         save_checkpoint(run_dir / "model.pt", {"identity": jsonable(identity), **{n: m.state_dict() for n, m in plan.modules.items()}})
     rec = dict(previous or {}) | {

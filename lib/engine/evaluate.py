@@ -13,9 +13,13 @@ from ..data.mlr_dataset import Split
 from ..metrics import cosine_distance, evaluate_ranking, evaluate_single_shot, extract_features
 from .precision import Precision
 
-__all__ = ["evaluate_split", "embed_images", "score_distances", "RANKS"]
+__all__ = ["evaluate_split", "embed_images", "score_distances", "split_per_query", "RANKS", "PER_QUERY"]
 
 RANKS = (1, 5, 10, 20)
+#: The key of :func:`score_distances`'s per-query records: per valid query (in query order) its ``index`` in the
+#: split's query list, ``pid``, ``rank1`` (1/0; single-shot: the fraction of gallery draws with a Rank-1 hit) and
+#: ``ap`` — what the intervals of :mod:`lib.metrics.intervals` resample.
+PER_QUERY = "per_query"
 
 
 def evaluate_split(
@@ -76,7 +80,8 @@ def embed_images(module: nn.Module, images, *, size: tuple[int, int], precision:
 def score_distances(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray,
                     *, protocol: str, num_repeats: int = 10, seed: int = 0) -> dict[str, Any]:
     """Score a (query × gallery) distance matrix with the dataset's protocol (what :func:`evaluate_split` returns);
-    methods with their own distance (FTWA's weighted distance) use it directly."""
+    methods with their own distance (FTWA's weighted distance) use it directly. The result holds the per-query
+    records under :data:`PER_QUERY`; :func:`split_per_query` takes them out (a run writes them to ``per_query.json``)."""
     max_rank = min(max(RANKS), len(np.unique(g_pids)) if protocol == "single_shot" else len(g_pids))
     if protocol == "single_shot":
         r = evaluate_single_shot(dist, q_pids, g_pids, q_cams, g_cams, num_repeats=num_repeats, seed=seed, max_rank=max_rank)
@@ -88,4 +93,22 @@ def score_distances(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_
     out = {f"rank{k}": float(cmc[k - 1]) for k in RANKS if k <= len(cmc)}  # a gallery of 12 ids has no Rank-20
     out.update({"mAP": float(r["mAP"]), "mINP": float(r["mINP"]), "cmc": cmc.tolist(), "num_query": len(q_pids),
                 "num_gallery": len(g_pids), "protocol": protocol})
+    idx = np.asarray(r["query_index"], dtype=np.int64)
+    hit = r["query_rank1"] if protocol == "single_shot" else (np.asarray(r["first_rank"]) == 1).astype(float)
+    ap = r["query_ap"] if protocol == "single_shot" else r["ap"]
+    out[PER_QUERY] = {"index": idx.tolist(), "pid": np.asarray(q_pids)[idx].astype(np.int64).tolist(),
+                      "rank1": np.round(np.asarray(hit, dtype=float), 6).tolist(),
+                      "ap": np.round(np.asarray(ap, dtype=float), 6).tolist()}
     return out
+
+
+def split_per_query(metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics, per_query)``: a stage's evaluation (output → metrics) without the per-query records
+    :func:`score_distances` adds, and those records by output (what a run keeps in ``per_query.json``)."""
+    clean, per = {}, {}
+    for k, v in metrics.items():
+        if isinstance(v, dict) and PER_QUERY in v:
+            per[k] = v[PER_QUERY]
+            v = {x: y for x, y in v.items() if x != PER_QUERY}
+        clean[k] = v
+    return clean, per

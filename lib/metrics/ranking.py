@@ -205,8 +205,8 @@ def _chunk_ranks(
     return before - jb + 1, n_pos
 
 
-def _chunk_metrics(ranks: np.ndarray, n_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First-match rank, AP and INP (float64) of the queries with at least one match."""
+def _chunk_metrics(ranks: np.ndarray, n_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First-match rank, AP and INP (float64) of the queries with at least one match, and which queries those are."""
     valid = n_pos > 0
     ranks, n = ranks[valid].astype(np.float64), n_pos[valid]
     k = np.arange(1, ranks.shape[1] + 1, dtype=np.float64)[None, :]
@@ -214,7 +214,7 @@ def _chunk_metrics(ranks: np.ndarray, n_pos: np.ndarray) -> tuple[np.ndarray, np
     precision = np.divide(k, ranks, out=np.zeros_like(ranks), where=keep)  # padding ignored
     ap = precision.sum(axis=1) / n
     inp = n / ranks[np.arange(n.shape[0]), n - 1]
-    return ranks[:, 0], ap, inp
+    return ranks[:, 0], ap, inp, np.flatnonzero(valid)
 
 
 def _chunk_rows(
@@ -261,7 +261,10 @@ def evaluate_ranking(
         the fraction of valid queries whose first true match is at rank
         ``<= k + 1``), ``mAP`` and ``mINP`` (floats in [0, 1]),
         ``num_valid_queries`` and ``num_skipped_queries`` (queries with no
-        true match once junk is removed).
+        true match once junk is removed); per valid query, in the order of
+        ``distmat``'s rows: ``query_index`` (its row), ``first_rank`` (1-based
+        rank of its first true match) and ``ap`` — what a bootstrap over
+        queries (:mod:`lib.metrics.intervals`) resamples.
 
     Ties in distance are broken by gallery index (lower index ranks first), as
     a stable sort of each row would.
@@ -281,10 +284,11 @@ def evaluate_ranking(
     if step < 1:
         raise ValueError(f"chunk_size: expected a positive integer, found {chunk_size}")
 
-    def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sl = slice(start, min(start + step, nq))
         ranks, n_pos = _chunk_ranks(np.ascontiguousarray(d[sl]), qc[sl], gc, groups, sl)
-        return _chunk_metrics(ranks, n_pos)
+        first, ap, inp, valid = _chunk_metrics(ranks, n_pos)
+        return first, ap, inp, valid + start
 
     starts = range(0, nq, step)
     if workers > 1 and len(starts) > 1:
@@ -301,12 +305,17 @@ def evaluate_ranking(
             "(every query's identity is absent or appears only under the query's own camera)"
         )
     counts = np.bincount(np.minimum(first, max_rank + 1).astype(np.int64) - 1, minlength=max_rank + 1)
+    ap = np.concatenate([p[1] for p in parts])
     return {
         "cmc": np.cumsum(counts[:max_rank]).astype(np.float64) / num_valid,
-        "mAP": float(np.concatenate([p[1] for p in parts]).mean()),
+        "mAP": float(ap.mean()),
         "mINP": float(np.concatenate([p[2] for p in parts]).mean()),
         "num_valid_queries": num_valid,
         "num_skipped_queries": nq - num_valid,
+        # per valid query (the means above are over these): its row in distmat, first-match rank (1 = a hit), AP
+        "query_index": np.concatenate([p[3] for p in parts]).astype(np.int64),
+        "first_rank": first.astype(np.int64),
+        "ap": ap,
     }
 
 

@@ -60,7 +60,10 @@ def evaluate_single_shot(
         repeats), ``mAP``/``mINP`` (means) and ``mAP_std``/``mINP_std``,
         ``num_repeats``, ``num_valid_queries`` (mean over repeats; a query can
         become invalid in a draw that keeps only a same-camera image of its
-        identity) and ``num_valid_queries_per_repeat``.
+        identity) and ``num_valid_queries_per_repeat``; per query with a match
+        in at least one draw: ``query_index`` (its row in ``distmat``),
+        ``query_rank1`` (the fraction of those draws with a Rank-1 hit) and
+        ``query_ap`` (its mean AP over them).
 
     Raises:
         ValueError: on invalid inputs (see ``evaluate_ranking``), ``num_repeats < 1``,
@@ -79,6 +82,15 @@ def evaluate_single_shot(
         except ValueError as err:
             raise ValueError(f"single-shot repeat {repeat}: {err}") from err
 
+    # per query, over the repeats in which it has a true match: the fraction of them with a Rank-1 hit, and mean AP
+    hits = np.zeros(qp.shape[0])
+    aps = np.zeros(qp.shape[0])
+    seen = np.zeros(qp.shape[0], dtype=np.int64)
+    for r in runs:
+        hits[r["query_index"]] += r["first_rank"] == 1
+        aps[r["query_index"]] += r["ap"]
+        seen[r["query_index"]] += 1
+    ok = np.flatnonzero(seen)
     cmcs = np.stack([r["cmc"] for r in runs])
     maps = np.array([r["mAP"] for r in runs])
     minps = np.array([r["mINP"] for r in runs])
@@ -93,4 +105,7 @@ def evaluate_single_shot(
         "num_repeats": int(num_repeats),
         "num_valid_queries": float(np.mean(valid)),
         "num_valid_queries_per_repeat": valid,
+        "query_index": ok,
+        "query_rank1": hits[ok] / seen[ok],
+        "query_ap": aps[ok] / seen[ok],
     }

@@ -22,9 +22,11 @@ import torch
 from torch import nn
 
 from ..core.config import ConfigError, from_dict, load_config_file
+from ..metrics.intervals import DEFAULT_B, Interval, interval_columns
 from ..utils.io import atomic_write_text
 from ..utils.paths import repo_root
-from .tables import PAPER_DATASETS, _label, cell, not_learning_splits
+from .effects import row_interval
+from .tables import INTERVAL_METHOD, PAPER_DATASETS, _label, cell, not_learning_splits
 
 __all__ = ["MethodRow", "MethodsSpec", "load_methods_spec", "run_methods_table", "query_cost", "SPEC_FILE"]
 
@@ -47,9 +49,17 @@ class MethodRow:
 
 @dataclass(frozen=True)
 class MethodsSpec:
+    """``reference``: the label of the row every other row's Rank-1 is compared with, each effect with its
+    interval (:mod:`lib.metrics.intervals`; ``None``: no effects)."""
+
     title: str
     rows: tuple[MethodRow, ...]
     notes: tuple[str, ...] = ()
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is not None and self.reference not in {r.label for r in self.rows}:
+            raise ValueError(f"reference {self.reference!r} is not a row label ({', '.join(r.label for r in self.rows)})")
 
 
 def load_methods_spec(path: str | Path = SPEC_FILE) -> MethodsSpec:
@@ -175,16 +185,39 @@ def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec:
                 records.append({"row": r.label, "method": r.method, "config": configs[r.method], "dataset": dsn,
                                 "metric": m, "value": v100, "std": 100 * agg[m]["std"], "num_splits": agg["num_splits"],
                                 "paper": p, "delta": None if p is None else v100 - p, **costs[r.label]})
+    effects = _effects(spec, exps, out, int(params.get("BOOTSTRAP", DEFAULT_B)))
+    for rec in records:  # the CSV keeps each Rank-1 effect's bounds beside the row's Rank-1
+        iv = effects.get((rec["row"], rec["dataset"]))
+        if rec["metric"] == "rank1" and isinstance(iv, Interval):
+            rec |= {"reference": spec.reference, **interval_columns(iv)}
     frame = pd.DataFrame(records)
-    text = _markdown(spec, frame, costs, configs, params, stuck)
+    text = _markdown(spec, frame, costs, configs, params, stuck, effects)
     folder = out / "tables"
     paths = [atomic_write_text(folder / "methods.csv", frame.to_csv(index=False, float_format="%.4f")),
              atomic_write_text(folder / "methods.md", text)]
     return frame, text, paths
 
 
+def _effects(spec: MethodsSpec, exps: dict, out: Path, bootstrap: int) -> dict[tuple[str, str], Interval | str]:
+    """``(row label, dataset) -> interval`` of each row's Rank-1 minus the reference row's (the reason where none)."""
+    if spec.reference is None:
+        return {}
+    ref = next(r for r in spec.rows if r.label == spec.reference)
+    out_effects: dict[tuple[str, str], Interval | str] = {}
+    for r in spec.rows:
+        if r.label == ref.label:
+            continue
+        for (v, ds), rec in exps[r.method].summaries.items():
+            base = exps[ref.method].summaries.get((ref.variant, ds))
+            if v != r.variant or base is None:
+                continue
+            iv, why = row_interval(out, rec, r.output, base, ref.output, B=bootstrap)
+            out_effects[(r.label, ds)] = iv if iv is not None else why
+    return out_effects
+
+
 def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict, params: Mapping[str, Any],
-              stuck: Mapping[str, dict] | None = None) -> str:
+              stuck: Mapping[str, dict] | None = None, effects: Mapping[tuple[str, str], Any] | None = None) -> str:
     profile = params.get("PROFILE", "tiny")
     datasets = list(dict.fromkeys(frame.dataset)) if len(frame) else []
     head = [f"# {spec.title}", "", f"Profile **`{profile}`**. Configurations: "
@@ -222,4 +255,16 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
         lines.append("| " + " | ".join(cells) + " |")
     if not costs:
         lines.append("| (no run yet) |" + " — |" * (len(cols) - 1))
+    if effects:
+        lines += ["", f"Rank-1 change against **{spec.reference}** (points; 95 % interval, {INTERVAL_METHOD}; "
+                  "**bold** and * = the interval excludes 0):", "",
+                  "| Method | " + " | ".join(f"{_label(d)}" for d in datasets) + " |",
+                  "|" + "---|" * (len(datasets) + 1)]
+        for label in dict.fromkeys(k[0] for k in effects):
+            cells = []
+            for d in datasets:
+                iv = effects.get((label, d))
+                cells.append("—" if iv is None else f"no interval ({iv})" if isinstance(iv, str)
+                             else f"**{iv.text()}**" if iv.excludes_zero else iv.text())
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(head + [""] + lines) + "\n"

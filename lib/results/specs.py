@@ -51,7 +51,8 @@ class RowSpec:
 class TableSpec:
     """A table: ``paper``/``table`` (registry keys), ``method``, ``notebook`` (its stem), ``title``, ``rows``,
     ``variants`` (name → dotted overrides), ``reference`` (the variant the others are compared with, for
-    ablations), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``), ``base`` /
+    ablations) or ``reference_row`` (a row label, where the reference is one output of a variant: Table I's
+    baseline), ``generate`` (a :data:`VARIANT_GENERATORS` name for ``VARIANTS = "all"``), ``base`` /
     ``keep_profile`` (see the module docstring), ``notes`` (printed above the table) and ``protocol`` (replaces the
     default LR-query protocol line, e.g. for the HR-only Tables V and VI); ``hr_queries``: the table tests HR queries,
     so datasets whose test queries have no HR original (CAVIAR) are skipped, with the reason printed; ``extras``:
@@ -66,6 +67,7 @@ class TableSpec:
     rows: tuple[RowSpec, ...]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: str | None = None
+    reference_row: str | None = None
     generate: str | None = None
     base: dict[str, Any] = field(default_factory=dict)
     keep_profile: tuple[str, ...] = ()
@@ -82,6 +84,11 @@ class TableSpec:
             raise ValueError(f"rows use variants {missing} that 'variants' does not define")
         if self.reference is not None and self.reference not in self.variants:
             raise ValueError(f"reference {self.reference!r} is not a variant ({', '.join(self.variants)})")
+        if self.reference_row is not None and self.reference_row not in {r.label for r in self.rows}:
+            raise ValueError(f"reference_row {self.reference_row!r} is not a row label "
+                             f"({', '.join(r.label for r in self.rows)})")
+        if self.reference is not None and self.reference_row is not None:
+            raise ValueError("give either 'reference' (a variant) or 'reference_row' (a row label), not both")
         stray = [k for k in self.keep_profile if k not in self.base and all(k not in v for v in self.variants.values())]
         if stray:
             raise ValueError(f"keep_profile names {stray}, which neither 'base' nor a variant sets")

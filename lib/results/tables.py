@@ -24,6 +24,8 @@ import pandas as pd
 from ..registry import DATASET_LABELS, paper_table, paper_table_info
 from ..utils.io import atomic_write_text
 from ..utils.paths import check_name
+from ..metrics.intervals import DEFAULT_B, interval_columns
+from .effects import row_interval
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
@@ -89,13 +91,16 @@ def _provenance_lines(results: dict, method: str, shown: list[RowSpec]) -> list[
     return out
 
 
-def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows: list[RowSpec] | None = None
-                ) -> tuple[pd.DataFrame, str]:
+def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows: list[RowSpec] | None = None,
+                *, bootstrap: int = DEFAULT_B) -> tuple[pd.DataFrame, str]:
     """The table of ``spec`` for one profile (``rows``: e.g. with generated variants; default the spec's).
+
+    ``bootstrap``: replicates of each effect's interval (:mod:`lib.metrics.intervals`).
 
     Returns:
         ``(long, markdown)``: the long table (``row, source, variant, dataset, metric, value, std, num_splits, paper,
-        delta``; values in percent) and the Markdown text with its header.
+        delta``; values in percent; the effects as ``source == 'effect'`` records with ``effect_low``,
+        ``effect_high``, ``effect_excludes_zero`` and ``reference``) and the Markdown text with its header.
     """
     rows = list(rows if rows is not None else spec.rows)
     info = paper_table_info(spec.paper, spec.table)
@@ -205,8 +210,11 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     if not shown:
         head.append("- No reproduced row yet: run the notebook `" + spec.notebook + "` for this profile.")
     text = "\n".join(head + [""] + lines) + "\n"
-    if spec.reference is not None and shown:
-        text += "\n" + _effects(spec, shown, idx, row_ids, pval, paper_ds, datasets) + "\n"
+    if (spec.reference is not None or spec.reference_row is not None) and shown:
+        section, effects = _effects(spec, shown, idx, row_ids, pval, paper_ds, datasets, results, out_dir, bootstrap)
+        text += "\n" + section + "\n"
+        if effects:
+            long = pd.concat([long, pd.DataFrame(effects)], ignore_index=True)
     return long, text
 
 
@@ -226,26 +234,67 @@ def not_learning_splits(results: dict, method: str, variant: str, output: str) -
     return out
 
 
+#: How the effects' intervals are made, in the words every table prints (docs/intervals.md).
+INTERVAL_METHOD = ("paired per split and bootstrapped over query identities; over several splits Student's t on the "
+                   "per-split effects, their variance floored by the bootstrap's (`lib/metrics/intervals.py`)")
+
+
+def _signed(x: float, digits: int = 1) -> str:
+    """``+0.8`` / ``−1.9`` (a minus sign, as the intervals print)."""
+    return f"{x:+.{digits}f}".replace("-", "−")
+
+
+def _reference_row(spec: TableSpec, shown: list[RowSpec]) -> RowSpec | None:
+    if spec.reference_row is not None:
+        return next((r for r in shown if r.label == spec.reference_row), None)
+    return next((r for r in shown if r.variant == spec.reference), None)
+
+
 def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pval: dict, paper_ds: list[str],
-             datasets: list[str]) -> str:
-    """Rank-1 change of each row against the reference variant's row, paper and ours (points)."""
-    ref = next((r for r in shown if r.variant == spec.reference), None)
+             datasets: list[str], results: dict, out_dir: str | os.PathLike, bootstrap: int
+             ) -> tuple[str, list[dict[str, Any]]]:
+    """Rank-1 change of each row against the reference row, paper and ours, ours with its 95 % interval
+    (:func:`lib.results.effects.row_interval`); and the effects as long-table records."""
+    ref = _reference_row(spec, shown)
+    what = spec.reference_row or f"variant `{spec.reference}`"
     if ref is None:
-        return f"(The reference variant `{spec.reference}` has no result yet, so no effects are shown.)"
+        return f"(The reference {what} has no result yet, so no effects are shown.)", []
     ours_ds = [d for d in datasets if (ref.label, "reproduced", d, "rank1") in idx]
     head = ["| Rank-1 change vs " + ref.label + " | paper (" + ", ".join(_label(d) for d in paper_ds) + ") | "
             + " | ".join(f"ours {_label(d)}" for d in ours_ds) + " |", "|---|---|" + "---|" * len(ours_ds)]
+    records: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
     for r in shown:
+        if r.label == ref.label:
+            continue
         pd_ = [pval.get((row_ids[r.label], d, "rank1")) for d in paper_ds]
         pr = [pval.get((row_ids[ref.label], d, "rank1")) for d in paper_ds]
-        p = "—" if not pd_ or any(x is None or pd.isna(x) for x in pd_ + pr) else f"{pd_[0] - pr[0]:+.1f}"
+        p = "—" if not pd_ or any(x is None or pd.isna(x) for x in pd_ + pr) else _signed(pd_[0] - pr[0])
         cells = []
         for d in ours_ds:
             a, b = idx.get((r.label, "reproduced", d, "rank1")), idx[(ref.label, "reproduced", d, "rank1")]
-            cells.append("—" if a is None else f"{a['value'] - b['value']:+.1f}")
+            if a is None:
+                cells.append("—")
+                continue
+            iv, why = row_interval(out_dir, results[(spec.method, r.variant, d)], r.output,
+                                   results[(spec.method, ref.variant, d)], ref.output, B=bootstrap)
+            if iv is None:  # the difference of the two means, said to have no interval and why
+                missing.setdefault(why, f"{r.label} on {_label(d)}")
+                cells.append(f"{_signed(a['value'] - b['value'])} (no interval)")
+                continue
+            shown = ("**" + iv.text() + "**") if iv.excludes_zero else iv.text()
+            fewer = min(x for x in (a["num_splits"], b["num_splits"]) if x is not None and not pd.isna(x))
+            cells.append(shown + (f" ({iv.num_splits} of {int(fewer)} splits)" if iv.num_splits < fewer else ""))
+            records.append({"row": r.label, "source": "effect", "variant": r.variant, "dataset": d, "metric": "rank1",
+                            "value": 100 * iv.effect, "std": None, "num_splits": iv.num_splits, "paper": None,
+                            "delta": None, "paper_row": None, "paper_ours": False, "reference": ref.label,
+                            **interval_columns(iv)})
         head.append(f"| {r.label} | {p} | " + " | ".join(cells) + " |")
-    return "\n".join(["Effect of each variant (Rank-1 points against the reference row; the std of each mean is in the "
-                      "table above):", ""] + head)
+    text = ["Effect of each variant (Rank-1 points against the reference row; ours with its 95 % interval, "
+            f"{INTERVAL_METHOD}, {bootstrap} bootstrap replicates; **bold** and * = the interval excludes 0):", ""] + head
+    for why, where in missing.items():
+        text.append(f"\n- No interval for {where} (and any other cell marked so): {why}.")
+    return "\n".join(text), records
 
 
 def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | None = None) -> str:
