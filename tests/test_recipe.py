@@ -205,7 +205,10 @@ def test_profile_keys_for_the_recipe():
     assert cfg.phase1.warmup_epochs == 5 and cfg.phase2.warmup_epochs == 0 and cfg.baseline.warmup_epochs == 5
     assert cfg.phase1.warmup_mode == "linear" and cfg.phase1.schedule == "multistep" and cfg.phase1.milestones == (20,)
     assert cfg.data.random_erasing == 0.5 and cfg.data.native_lr and cfg.test.feature == "feat"
-    assert cfg.phase1.lr == 7e-4 and cfg.phase2.lr == 3.5e-4 and cfg.phase2.module_lr == {"sr": 1e-4}
+    assert cfg.phase1.lr == 7e-4 and cfg.phase2.lr == 3.5e-4 and cfg.phase2.module_lr == {"sr": 1e-3}
+    # G's phase-2 recipe (issue #20): identity start, no decay on G, L_SR weighted 30; the rest of L_TOTAL inherited
+    assert cfg.sr.init == "identity" and cfg.phase2.module_weight_decay == {"sr": 0.0}
+    assert cfg.phase2.losses["sr"] == 30.0 and cfg.phase2.losses["ps"] == 0.5 and cfg.phase1.module_weight_decay == {}
     assert cfg.phase2.init == "teacher" and cfg.phase1.init == "weights"
     assert cfg.baseline.epochs == cfg.phase1.epochs + cfg.phase2.epochs == 38 and cfg.baseline.lr == 7e-4
     assert cfg.model.backbone == "mobilenet_v2" and cfg.loss == load_config("configs/pshrnet/paper.yaml").loss  # inherited
