@@ -153,9 +153,6 @@ def test_a_run_finds_the_build_it_was_made_on_after_a_rebuild(trained_profile, t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue #20 session: since the per-query records, re-testing the stopped job's "
-                   "weights gives another Rank-1 when this file's other tests ran first (passes alone); under "
-                   "investigation, see the stop's closing note")
 def test_rebuilding_under_a_running_job_gives_its_own_data_and_no_wrong_reuse(tmp_path):
     """The scenario of the issue, end to end: ``python -m lib.train`` is stopped mid-training, the dataset folder is
     rebuilt with ``--rates 8``, the job continues. Its metrics must be those of its weights on the data its identity
@@ -192,10 +189,19 @@ def test_rebuilding_under_a_running_job_gives_its_own_data_and_no_wrong_reuse(tm
     assert job.returncode == 0, log
     rec = json.loads((run_dir / "metrics.json").read_text())
     assert rec["run"]["manifest_sha256"] == fp0  # the identity names the data it was trained and tested on ...
-    run = load_run(run_dir)  # ... and re-testing its weights on that build gives exactly the recorded numbers
-    again = run.matcher("ftwa").evaluate(run.split(), protocol=run.dataset().eval_protocol,
-                                         num_repeats=run.cfg.test.num_repeats, seed=run.cfg.seed)
+    # ... and re-testing its weights on that build gives exactly the recorded numbers. The re-test runs in a fresh
+    # process with the job's thread count: a CPU convolution's sums depend on the threads (and, in a process that
+    # ran other tests, on the kernels oneDNN picked before), and on 12 queries of a 12-step model one near-tie flips
+    # Rank-1 by 1/12 (seen on an AMD machine, in process with 2 threads). Equal numerics leave only the data to differ.
+    probe = ("import json, sys; from lib.inference import load_run; run = load_run(sys.argv[1]); "
+             "m = run.matcher('ftwa').evaluate(run.split(), protocol=run.dataset().eval_protocol, "
+             "num_repeats=run.cfg.test.num_repeats, seed=run.cfg.seed); print(json.dumps({'rank1': m['rank1']}))")
+    retest = subprocess.run([sys.executable, "-c", probe, str(run_dir)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert retest.returncode == 0, retest.stdout + retest.stderr
+    again = json.loads(retest.stdout.strip().splitlines()[-1])
     assert again["rank1"] == pytest.approx(rec["metrics"]["lr"]["rank1"])
+    assert load_run(run_dir).dataset().fingerprint == fp0  # the build it names, not the folder's rebuilt one
     # the dataset restored: the rerun reuses the (correct) run; on the rebuilt data it would be another run
     assert mlr_main(["synthetic", str(csv), str(mlr), "--quiet"]) == 0
     assert MLRDataset.load(mlr).fingerprint == fp0
