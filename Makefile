@@ -11,6 +11,7 @@ PROFILE ?= tiny
 DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
 TABLES  ?= 1 2 3 4 5 6 7
+WEIGHTS ?=
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 browser-check clean
@@ -18,7 +19,7 @@ PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
 	@echo "make reproduce TABLES=\"3 4 ftwa1 methods robustness\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
-	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has"
+	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has (WEIGHTS=weights.yaml: a weights file per backbone)"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
 	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
@@ -46,13 +47,13 @@ mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
 
 reproduce: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)"
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)"
 
 reproduce-all: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all --weights "$(WEIGHTS)"
 
 reproduce-table1: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)"
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks

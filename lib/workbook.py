@@ -266,15 +266,20 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
     return present or list(found)
 
 
-def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",)) -> list[Path]:
+def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",),
+              weights: str | os.PathLike | None = None) -> list[Path]:
     """Every table in ``tables`` for the datasets under ``data_root``: notebook 01 for each dataset found, then each
     table's notebooks (:data:`TABLE_NOTEBOOKS`) with ``DATASETS`` / ``DATA_ROOT`` set.
+
+    ``weights``: a YAML file ``backbone: weight source`` (:func:`lib.workflow.load_weights_file`), given to every
+    notebook as ``WEIGHTS``: each row, the methods table's included, takes its backbone's file.
 
     Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
     ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
     """
-    from .workflow import find_datasets, output_dir
+    from .workflow import find_datasets, load_weights_file, output_dir
 
+    weights_map = load_weights_file(weights) if weights else {}  # a bad file fails before anything runs
     pname = profile_name(profile)  # before any notebook runs: the name decides where everything goes
     tables = [str(t) if str(t).startswith("ftwa_table") else str(t).removeprefix("table") for t in tables]
     tables = [{"ftwa_table1": "ftwa1", "ftwa_table2": "ftwa2"}.get(t, t) for t in tables]
@@ -313,6 +318,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
                 over["COMPARE_METHODS"] = "methods" in tables
             if "DATA_ROOT" in declared and str(data_root) != "synthetic":
                 over["DATA_ROOT"] = str(resolve_path(data_root))
+            if weights_map and "WEIGHTS" in declared:
+                over["WEIGHTS"] = weights_map
             try:
                 run_notebook(repo_root() / "notebooks" / f"{stem}.ipynb", profile, overrides=over)
             except Exception as e:
@@ -343,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--profile", default="cpu")
     t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
     t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
+    t.add_argument("--weights", default="", help="YAML file 'backbone: weight source' for every row (e.g. "
+                   "hrnet_w32: file:/w/hrnetv2_w32_imagenet_pretrained.pth)")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
@@ -357,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.cmd == "reproduce":
         tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
-            reproduce(a.profile, a.data_root, tables)
+            reproduce(a.profile, a.data_root, tables, weights=a.weights or None)
         except Exception as e:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1

@@ -15,13 +15,16 @@ from typing import Any
 
 from dataclasses import dataclass, field
 
+from .core.config import flatten, to_dict
 from .data import MLRConfig, MLRDataset, build_mlr, get_dataset
 from .data.synthetic import SyntheticConfig, generate_synthetic
 from .engine import distributed as D
 from .metrics.intervals import DEFAULT_B
+from .core.runs import release
 from .methods import METHODS, differences, load_config, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
 from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
+from .utils.io import jsonable
 from .utils.paths import check_name, resolve_path
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "splits_to_run",
     "DATASET_FOLDERS",
     "find_datasets",
+    "check_weights_map",
+    "load_weights_file",
 ]
 
 #: The type of every notebook parameter (a test checks each notebook's defaults against it): ``int``, ``float``
@@ -53,7 +58,7 @@ PARAM_TYPES: dict[str, str] = {
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
     "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
     "SPLIT": "int", "METHOD": "str", "ORDER": "str", "QUERY": "int", "QUERY_RATE": "int", "TOP_K": "int",
-    "METHODS": "list[str]", "QUERY_RATES": "list[int]", "BOOTSTRAP": "int",
+    "METHODS": "list[str]", "QUERY_RATES": "list[int]", "BOOTSTRAP": "int", "WEIGHTS": "dict",
 }
 
 
@@ -215,7 +220,60 @@ def experiment_config(params: Mapping[str, Any], overrides: Mapping[str, Any] | 
     reported as ``override KEY=VALUE``, not as coming from the configuration file."""
     validate_params(params)
     ov = {"seed": params.get("SEED", 0), **dict(params.get("OVERRIDES") or {}), **dict(overrides or {})}
-    return load_config(params.get("CONFIG", DEFAULT_CONFIG), ov)
+    path = params.get("CONFIG", DEFAULT_CONFIG)
+    cfg = load_config(path, ov)
+    weights = check_weights_map(params.get("WEIGHTS") or {}, "WEIGHTS")
+    if not weights:
+        return cfg
+    flat = flatten(jsonable(to_dict(cfg)))
+    method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+    extra = {wkey: weights[flat[bkey]] for bkey, wkey in method.weights_keys
+             if wkey not in ov and flat.get(bkey) in weights}  # a row or OVERRIDES naming its weights keeps them
+    return load_config(path, {**ov, **extra}) if extra else cfg
+
+
+def check_weights_map(weights: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A reproduction's weight file per backbone (``{"hrnet_w32": "file:/w/hrnetv2_w32.pth", "resnet50": …}``):
+    every key a backbone name, every value a weight source (:func:`lib.models.weights.parse_weights`).
+
+    Raises:
+        ValueError: naming ``where``, the key, and the known backbones or the valid sources.
+    """
+    from .models.backbones import BACKBONES
+    from .models.weights import parse_weights
+
+    out = {}
+    for name, source in dict(weights).items():
+        if name not in BACKBONES:
+            raise ValueError(f"{where}: {name!r} is not a backbone name; known: {', '.join(BACKBONES.names())}")
+        if not isinstance(source, str):
+            raise ValueError(f"{where}: {name}: expected a weight source string (e.g. 'file:/path.pth'), "
+                             f"found {type(source).__name__} {source!r}")
+        try:
+            parse_weights(source)
+        except ValueError as e:
+            raise ValueError(f"{where}: {name}: {e}") from None
+        out[name] = source
+    return out
+
+
+def load_weights_file(path: str | Path) -> dict[str, str]:
+    """Read a YAML mapping ``backbone: weight source`` (``make reproduce WEIGHTS=file``), checked as
+    :func:`check_weights_map`; relative ``file:`` paths are taken from the file's folder."""
+    import yaml
+
+    p = resolve_path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"WEIGHTS: {p} does not exist (expected a YAML mapping backbone: weight source)")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a mapping backbone: weight source, found {type(data).__name__}")
+    out = check_weights_map(data, str(p))
+    return {k: (f"file:{(p.parent / v[5:]).resolve()}" if v.startswith("file:") and not Path(v[5:]).expanduser().is_absolute()
+                else v) for k, v in out.items()}
 
 
 @dataclass
@@ -272,7 +330,6 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
             for k in splits:
                 metrics, runs = run_variant(method, cfg, ds=ds, split=k, root=out / "runs", variant=variant,
                                             outputs=outputs[variant], progress=progress)
-                exp.runs[(variant, ds.name, k)] = runs
                 run_dirs[k] = {s: str(r.run_dir) for s, r in runs.items()}
                 read |= {key for r in runs.values() for key in r.identity.get("config", {})}
                 for o, m in metrics.items():  # where its per-query records are (the intervals resample them)
@@ -280,6 +337,10 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
                     src = {"run": os.path.relpath(runs[stage].run_dir, out), "output": key, "split": k,
                            "eval": _recorded_eval(runs[stage].run_dir)}
                     per_split.setdefault(o, []).append(m | {"source": src})
+                # the trained modules are freed; whoever looks at a run again reads it back from its model.pt
+                exp.runs[(variant, ds.name, k)] = {s: release(r) for s, r in runs.items()}
+                del runs
+                free_device_memory()
             diffs = differences(method, cfg, paper, read=read)  # only what this row's stages read
             if len(splits) < ds.num_splits:
                 diffs.append(f"{len(splits)} of {ds.num_splits} identity splits")
@@ -293,6 +354,17 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
                                  per_split=per_split, runs=run_dirs, differences=diffs)
             exp.summaries[(variant, ds.name)] = json.loads(path.read_text())
     return exp
+
+
+def free_device_memory() -> None:
+    """Collect freed modules now and return the CUDA cache to the device (a no-op on the CPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _recorded_eval(run_dir: Path) -> Any:

@@ -17,6 +17,7 @@ CONFIG = "configs/pshrnet/tiny.yaml"  # the method configuration; configs/pshrne
 SEED = 0  # seed of the MLR dataset and of training
 SPLITS = [0]  # identity splits to train and evaluate
 OVERRIDES = {}  # dotted configuration keys to change, e.g. {"phase1.epochs": 10, "data.height": 128}
+WEIGHTS = {}  # backbone -> weight source for every row using it, e.g. {"resnet50": "file:/w/resnet50.pth"} (docs/getting_started.md)
 BOOTSTRAP = 1000  # bootstrap replicates of the 95 % interval on each effect (docs/intervals.md)
 '''
 

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: the spec's rows)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted configuration overrides")
+    ap.add_argument("--weights", default="", help="YAML file 'backbone: weight source' (WEIGHTS of every row)")
     ap.add_argument("--num-examples", type=int, default=2, help="Table III: persons in Fig. 5 (NUM_EXAMPLES)")
     a = ap.parse_args(argv)
     from lib.core.cli import run_main
@@ -56,6 +57,10 @@ def _main(a: argparse.Namespace) -> int:
     params = {"PROFILE": a.profile, "OUTPUT_ROOT": a.output_root, "DATASETS": a.datasets, "DATA_ROOT": a.data_root,
               "CONFIG": a.config, "SEED": a.seed, "SPLITS": a.splits, "OVERRIDES": overrides,
               "NUM_EXAMPLES": a.num_examples}
+    if a.weights:
+        from lib.workflow import load_weights_file
+
+        params["WEIGHTS"] = load_weights_file(a.weights)
     if a.variants:
         params["VARIANTS"] = a.variants
     t0 = time.time()

@@ -132,6 +132,6 @@ def trained_profile(tmp_path_factory):
     run_variant(METHODS.get("pshrnet"), load_config("configs/pshrnet/tiny.yaml", {**short, "phase1.epochs": 1,
                 "phase2.epochs": 1, "phase2.init": "teacher"}), ds=ds, split=0, root=profile / "runs",
                 variant="teacher_init", progress=False, outputs=["pshrnet"])
-    fcfg = load_config("configs/ftwa/tiny.yaml", short | {"train.epochs": 1})
+    fcfg = load_config("configs/ftwa/tiny.yaml", short | {"train.epochs": 1, "runtime.keep_checkpoint": True})  # last.pt
     run_variant(METHODS.get("ftwa"), fcfg, ds=ds, split=0, root=profile / "runs", progress=False)
     return profile, ds

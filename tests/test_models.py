@@ -263,14 +263,14 @@ def test_official_hrnet_key_mapping_round_trip(tmp_path, hrnet_w32):
 
 def test_checkpoint_loading_reports_missing_unexpected_and_mismatch(tmp_path):
     official = _fake_official_hrnet("hrnet_w18_small")
-    partial = {k: v for k, v in official.items() if not k.startswith("stage4.")}
+    partial = {k: v for k, v in official.items() if not k.startswith("stage4.0.branches.0.")}  # ~5 % missing
     partial["extra.weight"] = torch.zeros(3)
     path = tmp_path / "partial.pth"
     torch.save({"state_dict": partial}, path)
     with pytest.warns(UserWarning, match="missing"):
         backbone, _ = build_backbone("hrnet_w18_small", weights=f"file:{path}")
     rep = backbone.load_report
-    assert rep.missing and all(k.startswith("stage4.") for k in rep.missing)
+    assert rep.missing and all(k.startswith("stage4.0.branches.0.") for k in rep.missing)
     assert rep.unexpected == ["extra.weight"] and not rep.mismatched
     assert torch.equal(backbone.body.conv1.weight, official["conv1.weight"])
     # The classification baseline: the 1000-class classifier does not fit and is reported.
@@ -285,6 +285,32 @@ def test_checkpoint_loading_reports_missing_unexpected_and_mismatch(tmp_path):
     torch.save({"foo.weight": torch.zeros(2)}, path3)
     with pytest.raises(RuntimeError, match="no tensor matched"):
         build_backbone("mobilenet_v2", weights=f"file:{path3}")
+
+
+def test_a_file_for_another_backbone_or_filling_too_few_tensors_is_an_error(tmp_path):
+    """Issue #21 §3: an HRNet file given to a ResNet-50 row used to load 65 of 275 tensors with a warning."""
+    from lib.models.weights import MIN_MATCHED_SHARE, pretrained_weights_skipped, weights_family
+
+    official = _fake_official_hrnet("hrnet_w18_small")
+    hrnet = tmp_path / "hrnet.pth"
+    torch.save(official, hrnet)
+    assert weights_family(list(official)) == "HRNet"
+    with pytest.raises(ValueError, match=r"of backbone 'resnet18' .*below the 90 % required.*HRNet's") as e:
+        build_backbone("resnet18", weights=f"file:{hrnet}")
+    assert str(hrnet) in str(e.value)
+    no_stage4 = tmp_path / "no_stage4.pth"  # the right family, but a quarter of it missing
+    torch.save({k: v for k, v in official.items() if not k.startswith("stage4.")}, no_stage4)
+    with pytest.raises(ValueError, match=r"fills \d+ of \d+ tensors of backbone 'hrnet_w18_small' \(7\d %"):
+        build_backbone("hrnet_w18_small", weights=f"file:{no_stage4}")
+    assert MIN_MATCHED_SHARE == 0.9
+    # reusing a finished run builds without reading the file at all (model.pt overwrites every tensor)
+    with pretrained_weights_skipped():
+        backbone, _ = build_backbone("resnet18", weights=f"file:{tmp_path / 'absent.pth'}")
+        assert backbone.load_report is None
+        clf = HRNetClassifier(num_classes=5, backbone="hrnet_w18_small", weights="hub")  # no download either
+        assert clf.load_report is None
+    with pytest.raises(FileNotFoundError):
+        build_backbone("resnet18", weights=f"file:{tmp_path / 'absent.pth'}")
 
 
 def test_torchvision_style_checkpoint_loads(tmp_path):

@@ -24,9 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +42,20 @@ from ..engine.optim import OptimConfig
 from ..engine.precision import Precision
 from ..engine.runtime import RuntimeConfig
 from ..engine.trainer import Trainer
+from ..models.weights import pretrained_weights_skipped
 from ..utils.io import atomic_write_json, jsonable
 from ..utils.seed import seed_everything
 from .progress import report
 from .tracking import ConfigReader
 
 __all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",
-           "HIDDEN_SECTIONS"]
+           "HIDDEN_SECTIONS", "run_lock", "RUN_LOCK_FILE",
+           "LazyModules", "release"]
 
 #: Configuration sections a stage never reads through its reader (they are not part of any identity).
 HIDDEN_SECTIONS = ("test", "runtime")
+#: The lock a process holds on a run folder while it checks, trains or evaluates the run (:func:`run_lock`).
+RUN_LOCK_FILE = ".run.lock"
 #: A finished run's per-query records (``{"outputs": {output: {index, pid, rank1, ap}}, "eval": …}``), written with
 #: ``metrics.json``; a run finished without one is evaluated again when reused (nothing retrains).
 PER_QUERY_FILE = "per_query.json"
@@ -115,6 +121,46 @@ class RunResult:
     run_dir: Path
     identity: dict[str, Any]
     key: str
+
+
+class LazyModules(Mapping):
+    """A finished run's modules, read from its ``model.pt`` on first access (:func:`lib.inference.load_run`, on the
+    device it was trained on). What :meth:`RunResult.released` leaves in place of the trained modules, so a
+    notebook that trains many runs does not hold them all on the device (notebook 03 at paper size: ≈ 32 × 104 M
+    parameters) while the few that are looked at again (Table III's G, the methods table's query path) still load."""
+
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        self.run_dir, self.device = Path(run_dir), device
+        self._modules: dict[str, nn.Module] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._modules is not None
+
+    def _load(self) -> dict[str, nn.Module]:
+        if self._modules is None:
+            from ..inference import load_run  # the inference layer sits above the core
+
+            self._modules = load_run(self.run_dir, device=self.device).modules
+        return self._modules
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return self._load()[name]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def release(result: RunResult) -> RunResult:
+    """``result`` with its modules replaced by :class:`LazyModules` (the trained ones can be freed)."""
+    try:
+        device = json.loads((result.run_dir / "metrics.json").read_text()).get("device", "auto")
+    except (OSError, ValueError):
+        device = "auto"
+    return replace(result, modules=LazyModules(result.run_dir, device))
 
 
 def identity_key(identity: dict) -> str:
@@ -207,20 +253,28 @@ def run_stage(
     deps = deps or {}
     runtime: RuntimeConfig = cfg.runtime
     prec = runtime.precision_for()
-    reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)
-    ctx = StageContext(method=method, stage=stage.name, cfg=reader, test=cfg.test, runtime=runtime, ds=ds, split=split,
-                       prec=prec, deps=deps, progress=progress)
-    seed = reader.seed + stage.seed_offset
-    seed_everything(seed)
-    plan = stage.build(ctx)
-    identity = {
-        "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint, "split": split,
-        "precision": prec.name, "config": reader.reads, "deps": {n: d.key for n, d in sorted(deps.items())},
-        "max_steps_per_epoch": runtime.max_steps_per_epoch, **plan.identity,
-        # under torchrun the global batch is world_size × P × K: another training (absent for one process)
-        **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
-    }
-    reader.freeze()
+
+    def build() -> tuple[StagePlan, dict]:
+        reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)
+        ctx = StageContext(method=method, stage=stage.name, cfg=reader, test=cfg.test, runtime=runtime, ds=ds,
+                           split=split, prec=prec, deps=deps, progress=progress)
+        seed_everything(reader.seed + stage.seed_offset)
+        plan = stage.build(ctx)
+        identity = {
+            "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint,
+            "split": split, "precision": prec.name, "config": reader.reads,
+            "deps": {n: d.key for n, d in sorted(deps.items())}, "max_steps_per_epoch": runtime.max_steps_per_epoch,
+            **plan.identity,
+            # under torchrun the global batch is world_size × P × K: another training (absent for one process)
+            **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
+        }
+        reader.freeze()
+        return plan, identity
+
+    # First built without pretrained weights: a finished run's model.pt overwrites every tensor, so reusing it
+    # fetches and reads nothing (tables rebuild offline). A run that trains is built again, with them.
+    with pretrained_weights_skipped():
+        plan, identity = build()
     seen = D.values_on_ranks(ds.fingerprint)  # under torchrun, every rank must train on the same build
     if len(set(seen)) > 1:
         raise RuntimeError(f"{getattr(ds, 'manifest_path', ds.name)}: the ranks loaded different builds of the dataset (manifest sha256 "
@@ -232,9 +286,23 @@ def run_stage(
     key = identity_key(identity)
     root = Path(root)
     run_dir = root / method / ds.name / "stages" / f"split{split}" / f"{stage.name}-{key}"
-    t0 = time.time()
-    done = _finished(run_dir, identity)
     where = f"{method}/{stage.name} {ds.name} split {split}" + (f" [{variant}]" if variant else "")
+    t0 = time.time()
+    with run_lock(run_dir, where):  # one process per run folder: a second waits, then reuses what the first made
+        result = _reuse_or_train(stage, plan, identity, key, run_dir, where, build, runtime, prec, ds, t0, progress)
+    if variant is not None and D.is_main():
+        _link(root / method / ds.name / "variants" / variant / f"split{split}" / stage.name, run_dir)
+    r1 = {k: v["rank1"] for k, v in result.metrics.items() if isinstance(v, dict) and "rank1" in v}
+    report(f"{where}: done in {time.time() - t0:.0f}s" + "".join(f", {k} Rank-1 {100 * v:.1f}%" for k, v in r1.items()))
+    return result
+
+
+def _reuse_or_train(stage: Stage, plan: StagePlan, identity: dict, key: str, run_dir: Path, where: str,
+                    build: Callable[[], tuple[StagePlan, dict]], runtime: RuntimeConfig, prec: Precision, ds: Any,
+                    t0: float, progress: bool) -> RunResult:
+    """:func:`run_stage` under the run's lock: reuse (``plan`` was built without pretrained weights), re-evaluate, or
+    build again with them and train / evaluate."""
+    done = _finished(run_dir, identity)
     report(f"{where}: {'reusing the finished run' if done is not None else 'training'} {run_dir.name}")
     if done is not None:
         _load_modules(run_dir, plan.modules)
@@ -245,9 +313,16 @@ def run_stage(
         elif _judged(done["metrics"], verdict) != done["metrics"] and D.is_main():  # the verdict on disk too
             done = done | {"metrics": _judged(done["metrics"], verdict)}
             atomic_write_json(run_dir / "metrics.json", done)
+        if D.is_main():
+            _drop_checkpoint(run_dir, runtime, where)  # left by a version that kept it
         D.barrier()
-        result = RunResult(stage.name, plan.modules, _judged(done["metrics"], verdict), [], run_dir, identity, key)
-    elif not any(p.requires_grad for m in plan.modules.values() for p in m.parameters()):
+        return RunResult(stage.name, plan.modules, _judged(done["metrics"], verdict), [], run_dir, identity, key)
+    plan, again = build()  # now with the pretrained weights the configuration names, from the same seed
+    if jsonable(again) != jsonable(identity):
+        diff = sorted(k for k in set(again) | set(identity) if jsonable(again.get(k)) != jsonable(identity.get(k)))
+        raise RuntimeError(f"{where}: building the stage twice gave two identities (they differ in {diff}); a stage's "
+                           "build must read the same configuration whether or not pretrained weights are loaded")
+    if not any(p.requires_grad for m in plan.modules.values() for p in m.parameters()):
         # nothing to learn (e.g. the bicubic "SR module"): evaluate only, no training loop, no optimiser
         if D.is_main():
             atomic_write_json(run_dir / "identity.json", identity)
@@ -255,30 +330,72 @@ def run_stage(
         D.barrier()
         if not D.is_main():
             metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-        result = RunResult(stage.name, plan.modules, metrics, [], run_dir, identity, key)
-    else:
-        trainer = Trainer(
-            trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
-            sampler=plan.sampler, optim=plan.optim, precision=prec, run_dir=run_dir, run_config=identity,
-            progress=progress, desc=where, monitor_fn=plan.monitor, **runtime.trainer_kwargs(),
-        )
-        if D.is_main():
-            atomic_write_json(run_dir / "identity.json", identity)
-        history = trainer.fit()
-        verdict = _verdict(plan, history, where)
-        metrics: dict[str, Any] = {}
-        if D.is_main():
-            metrics = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), history, prec, ds, t0)["metrics"]
-        D.barrier()
-        if not D.is_main():  # every rank continues with rank 0's saved model (BN statistics are per rank)
-            _load_modules(run_dir, plan.modules)
-            metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-        result = RunResult(stage.name, plan.modules, metrics, history, run_dir, identity, key)
-    if variant is not None and D.is_main():
-        _link(root / method / ds.name / "variants" / variant / f"split{split}" / stage.name, run_dir)
-    r1 = {k: v["rank1"] for k, v in result.metrics.items() if isinstance(v, dict) and "rank1" in v}
-    report(f"{where}: done in {time.time() - t0:.0f}s" + "".join(f", {k} Rank-1 {100 * v:.1f}%" for k, v in r1.items()))
-    return result
+        return RunResult(stage.name, plan.modules, metrics, [], run_dir, identity, key)
+    trainer = Trainer(
+        trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
+        sampler=plan.sampler, optim=plan.optim, precision=prec, run_dir=run_dir, run_config=identity,
+        progress=progress, desc=where, monitor_fn=plan.monitor, **runtime.trainer_kwargs(),
+    )
+    if D.is_main():
+        atomic_write_json(run_dir / "identity.json", identity)
+    history = trainer.fit()
+    verdict = _verdict(plan, history, where)
+    metrics: dict[str, Any] = {}
+    if D.is_main():
+        metrics = _finish(run_dir, identity, plan, _judged(plan.evaluate(), verdict), history, prec, ds, t0)["metrics"]
+        _drop_checkpoint(run_dir, runtime)
+    D.barrier()
+    if not D.is_main():  # every rank continues with rank 0's saved model (BN statistics are per rank)
+        _load_modules(run_dir, plan.modules)
+        metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    return RunResult(stage.name, plan.modules, metrics, history, run_dir, identity, key)
+
+
+def _drop_checkpoint(run_dir: Path, runtime: RuntimeConfig, where: str | None = None) -> None:
+    """Remove a finished run's ``checkpoints/last.pt`` (its ``model.pt`` holds the trained modules; the resume
+    state is hundreds of MB at paper size), unless ``runtime.keep_checkpoint``."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if runtime.keep_checkpoint or not last.is_file():
+        return
+    last.unlink()
+    try:
+        last.parent.rmdir()
+    except OSError:  # something else lives there: left as it is
+        pass
+    if where:
+        report(f"{where}: removed the finished run's resume checkpoint {last} (model.pt is kept)")
+
+
+@contextmanager
+def run_lock(run_dir: Path, where: str = ""):
+    """Hold ``<run_dir>/.run.lock`` (filelock; an OS lock, so a process killed with -9 releases it at once) while a run
+    is checked, trained or evaluated: two workers, or two reproductions on one output folder, never train one run
+    twice — the second waits, then reuses the finished run (or resumes what a dead holder left). Under torchrun only
+    rank 0 takes it, and every rank waits for it at a barrier."""
+    from filelock import FileLock, Timeout
+
+    lock = None
+    if D.is_main():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(run_dir / RUN_LOCK_FILE))
+            lock.acquire(timeout=0)
+        except Timeout:
+            msg = f"{where}: another process holds {lock.lock_file}; waiting for it to finish this run"
+            report(msg)
+            print(f"[run] {msg}", file=sys.stderr, flush=True)  # also where no progress file is read (scripts)
+            lock.acquire()
+        except OSError as e:  # a read-only copy of someone's finished runs: nothing will be written, no lock needed
+            if not ((run_dir / "model.pt").is_file() and (run_dir / "metrics.json").is_file()):
+                raise OSError(f"{where}: cannot lock the run folder {run_dir} ({e}); it must be writable to train "
+                              "the run there") from None
+            lock = None
+    D.barrier()
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, history: list, prec: Precision, ds: Any,

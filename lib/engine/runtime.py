@@ -29,6 +29,11 @@ class RuntimeConfig:
             measures G's restoration after every epoch (a stored LR image gives one pair, an HR-only one a pair per
             rate) (PSNR / SSIM against the HR original, and of G's own input, in ``history.csv``: ``g_psnr``,
             ``g_ssim``, ``input_psnr``, ``input_ssim``); 0 = off. It only observes: never part of an identity.
+        checkpoint_every: epochs between resume checkpoints (``checkpoints/last.pt``; the last epoch always writes
+            one). 1 (default) resumes a killed run from its last epoch; N > 1 writes 1/N of the checkpoints (≈ 281 MB
+            each for the paper's phase 2) and a killed run repeats up to N − 1 epochs — bit-identically either way.
+        keep_checkpoint: keep ``checkpoints/last.pt`` when a run finishes (default off: ``model.pt`` holds the
+            trained modules; the resume state, optimiser included, is removed).
     """
 
     device: str = "auto"
@@ -41,6 +46,8 @@ class RuntimeConfig:
     max_loss: float = 1e6
     max_steps_per_epoch: int = 0
     monitor_images: int = 32
+    checkpoint_every: int = 1
+    keep_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -51,6 +58,8 @@ class RuntimeConfig:
             raise ValueError(f"pin_memory: expected auto, true or false, found {self.pin_memory!r}")
         if self.num_workers < -1 or self.sync_every < 0 or self.max_steps_per_epoch < 0:
             raise ValueError("num_workers ≥ -1, sync_every ≥ 0 and max_steps_per_epoch ≥ 0 are required")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: expected ≥ 1 (epochs between checkpoints), found {self.checkpoint_every}")
         if self.monitor_images < 0:
             raise ValueError(f"monitor_images: expected ≥ 0 (0 = off), found {self.monitor_images}")
 
@@ -62,4 +71,4 @@ class RuntimeConfig:
         """The :class:`~lib.engine.Trainer` arguments these settings give."""
         return {"num_workers": self.num_workers, "pin_memory": None if self.pin_memory == "auto" else self.pin_memory,
                 "sync_every": self.sync_every, "compile": self.compile, "max_loss": self.max_loss,
-                "max_steps_per_epoch": self.max_steps_per_epoch or None}
+                "max_steps_per_epoch": self.max_steps_per_epoch or None, "checkpoint_every": self.checkpoint_every}

@@ -5,7 +5,8 @@ A method hands the trainer its trained modules, a dataset with a P × K sampler,
 method alike: optimiser and schedule by name with per-module learning rates, autocast, DataLoader workers and
 pinned memory on CUDA, optional ``torch.compile``, DDP under ``torchrun``, a tqdm bar, per-epoch metrics
 (losses, learning rates, throughput, data-loading share, GPU peak memory) in ``history.csv`` / ``history.json``,
-and a checkpoint every epoch from which a killed run resumes bit-identically.
+and a checkpoint every ``checkpoint_every`` epochs (and after the last) from which a killed run resumes
+bit-identically.
 
 GPU-friendly: the loss terms stay on the device; they are summed there and brought to the host (one
 synchronisation) only every ``sync_every`` steps, where the finite-loss check runs too (on the CPU a
@@ -35,7 +36,7 @@ from .precision import Precision
 
 __all__ = [
     "OptimConfig", "OPTIMIZERS", "NonFiniteLossError", "lr_factor", "make_optimizer", "module_param_groups", "Trainer",
-    "StepFn", "default_num_workers",
+    "StepFn", "default_num_workers", "usable_cpus",
 ]
 
 StepFn = Callable[[dict], tuple[torch.Tensor, Mapping[str, Any], int]]
@@ -47,12 +48,27 @@ class NonFiniteLossError(FloatingPointError):
 
 def default_num_workers(device: torch.device) -> int:
     """DataLoader workers when ``num_workers`` is -1 (auto): up to 8 on CUDA (decoding must keep up with the GPU),
-    0 on the CPU (the workers would take cores from the model; decoding is a few % of a CPU step)."""
-    import os
-
+    one fewer than the :func:`usable_cpus` per process; 0 on the CPU (the workers would take cores from the model;
+    decoding is a few % of a CPU step)."""
     if device.type != "cuda":
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) // max(1, D.world_size()) - 1))
+    return max(1, min(8, usable_cpus() // max(1, D.world_size()) - 1))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (``os.sched_getaffinity``: what ``taskset``, cgroups and
+    SLURM's binding leave), capped by SLURM's ``SLURM_CPUS_PER_TASK`` when set — not ``os.cpu_count()``, the
+    machine's total."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        n = os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        n = min(n, int(slurm))
+    return max(1, n)
 
 
 class Trainer:
@@ -72,6 +88,7 @@ class Trainer:
         sync_every: steps between host synchronisations (finite check, progress bar); 0 = 1 on the CPU, 25 on CUDA.
         compile: wrap the trained modules in ``torch.compile`` (checkpoints keep the plain modules' keys).
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
+        checkpoint_every: epochs between checkpoints (1: every epoch); the last epoch always writes one.
         max_loss: a finite loss above this stops the run as diverged (1e6).
         eval_fn, eval_every: optional ``() -> dict`` run after the last epoch and every ``eval_every`` epochs.
         monitor_fn: optional ``() -> dict`` run after every epoch; its values become history columns as they are
@@ -103,7 +120,11 @@ class Trainer:
         progress: bool = True,
         desc: str = "train",
         max_loss: float = 1e6,
+        checkpoint_every: int = 1,
     ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"Trainer: checkpoint_every must be ≥ 1, found {checkpoint_every}")
+        self.checkpoint_every = int(checkpoint_every)
         if (make_step is None) == (step_fn is None):
             raise TypeError("Trainer: give exactly one of make_step and step_fn")
         self.trainable, self.frozen = trainable, frozen or {}
@@ -307,7 +328,8 @@ class Trainer:
             if self.eval_fn is not None and D.is_main() and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
                 rec.update({f"eval_{k}": v for k, v in self.eval_fn().items()})
             self.history.append(rec)
-            self._save(epoch)  # the checkpoint first: the history never runs ahead of it
+            if last or (epoch + 1) % self.checkpoint_every == 0:
+                self._save(epoch)  # before the history files; a resume takes the history from the checkpoint
             if D.is_main():
                 times = [h.get("time_s", dt) for h in self.history[-5:]]
                 line = epoch_line(self.desc, epoch + 1, self.optim.epochs, rec.get("loss_total"), dt, sum(times) / len(times))

@@ -23,6 +23,7 @@ from torch import nn
 from ..core.config import ConfigError, apply_overrides, from_dict, to_dict
 from ..engine.checkpoint import UnsafeCheckpointError, load_checkpoint
 from ..engine.precision import Precision, resolve_device, resolve_precision
+from ..models.weights import pretrained_weights_skipped
 from ..utils.paths import resolve_path
 
 __all__ = ["RunLoadError", "LoadedRun", "load_run", "RunEntry", "OutputRun", "find_runs", "output_runs", "by_label",
@@ -196,7 +197,8 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
         inherited |= d.identity.get("config", {})
     cfg = config_from_identity(method, identity, record.get("eval"), inherited)
     prec = _precision(identity.get("precision", "fp32"), device)
-    modules = method.build_modules(stage, cfg, identity, deps)
+    with pretrained_weights_skipped():  # model.pt overwrites every tensor: no weights are fetched or read
+        modules = method.build_modules(stage, cfg, identity, deps)
     try:
         state = load_checkpoint(run_dir / "model.pt")
     except UnsafeCheckpointError as e:  # a pickle that would run code: refused, never loaded

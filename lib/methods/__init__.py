@@ -52,6 +52,8 @@ class Method:
             student starts as a copy of its teacher), for :func:`lib.inference.load_run`.
         matcher: ``(output, {stage: run}, cfg, precision) -> Matcher``: the output's test as one object
             (:class:`lib.inference.Matcher`), for the explorer, the resolution sweep and ``python -m lib.rank``.
+        weights_keys: ``(backbone key, weights key)`` pairs of the configuration: where a reproduction's
+            per-backbone weight files (the notebooks' ``WEIGHTS``) are applied.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Method:
     query_path: Any = None
     build_modules: Any = None
     matcher: Any = None
+    weights_keys: tuple[tuple[str, str], ...] = (("model.backbone", "model.weights"),)
 
     def stages_for(self, outputs: Iterable[str]) -> list[str]:
         """The stages (dependencies first) needed for ``outputs``; unknown outputs list the method's."""

@@ -37,11 +37,14 @@ from ..core.registry import Registry
 from .weights import (
     HRNET_CLS_HEAD_PREFIXES,
     LoadReport,
+    check_matched_share,
     hrnet_official_to_timm,
     hub_call,
-    load_checkpoint_file,
     load_deep_sort_mobilenetv2,
+    load_state_dict_into,
     parse_weights,
+    read_checkpoint,
+    weights_skipped,
 )
 
 __all__ = [
@@ -234,6 +237,8 @@ def build_backbone(
     cls = BACKBONES.get(name)
     if spec.kind == "deep-sort-mobilenetv2" and cls is not MobileNetV2Backbone:
         raise ValueError(f"weights='deep-sort-mobilenetv2' only fits mobilenet_v2, not {name!r}")
+    if weights_skipped():  # its tensors are about to be overwritten (a finished run's model.pt): nothing is fetched
+        spec = parse_weights("none")
     if spec.kind == "hub":
         module = hub_call(lambda: cls(name, pretrained=True, **kwargs), name)
     else:
@@ -241,12 +246,11 @@ def build_backbone(
     report: LoadReport | None = None
     if spec.kind == "file":
         assert spec.path is not None
-        report = load_checkpoint_file(
-            module.weights_target(),
-            spec.path,
-            key_map=module.checkpoint_key_map,
-            ignore_prefixes=module.checkpoint_ignore_prefixes,
-        )
+        target = module.weights_target()
+        source = read_checkpoint(spec.path)
+        report = load_state_dict_into(target, source, source=str(spec.path), key_map=module.checkpoint_key_map,
+                                      ignore_prefixes=module.checkpoint_ignore_prefixes)
+        check_matched_share(report, target, backbone=name, source_keys=list(source))
     elif spec.kind == "deep-sort-mobilenetv2":
         report = load_deep_sort_mobilenetv2(module.weights_target())
     module.load_report = report

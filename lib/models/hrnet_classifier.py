@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from .outputs import ReIDOutput
-from .weights import hrnet_official_to_timm, hub_call, load_checkpoint_file, parse_weights
+from .weights import (
+    check_matched_share,
+    hrnet_official_to_timm,
+    hub_call,
+    load_state_dict_into,
+    parse_weights,
+    read_checkpoint,
+    weights_skipped,
+)
 
 __all__ = ["HRNetClassifier"]
 
@@ -46,12 +54,17 @@ class HRNetClassifier(nn.Module):
         def make(pretrained: bool) -> nn.Module:
             return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate)
 
+        if weights_skipped():  # a finished run's model.pt overwrites every tensor: nothing is fetched
+            spec = parse_weights("none")
         self.backbone_name = backbone
         self.model = hub_call(lambda: make(True), backbone) if spec.kind == "hub" else make(False)
         self.load_report = None
         if spec.kind == "file":
             assert spec.path is not None
-            self.load_report = load_checkpoint_file(self.model, spec.path, key_map=hrnet_official_to_timm)
+            source = read_checkpoint(spec.path)
+            self.load_report = load_state_dict_into(self.model, source, source=str(spec.path),
+                                                    key_map=hrnet_official_to_timm)
+            check_matched_share(self.load_report, self.model, backbone=backbone, source_keys=list(source))
         self.feat_dim = int(self.model.num_features)
 
     @property

