@@ -12,13 +12,15 @@ DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
 TABLES  ?= 1 2 3 4 5 6 7
 WEIGHTS ?=
+DEVICE  ?= cuda
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help setup demo test lab bench bench-metrics mlr reproduce reproduce-all reproduce-table1 browser-check clean
+.PHONY: help setup demo test lab bench bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
 
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
 	@echo "make reproduce TABLES=\"3 4 ftwa1 methods robustness\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "make plan TABLES=all PROFILE=paper DATA_ROOT=dir   the distinct runs, what is finished, device-hours left (DEVICE=cuda|cpu)"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has (WEIGHTS=weights.yaml: a weights file per backbone)"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
 	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"
@@ -45,6 +47,9 @@ demo: setup
 
 mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
+
+plan: setup
+	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE)
 
 reproduce: setup
 	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)"

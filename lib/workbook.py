@@ -352,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
     t.add_argument("--weights", default="", help="YAML file 'backbone: weight source' for every row (e.g. "
                    "hrnet_w32: file:/w/hrnetv2_w32_imagenet_pretrained.pth)")
+    pl = sub.add_parser("plan", help="the distinct runs the tables need, their state and cost (trains nothing)")
+    pl.add_argument("--profile", default="cpu")
+    pl.add_argument("--data-root", default="", help="a folder of datasets (absent ones are estimated)")
+    pl.add_argument("--tables", default="all", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
+    pl.add_argument("--device", default="cuda", choices=("cuda", "cpu"), help="the device the estimate is for")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
@@ -370,6 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1
+        return 0
+    if a.cmd == "plan":
+        from .plan import format_plan, make_plan, write_plan
+        from .workflow import output_dir
+
+        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        try:
+            plan = make_plan(a.profile, tables, a.data_root or None, device=a.device)
+        except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
+            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+            return 2
+        csv_path, json_path = write_plan(plan, output_dir({"PROFILE": plan.profile}) / "plan")
+        print(format_plan(plan))
+        print(f"written: {csv_path}, {json_path}")
         return 0
     profiles = [a.profile] if a.profile is not None else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
     for prof in profiles:

@@ -39,6 +39,8 @@ __all__ = [
     "Experiment",
     "run_experiment",
     "run_table",
+    "table_request",
+    "TableRequest",
     "make_table",
     "splits_to_run",
     "DATASET_FOLDERS",
@@ -409,6 +411,27 @@ def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str]
     ``extra_outputs`` are produced for every variant besides the rows' own (e.g. the teacher's results in notebook
     03); ``skip_outputs`` are left out (e.g. the baseline when ``RUN_BASELINE`` is off).
     """
+    req = table_request(params, table, extra_outputs=extra_outputs, skip_outputs=skip_outputs)
+    return run_experiment(params, req.variants, req.outputs, progress=progress, paper_variants=req.paper_variants,
+                          hr_queries=req.spec.hr_queries), req.spec, req.rows
+
+
+@dataclass
+class TableRequest:
+    """What one table asks :func:`run_experiment` to run: the spec's selected rows, each variant's overrides (the
+    profile's and the paper comparison's) and the outputs each variant must produce."""
+
+    spec: TableSpec
+    rows: list[RowSpec]
+    variants: dict[str, dict[str, Any]]
+    outputs: dict[str, list[str]]
+    paper_variants: dict[str, dict[str, Any]]
+
+
+def table_request(params: Mapping[str, Any], table: str, *, extra_outputs: list[str] = (),
+                  skip_outputs: list[str] = ()) -> TableRequest:
+    """The variants and outputs of table spec ``table`` that ``VARIANTS`` selects (see :func:`run_table`); trains
+    nothing (the plan of runs, :mod:`lib.plan`, expands the same request)."""
     from .core.config import flatten, to_dict
     from .utils.io import jsonable
 
@@ -421,8 +444,7 @@ def run_table(params: Mapping[str, Any], table: str, *, extra_outputs: list[str]
         flat = lambda c: flatten(jsonable(to_dict(c)))  # noqa: E731
         prof, paper = flat(experiment_config(params)), flat(load_config(METHODS.get(spec.method).paper_config))
         variants = {v: spec.resolve(ov, prof, paper) for v, ov in paper_variants.items()}
-    return run_experiment(params, variants, outputs, progress=progress, paper_variants=paper_variants,
-                          hr_queries=spec.hr_queries), spec, rows
+    return TableRequest(spec, rows, variants, outputs, paper_variants)
 
 
 def make_table(params: Mapping[str, Any], table: str, rows: list[RowSpec] | None = None):

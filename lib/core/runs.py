@@ -50,7 +50,7 @@ from .tracking import ConfigReader
 
 __all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",
            "HIDDEN_SECTIONS", "run_lock", "RUN_LOCK_FILE",
-           "LazyModules", "release"]
+           "LazyModules", "release", "build_stage", "stage_dir", "finished_record"]
 
 #: Configuration sections a stage never reads through its reader (they are not part of any identity).
 HIDDEN_SECTIONS = ("test", "runtime")
@@ -230,6 +230,40 @@ def _link(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
+def build_stage(stage: Stage, *, method: str, cfg: Any, ds: Any, split: int, deps: dict[str, RunResult],
+                progress: bool = True) -> tuple[StagePlan, dict]:
+    """``(plan, identity)`` of one stage: its ``build`` from the seeded RNG, and the identity of what it read (the run
+    folder is named by its :func:`identity_key`). Trains nothing: :func:`run_stage` and the plan of runs
+    (:mod:`lib.plan`) both start here."""
+    runtime: RuntimeConfig = cfg.runtime
+    prec = runtime.precision_for()
+    reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)
+    ctx = StageContext(method=method, stage=stage.name, cfg=reader, test=cfg.test, runtime=runtime, ds=ds,
+                       split=split, prec=prec, deps=deps, progress=progress)
+    seed_everything(reader.seed + stage.seed_offset)
+    plan = stage.build(ctx)
+    identity = {
+        "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint,
+        "split": split, "precision": prec.name, "config": reader.reads,
+        "deps": {n: d.key for n, d in sorted(deps.items())}, "max_steps_per_epoch": runtime.max_steps_per_epoch,
+        **plan.identity,
+        # under torchrun the global batch is world_size × P × K: another training (absent for one process)
+        **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
+    }
+    reader.freeze()
+    return plan, identity
+
+
+def stage_dir(root: str | Path, method: str, dataset: str, split: int, stage: str, key: str) -> Path:
+    """``<root>/<method>/<dataset>/stages/split<k>/<stage>-<key>``: where a run with identity ``key`` lives."""
+    return Path(root) / method / dataset / "stages" / f"split{split}" / f"{stage}-{key}"
+
+
+def finished_record(run_dir: Path, identity: dict) -> dict | None:
+    """The ``metrics.json`` of a finished run of ``identity`` in ``run_dir`` (``None``: not finished there)."""
+    return _finished(run_dir, identity)
+
+
 def run_stage(
     stage: Stage,
     *,
@@ -255,21 +289,7 @@ def run_stage(
     prec = runtime.precision_for()
 
     def build() -> tuple[StagePlan, dict]:
-        reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)
-        ctx = StageContext(method=method, stage=stage.name, cfg=reader, test=cfg.test, runtime=runtime, ds=ds,
-                           split=split, prec=prec, deps=deps, progress=progress)
-        seed_everything(reader.seed + stage.seed_offset)
-        plan = stage.build(ctx)
-        identity = {
-            "method": method, "stage": stage.name, "dataset": ds.name, "manifest_sha256": ds.fingerprint,
-            "split": split, "precision": prec.name, "config": reader.reads,
-            "deps": {n: d.key for n, d in sorted(deps.items())}, "max_steps_per_epoch": runtime.max_steps_per_epoch,
-            **plan.identity,
-            # under torchrun the global batch is world_size × P × K: another training (absent for one process)
-            **({"world_size": D.world_size()} if D.world_size() > 1 else {}),
-        }
-        reader.freeze()
-        return plan, identity
+        return build_stage(stage, method=method, cfg=cfg, ds=ds, split=split, deps=deps, progress=progress)
 
     # First built without pretrained weights: a finished run's model.pt overwrites every tensor, so reusing it
     # fetches and reads nothing (tables rebuild offline). A run that trains is built again, with them.
@@ -285,7 +305,7 @@ def run_stage(
         verify(split)
     key = identity_key(identity)
     root = Path(root)
-    run_dir = root / method / ds.name / "stages" / f"split{split}" / f"{stage.name}-{key}"
+    run_dir = stage_dir(root, method, ds.name, split, stage.name, key)
     where = f"{method}/{stage.name} {ds.name} split {split}" + (f" [{variant}]" if variant else "")
     t0 = time.time()
     with run_lock(run_dir, where):  # one process per run folder: a second waits, then reuses what the first made

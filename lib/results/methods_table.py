@@ -132,6 +132,27 @@ def _own_method(params: Mapping[str, Any]) -> str:
     return config_method(load_config_file(path), str(path)).name
 
 
+def methods_requests(params: Mapping[str, Any], spec: MethodsSpec | None = None
+                     ) -> dict[str, tuple[dict[str, Any], dict[str, dict], dict[str, list[str]]]]:
+    """``{method: (params, variants, outputs)}``: what the methods table asks :func:`lib.workflow.run_experiment` to
+    run for each method (trains nothing; :func:`run_methods_table` and the plan of runs use it)."""
+    from ..methods import METHODS
+
+    spec = spec or load_methods_spec()
+    out = {}
+    for method in dict.fromkeys(r.method for r in spec.rows):
+        METHODS.get(method)  # an unknown method names the registered ones
+        rows = [r for r in spec.rows if r.method == method]
+        variants = {r.variant: {} for r in rows}
+        outputs = {v: list(dict.fromkeys(r.output for r in rows if r.variant == v)) for v in variants}
+        # the notebook's OVERRIDES are dotted keys of its own method's configuration: the other methods run as
+        # their profile's configuration stands
+        own = method == _own_method(params)
+        out[method] = ({**params, "CONFIG": _config_for(method, params)} | ({} if own else {"OVERRIDES": {}}),
+                       variants, outputs)
+    return out
+
+
 def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec: MethodsSpec | None = None):
     """Run (or reuse) every row's variant on ``DATASETS`` × ``SPLITS``, measure each row's test-time cost on the first
     dataset's first split, and write ``tables/methods.{csv,md}``. Returns ``(frame, markdown, paths)``."""
@@ -141,18 +162,10 @@ def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec:
 
     spec = spec or load_methods_spec()
     out = output_dir(params)
-    exps, configs = {}, {}
-    for method in dict.fromkeys(r.method for r in spec.rows):
-        METHODS.get(method)  # an unknown method names the registered ones
-        rows = [r for r in spec.rows if r.method == method]
-        configs[method] = _config_for(method, params)
-        variants = {r.variant: {} for r in rows}
-        outputs = {v: list(dict.fromkeys(r.output for r in rows if r.variant == v)) for v in variants}
-        # the notebook's OVERRIDES are dotted keys of its own method's configuration: the other methods run as
-        # their profile's configuration stands
-        own = method == _own_method(params)
-        p = {**params, "CONFIG": configs[method]} | ({} if own else {"OVERRIDES": {}})
-        exps[method] = run_experiment(p, variants, outputs, progress=progress)
+    requests = methods_requests(params, spec)
+    exps = {method: run_experiment(p, variants, outputs, progress=progress)
+            for method, (p, variants, outputs) in requests.items()}
+    configs = {method: p["CONFIG"] for method, (p, _, _) in requests.items()}
     records, costs, stuck = [], {}, {}
     for r in spec.rows:
         exp = exps[r.method]

@@ -1,0 +1,98 @@
+"""The plan of runs (issue #21 §1): the runs a table trains, by identity, with their state and cost — trains nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lib.plan import TRAIN_IMAGES, _notebook_params, format_plan, make_plan, write_plan
+
+
+@pytest.fixture
+def profile(tiny, tmp_path):
+    """An output root whose profile ``tiny`` sees the tiny fixture's MLR build of the synthetic set."""
+    root, _ = tiny
+    (tmp_path / "tiny").mkdir()
+    os.symlink(root / "out" / "mlr", tmp_path / "tiny" / "mlr")
+    return tmp_path
+
+
+def test_the_plan_names_the_runs_a_table_trains_and_sees_them_finish(profile):
+    from lib.workflow import run_table
+
+    plan = make_plan("tiny", ["1", "7"], "synthetic", device="cpu", output_root=str(profile))
+    assert plan.datasets == {"synthetic": "built"} and all(r.exact and r.state == "missing" for r in plan.runs)
+    stages = sorted(r.stage for r in plan.runs if any(u.startswith("table1:") for u in r.used_by))
+    assert stages == ["baseline", "phase1", "phase2"]  # Table I: the teacher, PS-HRNet and the bicubic + ID baseline
+    teacher = next(r for r in plan.runs if r.stage == "phase1")
+    assert {u.split(":")[0] for u in teacher.used_by} == {"table1", "table7"}  # one teacher for both tables
+    assert teacher in plan.shared and plan.totals()["shared_between_tables"] >= 1
+    students = [r for r in plan.runs if r.stage == "phase2"]
+    assert students and all(r.deps == [teacher.run_id] for r in students)
+    assert all(r.samples > 0 and r.samples == r.samples_left for r in plan.runs)
+    # train Table I as notebook 03 does; the plan's keys are the run folders it made
+    params = _notebook_params("tiny", "03_phase2_pseudo_siamese", ["synthetic"], "") | {"OUTPUT_ROOT": str(profile)}
+    exp, _, _ = run_table(params, "table1", extra_outputs=["teacher_lr", "teacher_hr"], progress=False)
+    made = {f"pshrnet/synthetic/split0/{r.run_dir.name}" for runs in exp.runs.values() for r in runs.values()}
+    again = make_plan("tiny", ["1", "7"], "synthetic", device="cpu", output_root=str(profile))
+    finished = {r.run_id for r in again.runs if r.state == "finished"}
+    assert finished == made and {r.run_id for r in plan.runs} >= made
+    # a finished run's throughput is read from its history and prices the rest
+    left = [r for r in again.runs if r.state != "finished"]
+    assert left and all(r.throughput and r.throughput_source.startswith("measured here") for r in left
+                        if r.stage == "phase2")
+    assert again.totals()["samples_left"] == sum(r.samples for r in left)
+    text = format_plan(again)
+    assert f"{len(again.runs)} distinct runs" in text and "finished" in text
+
+
+def test_a_killed_run_is_partial_with_its_epochs(profile, tiny):
+    from lib.methods import METHODS, load_config, run_variant
+
+    _, ds = tiny
+    plan = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
+    teacher = next(r for r in plan.runs if r.stage == "phase1")
+    cfg = load_config("configs/pshrnet/tiny.yaml", {"runtime.keep_checkpoint": True})
+    _, runs = run_variant(METHODS.get("pshrnet"), cfg, ds=ds, split=0, root=profile / "tiny" / "runs",
+                          outputs=["teacher_lr"], progress=False)
+    run_dir = runs["phase1"].run_dir
+    assert f"pshrnet/synthetic/split0/{run_dir.name}" == teacher.run_id
+    (run_dir / "model.pt").unlink()  # as if killed after its last epoch's checkpoint
+    (run_dir / "metrics.json").unlink()
+    hist = json.loads((run_dir / "history.json").read_text())
+    (run_dir / "history.json").write_text(json.dumps(hist[:2]))
+    again = next(r for r in make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile)).runs
+                 if r.run_id == teacher.run_id)
+    assert again.state == f"partial (2/{teacher.epochs} epochs)" and again.epochs_done == 2
+    assert again.samples_left == again.samples * (teacher.epochs - 2) // teacher.epochs
+
+
+def test_a_plan_without_the_datasets_estimates_from_the_protocol(tmp_path):
+    plan = make_plan("paper", ["1"], None, output_root=str(tmp_path))
+    assert set(plan.datasets.values()) == {"absent"}
+    assert plan.runs and all(not r.exact and r.key.startswith("~") and r.state == "missing (dataset absent)"
+                             for r in plan.runs)
+    viper = {r.stage: r for r in plan.runs if r.dataset == "viper" and r.split == 0}
+    caviar = {r.stage: r for r in plan.runs if r.dataset == "caviar" and r.split == 0}
+    assert len({r.split for r in plan.runs if r.dataset == "viper"}) == 10  # the paper profile's 10 splits
+    # the same configuration, priced by each dataset's training images
+    ratio = viper["phase1"].samples / caviar["phase1"].samples
+    assert ratio == pytest.approx(TRAIN_IMAGES["viper"] / TRAIN_IMAGES["caviar"], rel=0.15)
+    assert viper["phase2"].throughput == 111.0 and viper["phase2"].device_hours_left > 0  # the H200 measurement
+    assert viper["phase2"].deps == [viper["phase1"].run_id]
+    tot = plan.totals()
+    assert tot["runs"] == len(plan.runs) and tot["device_hours_left"] > 0
+    csv_path, json_path = write_plan(plan, tmp_path / "plan")
+    rec = json.loads(json_path.read_text())
+    assert rec["totals"]["runs"] == len(plan.runs) and len(csv_path.read_text().splitlines()) == len(plan.runs) + 1
+
+
+def test_plan_cli_errors_are_clear(capsys):
+    from lib.workbook import main
+
+    assert main(["plan", "--profile", "tiny", "--tables", "9"]) == 2
+    assert "unknown table(s) ['9']" in capsys.readouterr().err
+    assert main(["plan", "--profile", "nosuch", "--tables", "1"]) == 2
+    assert "profile 'nosuch'" in capsys.readouterr().err
