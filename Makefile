@@ -13,6 +13,9 @@ STAMP   := $(VENV)/.installed
 TABLES  ?= 1 2 3 4 5 6 7
 WEIGHTS ?=
 DEVICE  ?= cuda
+WORKERS ?=
+RUNS_PER_GPU ?= 1
+POOL    := --workers "$(WORKERS)" --runs-per-gpu $(RUNS_PER_GPU)
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: help setup demo test lab bench bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
@@ -52,13 +55,13 @@ plan: setup
 	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE)
 
 reproduce: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)"
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)" $(POOL)
 
 reproduce-all: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all --weights "$(WEIGHTS)"
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all --weights "$(WEIGHTS)" $(POOL)
 
 reproduce-table1: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)"
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" $(POOL)
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks

@@ -36,6 +36,9 @@ from typing import Any
 
 __all__ = ["PlannedRun", "Plan", "make_plan", "TRAIN_IMAGES", "DEFAULT_THROUGHPUT", "write_plan", "format_plan"]
 
+#: The notebook parameters a run's configuration and place depend on (a worker gets these, not the notebook).
+RECIPE_PARAMS = ("PROFILE", "OUTPUT_ROOT", "CONFIG", "SEED", "OVERRIDES", "WEIGHTS", "DATA_ROOT")
+
 #: Training images per split of each dataset's standard protocol (PROTOCOL.md §2 and the releases): Market-1501's
 #: 751 training identities, DukeMTMC-reID's 702, CUHK03's 1,367 (≈; labelled + detected counts vary by release),
 #: VIPeR's 316 identities × 2 cameras, CAVIAR's 25 training identities × 2 cameras × 10 images.
@@ -79,6 +82,7 @@ class PlannedRun:
     throughput: float | None = None
     throughput_source: str = ""
     device_hours_left: float | None = None
+    recipe: dict = field(default_factory=dict)  # what a worker needs to train it (lib.execute.train_one)
 
 
 @dataclass
@@ -108,7 +112,8 @@ class Plan:
                 "device_hours_left": round(sum(known), 2), "runs_without_estimate": len(left) - len(known)}
 
 
-def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: str) -> dict[str, Any]:
+def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: str,
+                     weights: Mapping[str, str] | None = None) -> dict[str, Any]:
     from .utils.paths import repo_root
     from .workbook import load_profile, notebook_parameters
 
@@ -116,6 +121,8 @@ def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: st
     over = {"DATASETS": datasets} if "DATASETS" in declared else {}
     if "DATA_ROOT" in declared and data_root:
         over["DATA_ROOT"] = data_root
+    if "WEIGHTS" in declared and weights:
+        over["WEIGHTS"] = dict(weights)
     return {**declared, **load_profile(profile).get(stem, {}), **over}
 
 
@@ -182,10 +189,10 @@ def _state(run_dir: Path, identity: dict, epochs: int) -> tuple[str, int]:
 
 
 def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None = None, *,
-              device: str = "cuda", output_root: str | None = None) -> Plan:
+              device: str = "cuda", output_root: str | None = None, weights: Mapping[str, str] | None = None) -> Plan:
     """Expand ``tables`` (``1``…``7``, ``ftwa1``, ``ftwa2``, ``methods``, ``robustness``) of ``profile`` into its
     distinct runs. ``data_root``: where the datasets are (``None``: none); ``device``: the kind of device the
-    estimate is for (``cuda`` | ``cpu``)."""
+    estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``)."""
     from .core.config import to_dict
     from .core.runs import RunResult, build_stage, identity_key, stage_dir
     from .data import MLRDataset
@@ -225,7 +232,8 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
             own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
             names = [d for d in own if d in found] or list(found) or own  # as `make reproduce` picks them
             stem = TABLE_NOTEBOOKS[table][-2] if table == "1" else TABLE_NOTEBOOKS[table][0]
-            params = _notebook_params(profile, stem, names, str(data_root or ""))
+            params = _notebook_params(profile, stem, names, "" if str(data_root) == "synthetic" else str(data_root or ""),
+                                      weights)
             params["PROFILE"] = pname
             if output_root:
                 params["OUTPUT_ROOT"] = output_root
@@ -288,7 +296,10 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
                                     runs[run_id] = PlannedRun(
                                         run_id, method.name, s, name, k, key, exact, state, epochs, done_epochs,
                                         samples, left, backbone,
-                                        deps=[f"{method.name}/{name}/split{k}/{d}-{r.key}" for d, r in deps.items()])
+                                        deps=[f"{method.name}/{name}/split{k}/{d}-{r.key}" for d, r in deps.items()],
+                                        recipe={"params": {n: p[n] for n in RECIPE_PARAMS if n in p},
+                                                "variant": variant, "overrides": ov, "dataset": name, "split": k,
+                                                "stage": s})
                                 use = f"{label}:{variant}"
                                 if use not in runs[run_id].used_by:
                                     runs[run_id].used_by.append(use)
@@ -338,7 +349,8 @@ def write_plan(plan: Plan, folder: str | Path) -> tuple[Path, Path]:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [asdict(r) | {"deps": " ".join(r.deps), "used_by": " ".join(r.used_by)} for r in plan.runs]
+    rows = [{k: v for k, v in asdict(r).items() if k != "recipe"} | {"deps": " ".join(r.deps), "used_by": " ".join(r.used_by)}
+            for r in plan.runs]  # the recipe (what a worker trains from) is in plan.json
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["run_id"])
     w.writeheader()

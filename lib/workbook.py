@@ -267,12 +267,16 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
 
 
 def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",),
-              weights: str | os.PathLike | None = None) -> list[Path]:
+              weights: str | os.PathLike | None = None, workers: int | None = None, runs_per_gpu: int = 1) -> list[Path]:
     """Every table in ``tables`` for the datasets under ``data_root``: notebook 01 for each dataset found, then each
     table's notebooks (:data:`TABLE_NOTEBOOKS`) with ``DATASETS`` / ``DATA_ROOT`` set.
 
     ``weights``: a YAML file ``backbone: weight source`` (:func:`lib.workflow.load_weights_file`), given to every
     notebook as ``WEIGHTS``: each row, the methods table's included, takes its backbone's file.
+
+    ``workers``: ``None`` trains inside the notebooks, one run after another (as before); a number (0: one per
+    visible GPU) first trains the tables' plan of runs (:mod:`lib.plan`) in that many parallel workers
+    (:func:`lib.execute.execute`, ``runs_per_gpu`` each), and the notebooks then reuse the finished runs.
 
     Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
     ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
@@ -305,6 +309,17 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
         except Exception as e:  # one dataset failing must not cost the others their tables
             failed[name] = _reason(e)
             print(f"[reproduce] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
+    if workers is not None and ok:
+        from .execute import execute
+        from .plan import format_plan, make_plan
+
+        plan = make_plan(profile, tables, "synthetic" if str(data_root) == "synthetic" else data_root, weights=weights_map)
+        print(format_plan(plan), flush=True)
+        rep = execute(plan, workers=workers, runs_per_gpu=runs_per_gpu)
+        print(f"[reproduce] the pool trained {len(rep.trained)} runs in {rep.seconds:.0f}s"
+              + (f"; {len(rep.failed)} failed, {len(rep.skipped)} skipped (the notebooks will say why)"
+                 if rep.failed or rep.skipped else ""), flush=True)
+        failed |= {f"run {k}": v for k, v in rep.failed.items()}
     written, ran = [], set()
     for t in tables:
         names = [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok] if ok else []
@@ -350,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--profile", default="cpu")
     t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
     t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
+    t.add_argument("--workers", default="", help="train the plan's runs in N parallel workers first (0: one per GPU)")
+    t.add_argument("--runs-per-gpu", type=int, default=1, help="runs packed on one GPU by the pool")
     t.add_argument("--weights", default="", help="YAML file 'backbone: weight source' for every row (e.g. "
                    "hrnet_w32: file:/w/hrnetv2_w32_imagenet_pretrained.pth)")
     pl = sub.add_parser("plan", help="the distinct runs the tables need, their state and cost (trains nothing)")
@@ -371,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.cmd == "reproduce":
         tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
-            reproduce(a.profile, a.data_root, tables, weights=a.weights or None)
+            workers = int(a.workers) if str(a.workers).strip() else None
+            reproduce(a.profile, a.data_root, tables, weights=a.weights or None, workers=workers,
+                      runs_per_gpu=a.runs_per_gpu)
         except Exception as e:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1

@@ -96,3 +96,43 @@ def test_plan_cli_errors_are_clear(capsys):
     assert "unknown table(s) ['9']" in capsys.readouterr().err
     assert main(["plan", "--profile", "nosuch", "--tables", "1"]) == 2
     assert "profile 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profile, tiny, tmp_path_factory):
+    """Issue #21 §2: the plan's runs trained by ``lib.execute`` in 2 CPU workers, dependencies first: every run once,
+    the same metrics as training them one after another in one process (one thread each: equal numerics)."""
+    import shutil
+
+    import torch
+
+    from lib.execute import execute
+    from lib.workflow import run_table
+
+    plan = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
+    rep = execute(plan, workers=2, poll_s=0.1)
+    assert not rep.failed and not rep.skipped and sorted(rep.trained) == sorted(r.run_id for r in plan.runs)
+    teacher = next(r.run_id for r in plan.runs if r.stage == "phase1")
+    assert rep.trained.index(teacher) < rep.trained.index(next(r.run_id for r in plan.runs if r.stage == "phase2"))
+    again = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
+    assert all(r.state == "finished" for r in again.runs)
+    runs = profile / "tiny" / "runs"
+    for r in plan.runs:  # trained once: one folder per run, one history entry per epoch
+        hist = json.loads((runs / r.run_id.replace("/split", "/stages/split") / "history.json").read_text())
+        assert len(hist) == r.epochs
+    serial = tmp_path_factory.mktemp("serial")
+    (serial / "tiny").mkdir()
+    os.symlink(tiny[0] / "out" / "mlr", serial / "tiny" / "mlr")
+    params = _notebook_params("tiny", "03_phase2_pseudo_siamese", ["synthetic"], "") | {"OUTPUT_ROOT": str(serial)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_table(params, "table1", extra_outputs=["teacher_lr", "teacher_hr"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for r in plan.runs:
+        rel = r.run_id.replace("/split", "/stages/split") + "/metrics.json"
+        pooled = json.loads((runs / rel).read_text())["metrics"]
+        alone = json.loads((serial / "tiny" / "runs" / rel).read_text())["metrics"]
+        assert pooled == alone, r.run_id
+    shutil.rmtree(serial)

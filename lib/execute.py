@@ -1,0 +1,151 @@
+"""Training a plan's runs in parallel (issue #21 §2): a pool of worker processes, dependencies first.
+
+    python -m lib.workbook reproduce --profile paper --data-root /data --tables all --workers 4   # make reproduce … WORKERS=4
+
+:func:`execute` takes a :class:`lib.plan.Plan` and trains every run that is not finished, each in its own process
+(``python -m lib.execute <recipe>``, :func:`train_one`): a run starts once the runs it depends on have finished (a
+teacher before its students). Each worker slot gets its own device: slot ``i`` of ``workers × runs_per_gpu`` sees
+GPU ``i // runs_per_gpu`` (``CUDA_VISIBLE_DEVICES``; ``runs_per_gpu`` > 1 packs several small runs on one GPU). On a
+machine without a GPU the workers share the CPUs: each gets ``usable CPUs // slots`` threads. The run-folder lock
+(:func:`lib.core.runs.run_lock`) makes the pool safe beside another reproduction on the same output folder: a run
+is trained once, whoever gets it first. A failed run is reported with its log (``<output>/<profile>/plan/logs/``);
+the runs that need it are not started, the others go on. The tables' notebooks then run as before and reuse every
+finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["execute", "train_one", "ExecutionReport"]
+
+
+@dataclass
+class ExecutionReport:
+    """What :func:`execute` did: run ids trained, failed (→ reason), skipped (a dependency failed); wall seconds."""
+
+    trained: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_one(recipe: dict) -> str:
+    """Train (or reuse) one planned run from its recipe; returns its run folder. The stages it depends on are reused
+    (they finished first), or trained here when they were not (never twice: the run lock)."""
+    from .data import MLRDataset
+    from .methods import METHODS, run_variant
+    from .workflow import experiment_config, locate_dataset, output_dir
+
+    params = dict(recipe["params"])
+    cfg = experiment_config(params, recipe["overrides"])
+    method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+    stage = recipe["stage"]
+    output = next(o for o, (s, _) in method.outputs.items() if s == stage)
+    ds = MLRDataset.load(locate_dataset({**params, "DATASET": recipe["dataset"]}, progress=False))
+    _, runs = run_variant(method, cfg, ds=ds, split=int(recipe["split"]), root=output_dir(params) / "runs",
+                          variant=recipe["variant"], outputs=[output], progress=False)
+    return str(runs[stage].run_dir)
+
+
+def _slot_env(slot: int, slots: int, runs_per_gpu: int, gpus: int) -> dict[str, str]:
+    from .engine.trainer import usable_cpus
+
+    env = dict(os.environ)
+    env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot // runs_per_gpu % gpus)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // slots)))
+    else:
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // slots))
+    return env
+
+
+def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Path | None = None,
+            poll_s: float = 0.5) -> ExecutionReport:
+    """Train ``plan``'s unfinished runs on ``workers`` devices (0: one per visible GPU, else 2 CPU workers) with
+    ``runs_per_gpu`` runs on each; dependencies first. Prints one line per start and end."""
+    import torch
+
+    from .workflow import output_dir
+
+    if runs_per_gpu < 1:
+        raise ValueError(f"RUNS_PER_GPU: expected ≥ 1, found {runs_per_gpu}")
+    if workers < 0:
+        raise ValueError(f"WORKERS: expected ≥ 0 (0 = one per visible GPU), found {workers}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    workers = workers or gpus or 2
+    slots = workers * (runs_per_gpu if gpus else 1)
+    t0 = time.time()
+    todo = [r for r in plan.runs if r.state != "finished"]
+    ids = {r.run_id for r in todo}
+    finished = {r.run_id for r in plan.runs if r.state == "finished"}
+    logs = Path(log_dir) if log_dir else output_dir({"PROFILE": plan.profile, **(
+        {"OUTPUT_ROOT": todo[0].recipe["params"]["OUTPUT_ROOT"]} if todo and "OUTPUT_ROOT" in todo[0].recipe["params"]
+        else {})}) / "plan" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    rep = ExecutionReport()
+    running: dict[int, tuple[subprocess.Popen, object, float, object]] = {}
+    pending = list(todo)
+    print(f"[execute] {len(todo)} runs to train on {slots} worker slot(s)"
+          + (f" ({workers} GPU(s) × {runs_per_gpu})" if gpus else " (CPU)"), flush=True)
+    while pending or running:
+        for slot in range(slots):
+            if slot in running:
+                continue
+            bad = [r for r in pending if any(d in rep.failed or d in rep.skipped for d in r.deps)]
+            for r in bad:
+                pending.remove(r)
+                rep.skipped.append(r.run_id)
+                print(f"[execute] skipped {r.run_id}: a run it needs failed", flush=True)
+            ready = next((r for r in pending if all(d in finished or d not in ids for d in r.deps)), None)
+            if ready is None:
+                break
+            pending.remove(ready)
+            log = logs / (ready.run_id.replace("/", "__") + ".log")
+            fh = open(log, "w")
+            proc = subprocess.Popen([sys.executable, "-m", "lib.execute", json.dumps(ready.recipe)],
+                                    env=_slot_env(slot, slots, runs_per_gpu, gpus), stdout=fh, stderr=subprocess.STDOUT,
+                                    cwd=str(Path(__file__).resolve().parents[1]))
+            running[slot] = (proc, ready, time.time(), fh)
+            print(f"[execute] start {ready.run_id} (slot {slot})", flush=True)
+        for slot, (proc, r, started, fh) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            fh.close()
+            del running[slot]
+            if proc.returncode == 0:
+                finished.add(r.run_id)
+                rep.trained.append(r.run_id)
+                print(f"[execute] done {r.run_id} in {time.time() - started:.0f}s", flush=True)
+            else:
+                tail = Path(fh.name).read_text()[-400:].strip().splitlines()
+                rep.failed[r.run_id] = (tail[-1] if tail else f"exit {proc.returncode}") + f" (log: {fh.name})"
+                print(f"[execute] FAILED {r.run_id}: {rep.failed[r.run_id]}", file=sys.stderr, flush=True)
+        if running:
+            time.sleep(poll_s)
+        elif pending and not any(all(d in finished or d not in ids for d in r.deps) for r in pending):
+            for r in pending:  # nothing runs and nothing can start: a dependency outside the plan failed
+                rep.skipped.append(r.run_id)
+            pending.clear()
+    rep.seconds = round(time.time() - t0, 1)
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m lib.execute '<recipe JSON>' (written by lib.plan)", file=sys.stderr)
+        return 2
+    print(train_one(json.loads(argv[0])), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
