@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["execute", "train_one", "ExecutionReport"]
+__all__ = ["execute", "train_one", "ExecutionReport", "submit"]
 
 
 @dataclass
@@ -43,6 +43,12 @@ def train_one(recipe: dict) -> str:
     from .methods import METHODS, run_variant
     from .workflow import experiment_config, locate_dataset, output_dir
 
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():  # a SLURM job: its allocation, not the node's CPUs
+        import torch
+
+        from .engine.trainer import usable_cpus
+
+        torch.set_num_threads(usable_cpus())
     params = dict(recipe["params"])
     cfg = experiment_config(params, recipe["overrides"])
     method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
@@ -136,6 +142,89 @@ def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Pat
             pending.clear()
     rep.seconds = round(time.time() - t0, 1)
     return rep
+
+
+def _order(runs: list) -> list:
+    """``runs`` with every run after the runs (of the list) it depends on."""
+    ids, out, seen = {r.run_id: r for r in runs}, [], set()
+
+    def add(r) -> None:
+        if r.run_id in seen:
+            return
+        seen.add(r.run_id)
+        for d in r.deps:
+            if d in ids:
+                add(ids[d])
+        out.append(r)
+    for r in runs:
+        add(r)
+    return out
+
+
+def submit(plan, *, folder: str | Path, cluster: str | None = None, partition: str | None = None,
+           timeout_min: int = 24 * 60, gpus: int = 1, cpus: int = 8, mem_gb: int | None = None, wait: bool = False):
+    """Submit ``plan``'s unfinished runs through `submitit <https://github.com/facebookincubator/submitit>`_: one job
+    per run (:func:`train_one` on its recipe). On SLURM every job is submitted at once, each with
+    ``--dependency=afterok:`` on the jobs of the runs it needs (a teacher before its students); ``partition``,
+    ``timeout_min``, ``gpus`` (per job), ``cpus`` (per task) and ``mem_gb`` become the jobs' resources. With
+    ``cluster="local"`` (submitit's local executor, for tests and a workstation) or ``"debug"`` the jobs are
+    submitted in waves, each once the previous has finished. Returns ``{run_id: job}``; with ``wait`` (always for
+    the local waves) it waits and raises on the first failed job, naming the run and its log folder.
+    """
+    import submitit
+
+    todo = _order([r for r in plan.runs if r.state != "finished"])
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    params: dict = {"timeout_min": timeout_min, "cpus_per_task": cpus, "name": f"reid-{plan.profile}"}
+    if ex.cluster != "local" and ex.cluster != "debug":
+        params["gpus_per_node"] = gpus
+    if mem_gb:
+        params["mem_gb"] = mem_gb
+    if partition and ex.cluster == "slurm":
+        params["slurm_partition"] = partition
+    ex.update_parameters(**params)
+    jobs: dict[str, object] = {}
+    if ex.cluster == "slurm":
+        for r in todo:
+            after = [jobs[d].job_id for d in r.deps if d in jobs]
+            ex.update_parameters(slurm_additional_parameters={"dependency": "afterok:" + ":".join(after)} if after else {})
+            jobs[r.run_id] = ex.submit(train_one, r.recipe)
+            print(f"[submit] {r.run_id}: job {jobs[r.run_id].job_id}" + (f" after {','.join(after)}" if after else ""),
+                  flush=True)
+        if wait:
+            for rid, job in jobs.items():
+                _result(rid, job, folder)
+        return jobs
+    done: set[str] = set()
+    pending = list(todo)
+    # the local jobs inherit this environment: `cpus` threads each (torch would take every core, oversubscribed)
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(cpus)
+    try:
+        while pending:  # waves: every run whose dependencies are done
+            wave = [r for r in pending if all(d in done or d not in {p.run_id for p in pending} for d in r.deps)]
+            batch = {r.run_id: ex.submit(train_one, r.recipe) for r in wave}
+            for rid, job in batch.items():
+                print(f"[submit] {rid}: job {job.job_id}", flush=True)
+            for rid, job in batch.items():
+                _result(rid, job, folder)
+                done.add(rid)
+            jobs |= batch
+            pending = [r for r in pending if r.run_id not in done]
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+    return jobs
+
+
+def _result(run_id: str, job, folder) -> str:
+    try:
+        return job.result()
+    except Exception as e:
+        raise RuntimeError(f"{run_id}: job {job.job_id} failed ({type(e).__name__}: {str(e)[-300:]}); its log is "
+                           f"under {folder}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

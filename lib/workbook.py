@@ -374,6 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pl.add_argument("--data-root", default="", help="a folder of datasets (absent ones are estimated)")
     pl.add_argument("--tables", default="all", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
     pl.add_argument("--device", default="cuda", choices=("cuda", "cpu"), help="the device the estimate is for")
+    sb = sub.add_parser("submit", help="submit the plan's unfinished runs as SLURM jobs (submitit), dependencies first")
+    sb.add_argument("--profile", default="paper")
+    sb.add_argument("--data-root", default="", help="a folder of datasets; build them first (make reproduce … "
+                    "TABLES=none, or notebook 01): a run of a dataset not built cannot be submitted")
+    sb.add_argument("--tables", default="all")
+    sb.add_argument("--cluster", default=None, help="slurm | local | debug (default: SLURM where sbatch exists)")
+    sb.add_argument("--partition", default=None)
+    sb.add_argument("--timeout-min", type=int, default=24 * 60)
+    sb.add_argument("--gpus", type=int, default=1, help="GPUs per job")
+    sb.add_argument("--cpus", type=int, default=8, help="CPUs per job (the DataLoader workers come from them)")
+    sb.add_argument("--mem-gb", type=int, default=None)
+    sb.add_argument("--wait", action="store_true", help="wait for every job and fail on the first that fails")
     c = sub.add_parser("check", help="check that every profile key exists in its notebook")
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
@@ -408,6 +420,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         csv_path, json_path = write_plan(plan, output_dir({"PROFILE": plan.profile}) / "plan")
         print(format_plan(plan))
         print(f"written: {csv_path}, {json_path}")
+        return 0
+    if a.cmd == "submit":
+        from .execute import submit
+        from .plan import format_plan, make_plan
+        from .workflow import output_dir
+
+        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        try:
+            plan = make_plan(a.profile, tables, a.data_root or None)
+            provisional = [r.run_id for r in plan.runs if not r.exact and r.state != "finished"]
+            if provisional:
+                raise ValueError(f"{len(provisional)} runs belong to datasets not built yet "
+                                 f"({', '.join(k for k, v in plan.datasets.items() if v != 'built')}): run notebook 01 "
+                                 "for them first (make mlr, or make reproduce), then submit")
+            print(format_plan(plan))
+            submit(plan, folder=output_dir({"PROFILE": plan.profile}) / "plan" / "submitit", cluster=a.cluster,
+                   partition=a.partition, timeout_min=a.timeout_min, gpus=a.gpus, cpus=a.cpus, mem_gb=a.mem_gb,
+                   wait=a.wait)
+        except (ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError) as e:
+            print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+            return 2
         return 0
     profiles = [a.profile] if a.profile is not None else sorted(q.stem for q in (repo_root() / "params").glob("*.yaml"))
     for prof in profiles:

@@ -136,3 +136,20 @@ def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profil
         alone = json.loads((serial / "tiny" / "runs" / rel).read_text())["metrics"]
         assert pooled == alone, r.run_id
     shutil.rmtree(serial)
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp_path):
+    """Issue #21 §2: the same plan through submitit (its local executor here; SLURM with afterok dependencies)."""
+    from lib.execute import _order, submit
+
+    plan = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
+    order = [r.run_id for r in _order(plan.runs)]
+    teacher = next(r.run_id for r in plan.runs if r.stage == "phase1")
+    student = next(r.run_id for r in plan.runs if r.stage == "phase2")
+    assert order.index(teacher) < order.index(student)
+    jobs = submit(plan, folder=tmp_path / "submitit", cluster="local", timeout_min=10, cpus=1)
+    assert sorted(jobs) == sorted(r.run_id for r in plan.runs)
+    assert all(j.result().endswith(rid.rsplit("/", 1)[-1]) for rid, j in jobs.items())
+    assert all(r.state == "finished" for r in make_plan("tiny", ["1"], "synthetic", device="cpu",
+                                                          output_root=str(profile)).runs)
