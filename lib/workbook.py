@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = sub.add_parser("reproduce", help="notebook 01 for every dataset under --data-root, then each table's notebooks")
     t.add_argument("--profile", default="cpu")
     t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
-    t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
+    t.add_argument("--tables", default="1", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods', 'all', or 'none' (datasets only)")
     t.add_argument("--workers", default="", help="train the plan's runs in N parallel workers first (0: one per GPU)")
     t.add_argument("--runs-per-gpu", type=int, default=1, help="runs packed on one GPU by the pool")
     t.add_argument("--weights", default="", help="YAML file 'backbone: weight source' for every row (e.g. "
@@ -397,8 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
                 return 1
         return 0
-    if a.cmd == "reproduce":
-        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+    if a.cmd == "reproduce":  # "none": only notebook 01 for every dataset (e.g. before submitting to SLURM)
+        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else \
+            [] if a.tables.strip() == "none" else a.tables.replace(",", " ").split()
         try:
             workers = int(a.workers) if str(a.workers).strip() else None
             reproduce(a.profile, a.data_root, tables, weights=a.weights or None, workers=workers,

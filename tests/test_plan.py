@@ -153,3 +153,4 @@ def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp
     assert all(j.result().endswith(rid.rsplit("/", 1)[-1]) for rid, j in jobs.items())
     assert all(r.state == "finished" for r in make_plan("tiny", ["1"], "synthetic", device="cpu",
                                                           output_root=str(profile)).runs)
+
