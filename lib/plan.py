@@ -18,7 +18,7 @@ the same run folder, as training it would — and its epoch length from its own 
 Cost: training samples = epochs × steps per epoch × batch (``runtime.max_steps_per_epoch`` applied). Device-hours =
 samples / throughput, where throughput (samples/s) is, in order: the median ``samples_per_s`` of finished runs of
 the same method, stage and backbone on the same kind of device in this output folder; then
-:data:`DEFAULT_THROUGHPUT` (measured on an H200, ``docs/performance`` in the README); else unknown (the total says
+:data:`DEFAULT_THROUGHPUT` (measured on an H200: the README's Performance section); else unknown (the total says
 how many runs have no estimate).
 """
 
