@@ -13,12 +13,13 @@ STAMP   := $(VENV)/.installed
 TABLES  ?= 1 2 3 4 5 6 7
 WEIGHTS ?=
 DEVICE  ?= cuda
+BENCH_DEVICE ?= auto
 WORKERS ?=
 RUNS_PER_GPU ?= 1
 POOL    := --workers "$(WORKERS)" --runs-per-gpu $(RUNS_PER_GPU)
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help setup demo test lab bench bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
+.PHONY: help setup demo test lab bench bench-phase2 bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
 
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
@@ -26,7 +27,8 @@ help:
 	@echo "make plan TABLES=all PROFILE=paper DATA_ROOT=dir   the distinct runs, what is finished, device-hours left (DEVICE=cuda|cpu)"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has (WEIGHTS=weights.yaml: a weights file per backbone)"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
-	@echo "make bench           phase-2 training throughput: model step and end to end (data included)"
+	@echo "make bench           training throughput of every stage of PROFILE's TABLES here (the plan's estimate)"
+	@echo "make bench-phase2    phase-2 throughput per numerics variant: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
 	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
 	@echo "make browser-check   open the executed explorer in JupyterLab in headless Chromium and check what it shows"
@@ -78,10 +80,15 @@ browser-check: setup
 bench-metrics: setup
 	$(PY) scripts/bench_metrics.py
 
-# Phase-2 training, model step and end to end (data included, the real stage and trainer): the paper model
-# (HRNet-W32 + VDSR-CA 20x64 at 256x128; P x K 2 x 2 and a few steps, since one paper-batch step takes ~37 s on a
-# 2-core CPU; scripts/gpu_check.sh runs the paper batch on a GPU) and the cpu configuration's model.
+# The throughput table the plan estimates with (lib/bench.py): every (method, stage, backbone) of PROFILE's TABLES
+# trained a few steps on this machine's device (BENCH_DEVICE: auto | cpu | cuda), into outputs/bench/throughput.json.
 bench: setup
+	$(PY) -m lib.bench --profile $(PROFILE) --tables "$(TABLES)" --device $(BENCH_DEVICE)
+
+# Phase-2 training, model step and end to end (data included, the real stage and trainer), per numerics variant: the
+# paper model (HRNet-W32 + VDSR-CA 20x64 at 256x128; P x K 2 x 2 and a few steps, since one paper-batch step takes
+# ~37 s on a 2-core CPU; scripts/gpu_check.sh runs the paper batch on a GPU) and the cpu configuration's model.
+bench-phase2: setup
 	$(PY) scripts/bench_train.py --backbone hrnet_w32 --p 2 --k 2 --variants fp32+cl,bf16+cl --steps 2 --max-steps 3 --epochs 2
 	$(PY) scripts/bench_train.py --backbone mobilenet_v2 --sr-depth 8 --sr-width 32 --height 128 --width 64 --p 8 --k 2
 

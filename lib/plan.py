@@ -17,9 +17,10 @@ the same run folder, as training it would — and its epoch length from its own 
 
 Cost: training samples = epochs × steps per epoch × batch (``runtime.max_steps_per_epoch`` applied). Device-hours =
 samples / throughput, where throughput (samples/s) is, in order: the median ``samples_per_s`` of finished runs of
-the same method, stage and backbone on the same kind of device in this output folder; then
-:data:`DEFAULT_THROUGHPUT` (measured on an H200: the README's Performance section); else unknown (the total says
-how many runs have no estimate).
+the same method, stage and backbone on the same kind of device in this output folder; then the throughput table
+that ``make bench`` writes (:mod:`lib.bench`, ``outputs/bench/throughput.json``); then :data:`DEFAULT_THROUGHPUT`
+(measured on an H200: the README's Performance section); else unknown (the total says how many runs have no
+estimate).
 """
 
 from __future__ import annotations
@@ -189,10 +190,13 @@ def _state(run_dir: Path, identity: dict, epochs: int) -> tuple[str, int]:
 
 
 def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None = None, *,
-              device: str = "cuda", output_root: str | None = None, weights: Mapping[str, str] | None = None) -> Plan:
+              device: str = "cuda", output_root: str | None = None, weights: Mapping[str, str] | None = None,
+              throughput: str | Path | None = None) -> Plan:
     """Expand ``tables`` (``1``…``7``, ``ftwa1``, ``ftwa2``, ``methods``, ``robustness``) of ``profile`` into its
     distinct runs. ``data_root``: where the datasets are (``None``: none); ``device``: the kind of device the
-    estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``)."""
+    estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``);
+    ``throughput``: the bench's table (default :data:`lib.bench.THROUGHPUT_FILE`; absent: not used)."""
+    from .bench import load_throughput
     from .core.config import to_dict
     from .core.runs import RunResult, build_stage, identity_key, stage_dir
     from .data import MLRDataset
@@ -219,6 +223,7 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     pname = profile_name(profile)
     out = output_dir({"PROFILE": pname, **({"OUTPUT_ROOT": output_root} if output_root else {})})
     measured = _measured_throughput(out / "runs")
+    benched = load_throughput(throughput)
     runs: dict[str, PlannedRun] = {}
     datasets: dict[str, str] = {}
     builds: dict[str, tuple[Any, dict]] = {}  # provisional builds, by (config, stage, deps): built once
@@ -310,6 +315,8 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
         rates = measured.get((r.method, r.stage, r.backbone, device))
         if rates:
             r.throughput, r.throughput_source = statistics.median(rates), f"measured here ({len(rates)} runs)"
+        elif (r.method, r.stage, r.backbone, device) in benched:
+            r.throughput, r.throughput_source = benched[(r.method, r.stage, r.backbone, device)]
         elif (r.method, r.stage, r.backbone, device) in DEFAULT_THROUGHPUT:
             r.throughput, r.throughput_source = DEFAULT_THROUGHPUT[(r.method, r.stage, r.backbone, device)]
         if r.samples_left == 0:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -25,10 +24,10 @@ from pathlib import Path
 
 import torch
 
+from lib.bench import bench_dataset, device_name
 from lib.core.runs import HIDDEN_SECTIONS, RunResult, StageContext
 from lib.core.tracking import ConfigReader
-from lib.data import MLRConfig, MLRDataset, build_mlr
-from lib.data.synthetic import SyntheticConfig, generate_synthetic
+from lib.data import MLRDataset
 from lib.engine import Trainer
 from lib.engine.precision import Precision, cpu_has_fast_bf16, resolve_device
 from lib.losses import LossComposer
@@ -122,14 +121,7 @@ def end_to_end(a, cfg, prec: Precision, ds: MLRDataset) -> dict:
 
 
 def synthetic_dataset(a) -> MLRDataset:
-    root = repo_root() / "outputs" / "bench" / f"data-{a.height}x{a.width}-{a.identities}x{a.images}"
-    manifest = root / "mlr" / "manifest.json"
-    if not manifest.is_file():
-        csv = generate_synthetic(root / "images", SyntheticConfig(num_identities=a.identities, num_cameras=2,
-                                                                 images_per_camera=a.images, height=a.height,
-                                                                 width=a.width, seed=0), progress=False)
-        build_mlr(csv, root / "mlr", MLRConfig("synthetic", seed=0), progress=False)
-    return MLRDataset.load(manifest)
+    return bench_dataset(a.height, a.width, identities=a.identities, images=a.images)
 
 
 def main(argv=None) -> int:
@@ -172,7 +164,7 @@ def main(argv=None) -> int:
         "command": "python " + " ".join([sys.argv[0]] + list(argv if argv is not None else sys.argv[1:])),
         "backbone": a.backbone, "sr": {"depth": a.sr_depth, "width": a.sr_width}, "input": [a.height, a.width],
         "pairs_per_batch": a.p * a.k, "compile": a.compile, "device": str(device),
-        "device_name": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "cpu_native_bf16": cpu_has_fast_bf16(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "results": results, "fastest": best["variant"],
     }

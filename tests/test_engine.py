@@ -314,3 +314,36 @@ def test_phase1_identity_ignores_phase2_settings(tiny_mlr, tmp_path):
         c = _run_stage("phase1", load_config(TINY, {**SMALL, **ov}), ds, tmp_path)
         assert c.key not in keys and c.run_dir.is_dir(), ov
         keys.add(c.key)
+
+
+def test_persistent_workers_serve_every_epoch_with_the_same_batches(tiny_mlr, tmp_path):
+    """Issue #21 §3: one DataLoader (the same worker processes) for the whole run, whose batches equal those of a
+    loader started anew each epoch — the augmentation of each epoch reaches workers started before it."""
+    from lib.data import PairDataset, PairedAugment, RandomIdentitySampler
+
+    split = MLRDataset.load(tiny_mlr).split(0)
+
+    def batches(persistent: bool) -> tuple[list[torch.Tensor], list[set[int]], int]:
+        ds = PairDataset(split.train, size=(32, 16), augment=PairedAugment(pad=4), seed=3)
+        sampler = RandomIdentitySampler(ds.pids, 3, 2, seed=0)
+        t = Trainer(step_fn=lambda b: (None, {}, 0), trainable={"m": _Toy()}, dataset=ds, sampler=sampler,
+                    optim=OptimConfig(epochs=3), precision=resolve_precision(torch.device("cpu"), "fp32"),
+                    run_dir=tmp_path, run_config={}, progress=False, num_workers=2, persistent_workers=persistent)
+        out, pids, loaders = [], [], set()
+        for epoch in range(3):
+            loader = t._loader(epoch)
+            loaders.add(id(loader))
+            got = list(loader)
+            out.append(torch.cat([b["lr"] for b in got] + [b["hr"] for b in got]))
+            it = loader._iterator
+            pids.append({w.pid for w in it._workers} if it is not None else set())
+        t._kept_loader = None
+        return out, pids, len(loaders)
+
+    anew, pids_anew, n_anew = batches(False)
+    kept, pids_kept, n_kept = batches(True)
+    assert n_anew == 3 and n_kept == 1
+    assert pids_kept[0] == pids_kept[1] == pids_kept[2] and len(pids_kept[0]) == 2  # the same two processes
+    assert not torch.equal(anew[0], anew[1])  # the epoch changes the pairs, so the comparison below can fail
+    for e in range(3):
+        assert torch.equal(kept[e], anew[e]), f"epoch {e}: persistent workers gave other batches"

@@ -70,7 +70,7 @@ def test_a_killed_run_is_partial_with_its_epochs(profile, tiny):
 
 
 def test_a_plan_without_the_datasets_estimates_from_the_protocol(tmp_path):
-    plan = make_plan("paper", ["1"], None, output_root=str(tmp_path))
+    plan = make_plan("paper", ["1"], None, output_root=str(tmp_path), throughput=tmp_path / "no_bench.json")
     assert set(plan.datasets.values()) == {"absent"}
     assert plan.runs and all(not r.exact and r.key.startswith("~") and r.state == "missing (dataset absent)"
                              for r in plan.runs)
@@ -154,3 +154,50 @@ def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp
     assert all(r.state == "finished" for r in make_plan("tiny", ["1"], "synthetic", device="cpu",
                                                           output_root=str(profile)).runs)
 
+
+
+def test_make_bench_measures_every_stage_and_the_plan_estimates_with_it(tmp_path):
+    """Issue #21 §1: the bench trains each distinct (method, stage, backbone) of a plan a few steps and writes the
+    throughput table; the plan prices every run so measured from it."""
+    from lib.bench import bench_plan, load_throughput, record_throughput
+
+    table = tmp_path / "throughput.json"
+    plan = make_plan("tiny", ["1", "ftwa2"], None, device="cpu", output_root=str(tmp_path), throughput=table)
+    assert all(r.throughput is None for r in plan.runs)  # nothing measured yet on cpu
+    lines: list[str] = []
+    entries = bench_plan(plan, device="cpu", steps=2, data_root=tmp_path / "bench", report=lines.append)
+    kinds = {(r.method, r.stage, r.backbone) for r in plan.runs if r.samples}
+    assert {(e["method"], e["stage"], e["backbone"]) for e in entries} == kinds and len(lines) == len(kinds)
+    assert {"ftwa", "pshrnet"} == {m for m, _, _ in kinds}
+    assert all(e["device"] == "cpu" and e["samples_per_s"] > 0 and e["steps"] == 2 for e in entries)
+    record_throughput(entries, table)
+    again = make_plan("tiny", ["1", "ftwa2"], None, device="cpu", output_root=str(tmp_path), throughput=table)
+    rate = {(e["method"], e["stage"], e["backbone"]): e["samples_per_s"] for e in entries}
+    for r in again.runs:
+        assert r.throughput == rate[(r.method, r.stage, r.backbone)] and r.throughput_source.startswith("make bench")
+        assert r.device_hours_left == pytest.approx(r.samples_left / r.throughput / 3600, abs=1e-3)
+    assert again.totals()["runs_without_estimate"] == 0
+    assert all(r.throughput is None for r in make_plan("tiny", ["1"], None, device="cuda", output_root=str(tmp_path),
+                                                       throughput=table).runs)  # a CPU rate never prices a GPU
+    # a new measurement replaces its own key only
+    one = dict(entries[0], samples_per_s=1.5)
+    record_throughput([one], table)
+    read = load_throughput(table)
+    assert len(read) == len(entries) and read[(one["method"], one["stage"], one["backbone"], "cpu")][0] == 1.5
+
+
+def test_a_malformed_throughput_table_names_the_file_and_the_entry(tmp_path):
+    from lib.bench import load_throughput
+
+    p = tmp_path / "throughput.json"
+    p.write_text('{"entries": [{"method": "pshrnet", "stage": "phase2", "backbone": "x", "device": "cpu", '
+                 '"samples_per_s": 0}]}')
+    with pytest.raises(ValueError, match=r"throughput.json: entry 0: expected method, stage, backbone, device, "
+                                         r"samples_per_s \(samples_per_s > 0\)"):
+        load_throughput(p)
+    p.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="throughput.json: expected an object with a list 'entries', found list"):
+        load_throughput(p)
+    p.write_text("{")
+    with pytest.raises(ValueError, match="throughput.json: not a JSON throughput table"):
+        make_plan("tiny", ["1"], None, output_root=str(tmp_path), throughput=p)

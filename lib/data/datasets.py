@@ -24,19 +24,27 @@ def relabel(pids: Sequence[int]) -> dict[int, int]:
 
 
 class _SplitDataset(Dataset):
-    """Shared plumbing: the images, classifier labels (0..N-1 over their pids) and the epoch for seeding."""
+    """Shared plumbing: the images, classifier labels (0..N-1 over their pids) and the epoch for seeding.
+
+    The epoch lives in a shared-memory tensor, so DataLoader workers that outlive an epoch (``persistent_workers``)
+    read the epoch :meth:`set_epoch` set in the main process, not the one they were started with.
+    """
 
     def __init__(self, images: Sequence[MLRImage], size: tuple[int, int], seed: int, resize_interpolation: str):
         self.images = list(images)
         self.size = tuple(size)
         self.seed = seed
-        self.epoch = 0
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.resize_interpolation = resize_interpolation
         self.labels = relabel(im.pid for im in self.images)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
         """Augmentation (and fresh rates) of the coming epoch depend on (seed, epoch, index) only."""
-        self.epoch = epoch
+        self._epoch.fill_(int(epoch))
 
     @property
     def pids(self) -> list[int]:

@@ -3,7 +3,7 @@
 bf16 keeps fp32's exponent range, so no loss scaling is needed (unlike fp16); the losses themselves are
 always computed in fp32 (:mod:`lib.losses` casts their inputs). bf16 pays off only where the hardware has
 native bf16 (GPUs, CPUs with AVX-512 BF16 / AMX); on a CPU without it bf16 is emulated and slower than fp32
-(``make bench`` measured 0.59× on the dev machine), so ``'auto'`` resolves to fp32 there.
+(``make bench-phase2`` measured 0.59× on the dev machine), so ``'auto'`` resolves to fp32 there.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def resolve_precision(device: torch.device, precision: str = "auto", channels_la
     Args:
         precision: ``'auto'`` (bf16 on CUDA with bf16 support and on CPUs with native bf16, else fp32),
             ``'bf16'`` or ``'fp32'``.
-        channels_last: ``'auto'`` (on: it was faster for fp32 and bf16 alike in ``make bench``), ``True`` or
+        channels_last: ``'auto'`` (on: it was faster for fp32 and bf16 alike in ``make bench-phase2``), ``True`` or
             ``False``.
     """
     if precision not in ("auto", "bf16", "fp32"):

@@ -19,6 +19,8 @@ class RuntimeConfig:
             ``fp32``. The resolved precision *is* part of a run's identity (bf16 trains differently).
         channels_last: ``auto`` (on) | ``true`` | ``false``.
         num_workers: DataLoader workers; -1 = auto (up to 8 on CUDA, 0 on the CPU).
+        persistent_workers: keep the DataLoader workers for the whole run (default) instead of starting them again
+            every epoch; the batches are the same either way (each sample is seeded by (seed, epoch, index)).
         pin_memory: ``auto`` (on CUDA) | ``true`` | ``false``.
         sync_every: steps between host synchronisations (finite-loss check, logging); 0 = auto (1 on CPU, 25 on CUDA).
         compile: ``torch.compile`` the trained modules (GPU; minutes of compilation first).
@@ -40,6 +42,7 @@ class RuntimeConfig:
     precision: str = "auto"
     channels_last: str | bool = "auto"
     num_workers: int = -1
+    persistent_workers: bool = True
     pin_memory: str | bool = "auto"
     sync_every: int = 0
     compile: bool = False
@@ -69,6 +72,7 @@ class RuntimeConfig:
 
     def trainer_kwargs(self) -> dict:
         """The :class:`~lib.engine.Trainer` arguments these settings give."""
-        return {"num_workers": self.num_workers, "pin_memory": None if self.pin_memory == "auto" else self.pin_memory,
+        return {"num_workers": self.num_workers, "persistent_workers": self.persistent_workers,
+                "pin_memory": None if self.pin_memory == "auto" else self.pin_memory,
                 "sync_every": self.sync_every, "compile": self.compile, "max_loss": self.max_loss,
                 "max_steps_per_epoch": self.max_steps_per_epoch or None, "checkpoint_every": self.checkpoint_every}

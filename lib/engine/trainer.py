@@ -85,6 +85,9 @@ class Trainer:
         run_dir: where ``checkpoints/last.pt``, ``history.csv`` and ``history.json`` go.
         run_config: a JSON-able description of the run; resuming a checkpoint whose run_config differs is refused.
         num_workers: DataLoader workers (-1: :func:`default_num_workers`). pin_memory: ``None`` = on CUDA.
+        persistent_workers: with workers, one DataLoader (and its worker processes) serves every epoch of the run;
+            the dataset's and sampler's ``set_epoch`` still reach every epoch (the dataset keeps its epoch in shared
+            memory), so the batches equal those of a loader started anew each epoch.
         sync_every: steps between host synchronisations (finite check, progress bar); 0 = 1 on the CPU, 25 on CUDA.
         compile: wrap the trained modules in ``torch.compile`` (checkpoints keep the plain modules' keys).
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
@@ -113,6 +116,7 @@ class Trainer:
         eval_every: int = 0,
         monitor_fn: Callable[[], dict[str, float]] | None = None,
         num_workers: int = 0,
+        persistent_workers: bool = True,
         pin_memory: bool | None = None,
         sync_every: int = 0,
         compile: bool = False,
@@ -136,6 +140,8 @@ class Trainer:
         self.eval_fn, self.eval_every, self.monitor_fn = eval_fn, eval_every, monitor_fn
         dev = precision.device
         self.num_workers = default_num_workers(dev) if num_workers < 0 else num_workers
+        self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
+        self._kept_loader: DataLoader | None = None
         self.pin_memory = dev.type == "cuda" if pin_memory is None else pin_memory
         self.sync_every = sync_every or (25 if dev.type == "cuda" else 1)
         self.max_steps, self.progress, self.desc, self.max_loss = max_steps_per_epoch, progress, desc, float(max_loss)
@@ -248,16 +254,28 @@ class Trainer:
         for obj in (self.dataset, self.sampler):
             if hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
+        if self._kept_loader is not None:  # persistent workers: the sampler is iterated anew in this process
+            return self._kept_loader
         bs = self.sampler.batch_size
         common = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
-                      persistent_workers=False, prefetch_factor=4 if self.num_workers else None)
+                      persistent_workers=self.persistent_workers, prefetch_factor=4 if self.num_workers else None)
         if D.is_distributed():
-            shard = D.ShardedBatchSampler(self.sampler, bs, D.rank(), D.world_size())
-            return DataLoader(self.dataset, batch_sampler=shard, **common)
-        return DataLoader(self.dataset, batch_size=bs, sampler=self.sampler, drop_last=True, **common)
+            loader = DataLoader(self.dataset, batch_sampler=D.ShardedBatchSampler(self.sampler, bs, D.rank(),
+                                                                                   D.world_size()), **common)
+        else:
+            loader = DataLoader(self.dataset, batch_size=bs, sampler=self.sampler, drop_last=True, **common)
+        if self.persistent_workers:
+            self._kept_loader = loader
+        return loader
 
     def fit(self) -> list[dict[str, Any]]:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
+        try:
+            return self._fit()
+        finally:
+            self._kept_loader = None  # the persistent workers end with the run (or its failure)
+
+    def _fit(self) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
 
         from ..core.progress import bars_off, epoch_line, report
