@@ -2,9 +2,12 @@
 
     python -m lib.workbook reproduce --profile paper --data-root /data --tables all --workers 4   # make reproduce … WORKERS=4
 
-:func:`execute` takes a :class:`lib.plan.Plan` and trains every run that is not finished, each in its own process
-(``python -m lib.execute <recipe>``, :func:`train_one`): a run starts once the runs it depends on have finished (a
-teacher before its students). Each worker slot gets its own device: slot ``i`` of ``workers × runs_per_gpu`` sees
+:func:`execute` takes a :class:`lib.plan.Plan` and trains every run that is not finished (:func:`train_one`): a
+run starts once the runs it depends on have finished (a teacher before its students). Each slot keeps one worker
+process (``python -m lib.execute --serve``) that trains its runs one after another, so a run does not pay the
+interpreter's start and the imports (4–8 s) again; a worker that dies fails only its run, and the slot's next run
+gets a new worker. ``python -m lib.execute <recipe>`` trains one run in a process of its own (what a SLURM job
+runs). Each worker slot gets its own device: slot ``i`` of ``workers × runs_per_gpu`` sees
 GPU ``i // runs_per_gpu`` (``CUDA_VISIBLE_DEVICES``; ``runs_per_gpu`` > 1 packs several small runs on one GPU). On a
 machine without a GPU the workers share the CPUs: each gets ``usable CPUs // slots`` threads. The run-folder lock
 (:func:`lib.core.runs.run_lock`) makes the pool safe beside another reproduction on the same output folder: a run
@@ -73,6 +76,97 @@ def _slot_env(slot: int, slots: int, runs_per_gpu: int, gpus: int) -> dict[str, 
     return env
 
 
+class _Worker:
+    """One long-lived ``python -m lib.execute --serve`` process of a slot: it trains the runs sent to it one after
+    another, so each run does not pay the interpreter's start and torch's import again (seconds a run). A worker that
+    dies (``kill -9``, out of memory) fails its run; the slot starts a new one for the next."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.rfd, wfd = os.pipe()
+        self.log = open(log, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "lib.execute", "--serve", str(wfd)], env=env,
+                                     stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT, text=True,
+                                     pass_fds=(wfd,), cwd=str(Path(__file__).resolve().parents[1]))
+        os.close(wfd)
+        self.results = os.fdopen(self.rfd, "r")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, recipe: dict, log: Path) -> None:
+        self.proc.stdin.write(json.dumps({"recipe": recipe, "log": str(log)}) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()  # end of input: the worker exits after its run
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - a stuck worker must not keep the pool alive
+            self.proc.kill()
+        self.results.close()
+        self.log.close()
+
+
+def _results(workers: dict[int, _Worker], timeout: float) -> dict[int, dict]:
+    """The results that came from busy ``workers`` within ``timeout`` s; a worker that died without one: its error."""
+    import select
+
+    out: dict[int, dict] = {}
+    if not workers:
+        return out
+    ready, _, _ = select.select([w.results for w in workers.values()], [], [], timeout)
+    for slot, w in workers.items():
+        if w.results in ready:
+            line = w.results.readline()
+            if line:
+                out[slot] = json.loads(line)
+                continue
+        if not w.alive():
+            out[slot] = {"ok": False, "error": f"the worker process ended with exit code {w.proc.returncode}"}
+    return out
+
+
+def _serve(result_fd: int) -> int:
+    """The worker side of :class:`_Worker`: one ``{"recipe", "log"}`` line per run on stdin; its output and progress
+    lines go to the run's log, its result as one JSON line to ``result_fd``."""
+    import traceback
+
+    from .core.progress import ENV
+    from .workflow import free_device_memory
+
+    results = os.fdopen(result_fd, "w")
+    for line in sys.stdin:
+        msg = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        fd = os.open(msg["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.environ[ENV] = msg["log"]  # the run's progress lines (one per epoch) into its log
+        try:
+            out = {"ok": True, "run_dir": train_one(msg["recipe"])}
+            print(out["run_dir"], flush=True)
+        except Exception as e:  # noqa: BLE001 - the run fails, the worker goes on with the next
+            traceback.print_exc()
+            out = {"ok": False, "error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for f in (fd, *saved):
+                os.close(f)
+            os.environ.pop(ENV, None)
+            free_device_memory()
+        results.write(json.dumps(out) + "\n")
+        results.flush()
+    return 0
+
+
 def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Path | None = None,
             poll_s: float = 0.5) -> ExecutionReport:
     """Train ``plan``'s unfinished runs on ``workers`` devices (0: one per visible GPU, else 2 CPU workers) with
@@ -97,49 +191,49 @@ def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Pat
         else {})}) / "plan" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     rep = ExecutionReport()
-    running: dict[int, tuple[subprocess.Popen, object, float, object]] = {}
+    slots_of: dict[int, _Worker] = {}
+    busy: dict[int, tuple[object, float, Path]] = {}  # slot → (run, start time, log)
     pending = list(todo)
     print(f"[execute] {len(todo)} runs to train on {slots} worker slot(s)"
           + (f" ({workers} GPU(s) × {runs_per_gpu})" if gpus else " (CPU)"), flush=True)
-    while pending or running:
-        for slot in range(slots):
-            if slot in running:
-                continue
-            bad = [r for r in pending if any(d in rep.failed or d in rep.skipped for d in r.deps)]
-            for r in bad:
-                pending.remove(r)
-                rep.skipped.append(r.run_id)
-                print(f"[execute] skipped {r.run_id}: a run it needs failed", flush=True)
-            ready = next((r for r in pending if all(d in finished or d not in ids for d in r.deps)), None)
-            if ready is None:
-                break
-            pending.remove(ready)
-            log = logs / (ready.run_id.replace("/", "__") + ".log")
-            fh = open(log, "w")
-            proc = subprocess.Popen([sys.executable, "-m", "lib.execute", json.dumps(ready.recipe)],
-                                    env=_slot_env(slot, slots, runs_per_gpu, gpus), stdout=fh, stderr=subprocess.STDOUT,
-                                    cwd=str(Path(__file__).resolve().parents[1]))
-            running[slot] = (proc, ready, time.time(), fh)
-            print(f"[execute] start {ready.run_id} (slot {slot})", flush=True)
-        for slot, (proc, r, started, fh) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            fh.close()
-            del running[slot]
-            if proc.returncode == 0:
-                finished.add(r.run_id)
-                rep.trained.append(r.run_id)
-                print(f"[execute] done {r.run_id} in {time.time() - started:.0f}s", flush=True)
-            else:
-                tail = Path(fh.name).read_text()[-400:].strip().splitlines()
-                rep.failed[r.run_id] = (tail[-1] if tail else f"exit {proc.returncode}") + f" (log: {fh.name})"
-                print(f"[execute] FAILED {r.run_id}: {rep.failed[r.run_id]}", file=sys.stderr, flush=True)
-        if running:
-            time.sleep(poll_s)
-        elif pending and not any(all(d in finished or d not in ids for d in r.deps) for r in pending):
-            for r in pending:  # nothing runs and nothing can start: a dependency outside the plan failed
-                rep.skipped.append(r.run_id)
-            pending.clear()
+    try:
+        while pending or busy:
+            for slot in range(slots):
+                if slot in busy:
+                    continue
+                bad = [r for r in pending if any(d in rep.failed or d in rep.skipped for d in r.deps)]
+                for r in bad:
+                    pending.remove(r)
+                    rep.skipped.append(r.run_id)
+                    print(f"[execute] skipped {r.run_id}: a run it needs failed", flush=True)
+                ready = next((r for r in pending if all(d in finished or d not in ids for d in r.deps)), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                log = logs / (ready.run_id.replace("/", "__") + ".log")
+                log.write_text("")
+                w = slots_of.get(slot)
+                if w is None or not w.alive():
+                    w = slots_of[slot] = _Worker(_slot_env(slot, slots, runs_per_gpu, gpus), logs / f"worker-{slot}.log")
+                w.send(ready.recipe, log)
+                busy[slot] = (ready, time.time(), log)
+                print(f"[execute] start {ready.run_id} (slot {slot})", flush=True)
+            for slot, result in _results({s: slots_of[s] for s in busy}, poll_s).items():
+                r, started, log = busy.pop(slot)
+                if result.get("ok"):
+                    finished.add(r.run_id)
+                    rep.trained.append(r.run_id)
+                    print(f"[execute] done {r.run_id} in {time.time() - started:.0f}s", flush=True)
+                else:
+                    rep.failed[r.run_id] = f"{result.get('error', 'the worker died')} (log: {log})"
+                    print(f"[execute] FAILED {r.run_id}: {rep.failed[r.run_id]}", file=sys.stderr, flush=True)
+            if not busy and pending and not any(all(d in finished or d not in ids for d in r.deps) for r in pending):
+                for r in pending:  # nothing runs and nothing can start: a dependency outside the plan failed
+                    rep.skipped.append(r.run_id)
+                pending.clear()
+    finally:
+        for w in slots_of.values():
+            w.close()
     rep.seconds = round(time.time() - t0, 1)
     return rep
 
@@ -229,6 +323,8 @@ def _result(run_id: str, job, folder) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--serve":
+        return _serve(int(argv[1]))
     if len(argv) != 1:
         print("usage: python -m lib.execute '<recipe JSON>' (written by lib.plan)", file=sys.stderr)
         return 2

@@ -25,9 +25,11 @@ import ast
 import json
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import filelock
 import yaml
 
 from .core.progress import ProgressTail
@@ -195,12 +197,20 @@ def run_notebook(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = nb.stem + suffix
     final = out_dir / f"{stem}.ipynb"
-    tmp = out_dir / f".{stem}.running.ipynb"
+    # per process: a second reproduction on the same output folder runs the same notebook beside this one
+    tmp = out_dir / f".{stem}.running-{os.getpid()}-{uuid.uuid4().hex[:8]}.ipynb"
     failed = out_dir / f"{stem}.failed.ipynb"
     for stale in (final, failed):
         stale.unlink(missing_ok=True)
     print(f"[workbook] {nb.name} with profile {pname!r}: {json.dumps(params)}", flush=True)
-    log = out_dir.parent / "logs" / f"{stem}.progress.log"  # the kernel's progress lines, echoed to the terminal
+    # the kernel's progress lines, echoed to the terminal; another process running this notebook has its own log
+    log = out_dir.parent / "logs" / f"{stem}.progress.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log_lock = filelock.FileLock(str(log) + ".lock")
+    try:
+        log_lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log = log.with_name(f"{stem}.{os.getpid()}.progress.log")
     try:
         with ProgressTail(log, stem):
             pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(repo_root()),
@@ -210,6 +220,9 @@ def run_notebook(
             os.replace(tmp, failed)
             print(f"[workbook] FAILED: the executed notebook is at {failed}", file=sys.stderr)
         raise
+    finally:
+        if log_lock.is_locked:
+            log_lock.release()
     os.replace(tmp, final)
     _trust(final)
     print(f"[workbook] done: {final}", flush=True)

@@ -255,6 +255,7 @@ def test_finished_run_is_reused_and_teacher_stays_frozen(tiny_mlr, tmp_path):
     assert m["run"]["stage"] == "phase2" and m["run"]["manifest_sha256"] == ds.fingerprint
     assert m["data"]["file_list_sha256"] == ds.manifest["source"]["file_list_sha256"]
     assert {"loss_sr", "loss_ps", "loss_ce", "loss_bh", "loss_total"} <= set(m["final_losses"])
+    assert m["threads"] == torch.get_num_threads() and "threads" not in m["run"]  # recorded, not an identity
     assert json.loads((r2.run_dir / "identity.json").read_text()) == json.loads(json.dumps(r2.identity))
     mtime = (r1.run_dir / "metrics.json").stat().st_mtime_ns
     again = _run_stage("phase1", cfg, ds, tmp_path)

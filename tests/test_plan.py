@@ -120,6 +120,8 @@ def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profil
     for r in plan.runs:  # trained once: one folder per run, one history entry per epoch
         hist = json.loads((runs / r.run_id.replace("/split", "/stages/split") / "history.json").read_text())
         assert len(hist) == r.epochs
+        log = (profile / "tiny" / "plan" / "logs" / (r.run_id.replace("/", "__") + ".log")).read_text()
+        assert f"training {r.run_id.rsplit('/', 1)[1]}" in log and f"epoch {r.epochs}/{r.epochs}" in log  # progress
     serial = tmp_path_factory.mktemp("serial")
     (serial / "tiny").mkdir()
     os.symlink(tiny[0] / "out" / "mlr", serial / "tiny" / "mlr")
@@ -201,3 +203,31 @@ def test_a_malformed_throughput_table_names_the_file_and_the_entry(tmp_path):
     p.write_text("{")
     with pytest.raises(ValueError, match="throughput.json: not a JSON throughput table"):
         make_plan("tiny", ["1"], None, output_root=str(tmp_path), throughput=p)
+
+
+def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(tmp_path):
+    """The slot's long-lived worker (``python -m lib.execute --serve``): a run that raises is reported with its error
+    and the worker serves the next; a worker killed mid-run fails that run with its exit code."""
+    import signal
+
+    from lib.execute import _results, _slot_env, _Worker
+
+    w = _Worker(_slot_env(0, 1, 1, 0), tmp_path / "worker.log")
+    try:
+        bad = {"params": {"PROFILE": "tiny", "CONFIG": "configs/pshrnet/no_such.yaml"}, "overrides": {},
+               "variant": "default", "dataset": "synthetic", "split": 0, "stage": "phase1"}
+        for k in range(2):
+            log = tmp_path / f"run{k}.log"
+            w.send(bad, log)
+            got = {}
+            for _ in range(120):
+                got = _results({0: w}, 0.5)
+                if got:
+                    break
+            assert got[0]["ok"] is False and "no_such.yaml" in got[0]["error"], got
+            assert "Traceback" in log.read_text() and w.alive()  # the traceback in the run's log; the worker lives
+        w.proc.send_signal(signal.SIGKILL)  # as if during a run
+        w.proc.wait()
+        assert _results({0: w}, 0.5)[0] == {"ok": False, "error": "the worker process ended with exit code -9"}
+    finally:
+        w.close()

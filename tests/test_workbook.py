@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
@@ -125,3 +126,45 @@ def test_reproduce_rejects_unknown_tables_before_running(tmp_path):
     with pytest.raises(FileNotFoundError, match="no dataset under"):
         reproduce("tiny", tmp_path, ["table1"])  # an empty DATA_ROOT: nothing to run
     assert main(["reproduce", "--profile", "tiny", "--data-root", str(tmp_path), "--tables", "9"]) == 1
+
+
+def test_two_runs_of_one_notebook_on_one_output_folder_do_not_collide(tmp_path, monkeypatch):
+    """Issue #21: two `make reproduce` on one output folder execute the same notebooks at the same time; each writes
+    its own temporary notebook and progress log, and both end with the executed notebook in place."""
+    import threading
+    import time
+
+    import papermill
+
+    from lib.core.progress import ENV
+    from lib.workbook import run_notebook
+
+    seen: list[tuple[str, str]] = []
+
+    def fake_execute(src, out, parameters, **kw):
+        seen.append((out, os.environ.get(ENV, "")))
+        for k in range(3):  # papermill saves the output notebook after every cell
+            Path(out).write_text(json.dumps({"cells": [], "k": k, "params": parameters, "metadata": {},
+                                             "nbformat": 4, "nbformat_minor": 5}))
+            time.sleep(0.2)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    errors: list[BaseException] = []
+
+    def go():
+        try:
+            run_notebook(ROOT / "notebooks" / "04_table1.ipynb", "tiny", output_root=tmp_path)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({out for out, _ in seen}) == 2  # two temporary notebooks
+    folder = tmp_path / "tiny" / "notebooks"
+    assert json.loads((folder / "04_table1.ipynb").read_text())["k"] == 2
+    assert not list(folder.glob(".*running*")) and not list(folder.glob("*.failed.ipynb"))

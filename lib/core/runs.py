@@ -433,6 +433,9 @@ def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, histo
     if previous is None:
         rec |= {
             "epochs": len(history),
+            # CPU kernels sum in an order that depends on the thread count: the same run trained with other
+            # threads ends elsewhere (docs/getting_started.md); recorded, not part of the identity
+            "threads": torch.get_num_threads(),
             "train_time_s": round(sum(h.get("time_s", 0.0) for h in history), 1),
             "wall_time_s": round(time.time() - t0, 1),
             "final_losses": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")},
