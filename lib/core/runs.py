@@ -287,6 +287,10 @@ def run_stage(
     deps = deps or {}
     runtime: RuntimeConfig = cfg.runtime
     prec = runtime.precision_for()
+    if runtime.uses_image_cache() and hasattr(ds, "manifest_path"):  # the same pixels, decoded once (issue #22)
+        from ..data.image_cache import activate, build_cache, open_cache
+
+        activate(open_cache(ds) or build_cache(ds, progress=progress))
 
     def build() -> tuple[StagePlan, dict]:
         return build_stage(stage, method=method, cfg=cfg, ds=ds, split=split, deps=deps, progress=progress)

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .image_cache import lookup
 from .readers.caviar import two_camera_identities
 from .readers.cuhk03 import read_cuhk03_split_file
 from .mlr_store import MANIFEST_NAME, MLRBuildError, build_lock, check_legacy, lr_mismatch, publish, staging_dir
@@ -101,7 +102,11 @@ class MLRConfig:
 
 
 def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image as 8-bit RGB (:func:`to_rgb8`); an unreadable file raises :class:`ImageReadError` naming it."""
+    """Open an image as 8-bit RGB (:func:`to_rgb8`); an unreadable file raises :class:`ImageReadError` naming it.
+    An image of an active decoded-image cache (:mod:`lib.data.image_cache`) comes from the cache: the same pixels."""
+    cached = lookup(path)
+    if cached is not None:
+        return Image.fromarray(cached)
     if Path(path).is_dir():
         raise ImageReadError(f"{path} is a folder, not an image file")
     try:

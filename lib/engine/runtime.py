@@ -21,6 +21,9 @@ class RuntimeConfig:
         num_workers: DataLoader workers; -1 = auto (up to 8 on CUDA, 0 on the CPU).
         persistent_workers: keep the DataLoader workers for the whole run (default) instead of starting them again
             every epoch; the batches are the same either way (each sample is seeded by (seed, epoch, index)).
+        image_cache: ``auto`` (on CUDA) | ``true`` | ``false``: read every image of the dataset from its decoded-image
+            cache (:mod:`lib.data.image_cache`, built on first use next to the dataset's manifest) instead of decoding
+            its file for every sample; the same pixels, so the same run.
         pin_memory: ``auto`` (on CUDA) | ``true`` | ``false``.
         sync_every: steps between host synchronisations (finite-loss check, logging); 0 = auto (1 on CPU, 25 on CUDA).
         compile: ``torch.compile`` the trained modules (GPU; minutes of compilation first).
@@ -43,6 +46,7 @@ class RuntimeConfig:
     channels_last: str | bool = "auto"
     num_workers: int = -1
     persistent_workers: bool = True
+    image_cache: str | bool = "auto"
     pin_memory: str | bool = "auto"
     sync_every: int = 0
     compile: bool = False
@@ -57,6 +61,8 @@ class RuntimeConfig:
             raise ValueError(f"precision: expected auto, bf16 or fp32, found {self.precision!r}")
         if self.channels_last not in ("auto", True, False):
             raise ValueError(f"channels_last: expected auto, true or false, found {self.channels_last!r}")
+        if self.image_cache not in ("auto", True, False):
+            raise ValueError(f"image_cache: expected auto, true or false, found {self.image_cache!r}")
         if self.pin_memory not in ("auto", True, False):
             raise ValueError(f"pin_memory: expected auto, true or false, found {self.pin_memory!r}")
         if self.num_workers < -1 or self.sync_every < 0 or self.max_steps_per_epoch < 0:
@@ -69,6 +75,12 @@ class RuntimeConfig:
     def precision_for(self) -> Precision:
         """The resolved :class:`Precision` on this machine."""
         return resolve_precision(resolve_device(self.device), self.precision, self.channels_last)
+
+    def uses_image_cache(self) -> bool:
+        """Whether runs read the decoded-image cache on this machine (``auto``: on CUDA)."""
+        if self.image_cache == "auto":
+            return resolve_device(self.device).type == "cuda"
+        return bool(self.image_cache)
 
     def trainer_kwargs(self) -> dict:
         """The :class:`~lib.engine.Trainer` arguments these settings give."""
