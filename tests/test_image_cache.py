@@ -108,3 +108,23 @@ def test_a_run_with_the_cache_is_the_run_without_it(tiny, tmp_path):
         ic.deactivate()
         for p in ic.cache_paths(ds):
             p.unlink(missing_ok=True)
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_run_decodes_the_files(tiny, tmp_path, monkeypatch, capsys):
+    from lib.methods import METHODS, load_config, run_variant
+
+    _, ds = tiny
+
+    def refuse(ds, progress=False):
+        raise PermissionError(13, "Permission denied", str(ic.cache_paths(ds)[0].parent))
+
+    monkeypatch.setattr(ic, "build_cache", refuse)
+    cfg = load_config("configs/pshrnet/tiny.yaml", {"data.height": 64, "data.width": 32, "runtime.device": "cpu",
+                                                    "runtime.precision": "fp32", "phase1.epochs": 1,
+                                                    "runtime.image_cache": True, "test.num_repeats": 2})
+    _, runs = run_variant(METHODS.get("pshrnet"), cfg, ds=ds, split=0, root=tmp_path, outputs=["teacher_lr"],
+                          progress=False)
+    assert (runs["phase1"].run_dir / "metrics.json").is_file()
+    err = capsys.readouterr().err
+    assert "the decoded-image cache could not be written" in err and "Permission denied" in err
+    assert ic.lookup(ds.images[0].hr_path) is None

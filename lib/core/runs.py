@@ -290,7 +290,12 @@ def run_stage(
     if runtime.uses_image_cache() and hasattr(ds, "manifest_path"):  # the same pixels, decoded once (issue #22)
         from ..data.image_cache import activate, build_cache, open_cache
 
-        activate(open_cache(ds) or build_cache(ds, progress=progress))
+        try:
+            activate(open_cache(ds) or build_cache(ds, progress=progress))
+        except OSError as e:  # e.g. a read-only dataset folder: slower, not wrong; said, not silent
+            msg = f"{ds.name}: the decoded-image cache could not be written ({e}); decoding the image files instead"
+            report(msg)
+            print(msg, file=sys.stderr, flush=True)
 
     def build() -> tuple[StagePlan, dict]:
         return build_stage(stage, method=method, cfg=cfg, ds=ds, split=split, deps=deps, progress=progress)
