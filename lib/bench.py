@@ -86,7 +86,8 @@ def load_throughput(path: str | Path | None = None) -> dict[tuple[str, str, str,
         if bad or isinstance(e.get("samples_per_s"), bool) or not float(e["samples_per_s"]) > 0:
             found = {k: e.get(k) for k in _FIELDS} if isinstance(e, dict) else e
             raise ValueError(f"{p}: entry {i}: expected {', '.join(_FIELDS)} (samples_per_s > 0), found {found}")
-        where = ", ".join(str(x) for x in (e.get("device_name"), e.get("precision"), e.get("measured_at", "")[:10]) if x)
+        where = ", ".join(str(x) for x in (e.get("device_name"), e.get("precision"), str(e.get("measured_at") or "")[:10])
+                          if x)
         out[(e["method"], e["stage"], e["backbone"], e["device"])] = (float(e["samples_per_s"]),
                                                                       f"make bench ({where})")
     return out
@@ -138,8 +139,10 @@ def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | No
     cfg = experiment_config(recipe["params"], {**recipe["overrides"], "runtime.device": device})
     method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
     data = getattr(cfg, "data", None)
+    batch = int(getattr(data, "num_identities", 16)) * int(getattr(data, "num_instances", 4))
+    # enough training images (identities / 2 × 2 cameras × 4) for steps + 1 batches an epoch
     ds = bench_dataset(int(getattr(data, "height", 256)), int(getattr(data, "width", 128)), root=data_root,
-                       identities=max(40, 2 * int(getattr(data, "num_identities", 16))))
+                       identities=max(40, 2 * int(getattr(data, "num_identities", 16)), -(-(steps + 1) * batch // 4)))
     built: dict[str, RunResult] = {}
 
     def build(s: str):
@@ -170,7 +173,7 @@ def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | No
 def bench_plan(plan, *, device: str = "auto", steps: int = 10, epochs: int = 2, data_root: str | Path | None = None,
                report=print) -> list[dict[str, Any]]:
     """One measurement per distinct ``(method, stage, backbone)`` of ``plan`` (:func:`lib.plan.make_plan`) that
-    trains something, on ``device`` (``auto``: the profile's); ``report`` gets a line per measurement."""
+    trains something, on ``device`` (``auto``: CUDA when this machine has it); ``report`` gets a line per measurement."""
     import torch
 
     from .engine.precision import resolve_device

@@ -125,7 +125,8 @@ def _results(workers: dict[int, _Worker], timeout: float) -> dict[int, dict]:
                 out[slot] = json.loads(line)
                 continue
         if not w.alive():
-            out[slot] = {"ok": False, "error": f"the worker process ended with exit code {w.proc.returncode}"}
+            out[slot] = {"ok": False, "error": f"the worker process ended with exit code {w.proc.returncode} "
+                                               f"(its own log: {w.log.name})"}
     return out
 
 
@@ -161,9 +162,14 @@ def _serve(result_fd: int) -> int:
             for f in (fd, *saved):
                 os.close(f)
             os.environ.pop(ENV, None)
-            free_device_memory()
+            try:
+                free_device_memory()
+            except Exception as e:  # noqa: BLE001 - e.g. a CUDA error that sticks: report the run, then stop
+                out = {"ok": False, "error": f"after the run: {type(e).__name__}: {e}".splitlines()[0][:300]}
         results.write(json.dumps(out) + "\n")
         results.flush()
+        if not out["ok"] and out["error"].startswith("after the run"):
+            return 1  # this process's device is no longer usable; the slot starts a new worker
     return 0
 
 
@@ -213,9 +219,18 @@ def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Pat
                 log = logs / (ready.run_id.replace("/", "__") + ".log")
                 log.write_text("")
                 w = slots_of.get(slot)
-                if w is None or not w.alive():
-                    w = slots_of[slot] = _Worker(_slot_env(slot, slots, runs_per_gpu, gpus), logs / f"worker-{slot}.log")
-                w.send(ready.recipe, log)
+                for attempt in range(2):
+                    if w is None or not w.alive():
+                        if w is not None:
+                            w.close()
+                        w = slots_of[slot] = _Worker(_slot_env(slot, slots, runs_per_gpu, gpus),
+                                                     logs / f"worker-{slot}.log")
+                    try:
+                        w.send(ready.recipe, log)
+                        break
+                    except OSError:  # it died between the check and the write: a new worker, once
+                        w.proc.kill()
+                        w.proc.wait()
                 busy[slot] = (ready, time.time(), log)
                 print(f"[execute] start {ready.run_id} (slot {slot})", flush=True)
             for slot, result in _results({s: slots_of[s] for s in busy}, poll_s).items():

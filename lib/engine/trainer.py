@@ -255,6 +255,9 @@ class Trainer:
             if hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
         if self._kept_loader is not None:  # persistent workers: the sampler is iterated anew in this process
+            # a new loader iterator takes one draw of the global generator (its workers' base seed): take it
+            # here too, so the random stream (dropout …) and a resumed run stay those of a loader made anew
+            torch.empty((), dtype=torch.int64).random_()
             return self._kept_loader
         bs = self.sampler.batch_size
         common = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
@@ -272,8 +275,11 @@ class Trainer:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
         try:
             return self._fit()
-        finally:
-            self._kept_loader = None  # the persistent workers end with the run (or its failure)
+        finally:  # the persistent workers end with the run, or its failure (a kept traceback must not keep them)
+            it = getattr(self._kept_loader, "_iterator", None)
+            if it is not None and hasattr(it, "_shutdown_workers"):
+                it._shutdown_workers()
+            self._kept_loader = None
 
     def _fit(self) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
