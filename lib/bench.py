@@ -127,22 +127,23 @@ def bench_dataset(height: int, width: int, *, identities: int = 40, images: int 
     return MLRDataset.load(manifest)
 
 
-def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | None) -> dict[str, Any]:
-    """Train the stage of planned run ``run`` (:class:`lib.plan.PlannedRun`) for a few steps; its throughput."""
+def _build(run, device: str, steps: int, data_root: Path | None, overrides: dict | None = None):
+    """``(plan, runtime, precision, dataset)``: the stage of planned run ``run`` built as the run would be (its dependencies
+    untrained) on the bench's synthetic set, with ``overrides`` on its configuration."""
     from .core.runs import RunResult, build_stage, identity_key
-    from .engine import Trainer
     from .methods import METHODS
     from .models.weights import pretrained_weights_skipped
     from .workflow import experiment_config
 
     recipe = run.recipe
-    cfg = experiment_config(recipe["params"], {**recipe["overrides"], "runtime.device": device})
+    cfg = experiment_config(recipe["params"], {**recipe["overrides"], "runtime.device": device, **(overrides or {})})
     method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
     data = getattr(cfg, "data", None)
-    batch = int(getattr(data, "num_identities", 16)) * int(getattr(data, "num_instances", 4))
-    # enough training images (identities / 2 × 2 cameras × 4) for steps + 1 batches an epoch
+    p, k = int(getattr(data, "num_identities", 16)), int(getattr(data, "num_instances", 4))
+    # enough training identities for steps + 1 batches an epoch: half of them train, each with 2 cameras × 4 images,
+    # i.e. 8 // K groups of K for the P × K sampler
     ds = bench_dataset(int(getattr(data, "height", 256)), int(getattr(data, "width", 128)), root=data_root,
-                       identities=max(40, 2 * int(getattr(data, "num_identities", 16)), -(-(steps + 1) * batch // 4)))
+                       identities=max(40, 2 * p, 2 * -(-(steps + 1) * p // max(1, 8 // k))))
     built: dict[str, RunResult] = {}
 
     def build(s: str):
@@ -154,14 +155,33 @@ def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | No
         return stage, plan, built[s]
 
     _, plan, _ = build(run.stage)
-    runtime = cfg.runtime
-    prec = runtime.precision_for()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        trainer = Trainer(trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
-                          sampler=plan.sampler, optim=dataclasses.replace(plan.optim, epochs=epochs), precision=prec,
-                          run_dir=tmp, run_config={}, progress=False, desc=f"bench {run.method}/{run.stage}",
-                          **{**runtime.trainer_kwargs(), "max_steps_per_epoch": steps, "checkpoint_every": epochs})
-        hist = trainer.fit()
+    return plan, cfg.runtime, cfg.runtime.precision_for(), ds
+
+
+def _trainer(plan, runtime, prec, run_dir, epochs: int, steps: int, desc: str):
+    from .engine import Trainer
+
+    return Trainer(trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
+                   sampler=plan.sampler, optim=dataclasses.replace(plan.optim, epochs=epochs), precision=prec,
+                   run_dir=run_dir, run_config={}, progress=False, desc=desc,
+                   **{**runtime.trainer_kwargs(), "max_steps_per_epoch": steps, "checkpoint_every": epochs})
+
+
+def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | None) -> dict[str, Any]:
+    """Train the stage of planned run ``run`` (:class:`lib.plan.PlannedRun`) for a few steps; its throughput."""
+    from .data.image_cache import activate, build_cache, deactivate
+
+    plan, runtime, prec, ds = _build(run, device, steps, data_root)
+    cache = build_cache(ds) if runtime.uses_image_cache() else None  # as run_stage does for a run
+    if cache is not None:
+        activate(cache)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            trainer = _trainer(plan, runtime, prec, tmp, epochs, steps, f"bench {run.method}/{run.stage}")
+            hist = trainer.fit()
+    finally:
+        if cache is not None:
+            deactivate(cache)
     timed = hist[1:] or hist
     samples, secs = sum(h["samples"] for h in timed), sum(h["time_s"] for h in timed)
     return {"method": run.method, "stage": run.stage, "backbone": run.backbone, "device": prec.device.type,
@@ -210,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per epoch (at most)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per stage; the first is warm-up")
     p.add_argument("--out", default="", help=f"the throughput table (default {THROUGHPUT_FILE})")
+    p.add_argument("--pipelines", default="pshrnet/phase2",
+                   help="method/stage whose data paths (pil, tensor) are compared after the table (lib.bench_pipeline); "
+                        "'none' skips it")
+    p.add_argument("--pipeline-steps", type=int, default=4, help="timed steps per figure of the data-path comparison")
     a = p.parse_args(argv)
     from .workbook import TABLE_NOTEBOOKS
 
@@ -218,7 +242,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = bench_plan(plan, device=a.device, steps=a.steps, epochs=a.epochs)
     path = record_throughput(entries, a.out or None)
     print(f"wrote {len(entries)} measurement(s) to {path}; `make plan` now estimates with them")
+    if a.pipelines != "none":
+        _compare_pipelines(plan, a)
     return 0
+
+
+def _compare_pipelines(plan, a) -> None:
+    """The data-path comparison of ``a.pipelines`` (a ``method/stage`` of the plan), written next to the table."""
+    from .bench_pipeline import PIPELINES_FILE, bench_pipelines
+    from .utils import atomic_write_json
+    from .utils.paths import repo_root
+
+    method, _, stage = a.pipelines.partition("/")
+    run = next((r for r in plan.runs if r.method == method and r.stage == stage and r.samples), None)
+    if run is None:
+        have = sorted({f"{r.method}/{r.stage}" for r in plan.runs if r.samples})
+        raise SystemExit(f"error: --pipelines {a.pipelines!r}: no run of the plan trains that stage; expected one of "
+                         f"{have} or 'none'")
+    print(f"data paths of {a.pipelines} ({run.backbone or 'no backbone'}), {a.pipeline_steps} timed steps each:")
+    rows = bench_pipelines(run, device=a.device, steps=a.pipeline_steps)
+    out = Path(a.out).with_name("pipelines.json") if a.out else repo_root() / PIPELINES_FILE
+    cmd = " ".join(["python -m lib.bench"] + sys.argv[1:])
+    atomic_write_json(out, {"rows": rows, "profile": plan.profile, "command": cmd,
+                            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    print(f"wrote the data-path comparison to {out}")
 
 
 if __name__ == "__main__":

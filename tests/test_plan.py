@@ -233,3 +233,30 @@ def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(t
         assert "worker.log" in got["error"]  # where its traceback would be
     finally:
         w.close()
+
+
+def test_make_bench_compares_both_data_paths(tmp_path, capsys):
+    """Issue #22 §3: for one stage, each data path's data-only, model-step and end-to-end pairs/s and its share of
+    time waiting for data, per batch size, in one run."""
+    from lib.bench_pipeline import bench_pipelines, format_rows
+
+    plan = make_plan("tiny", ["1"], None, device="cpu", output_root=str(tmp_path), throughput=tmp_path / "t.json")
+    run = next(r for r in plan.runs if r.stage == "phase2")
+    rows = bench_pipelines(run, device="cpu", steps=1, batches=[(2, 2), (3, 2)], data_root=tmp_path / "bench",
+                           report=lambda s: None)
+    assert [(r["pipeline"], r["pairs"]) for r in rows] == [("pil", 4), ("tensor", 4), ("pil", 6), ("tensor", 6)]
+    for r in rows:
+        assert r["data_pairs_per_s"] > 0 and r["model_pairs_per_s"] > 0 and r["e2e_pairs_per_s"] > 0
+        assert 0.0 <= r["data_frac"] <= 1.0 and (r["render_frac"] > 0) == (r["pipeline"] == "tensor")
+    text = format_rows(rows)
+    assert "data-only" in text and "model-step" in text and "end-to-end" in text and text.count("tensor") == 2
+
+
+def test_bench_names_a_stage_it_cannot_compare(monkeypatch, capsys):
+    from lib import bench
+
+    monkeypatch.setattr(bench, "bench_plan", lambda plan, **kw: [])
+    monkeypatch.setattr(bench, "record_throughput", lambda entries, out=None: "x.json")
+    with pytest.raises(SystemExit, match="--pipelines 'pshrnet/nostage': no run of the plan trains that stage; "
+                                         "expected one of .*pshrnet/phase2"):
+        bench.main(["--profile", "tiny", "--tables", "1", "--pipelines", "pshrnet/nostage"])

@@ -6,14 +6,21 @@ augmentation (defaults: PS-HRNet's paper setting; a method's configuration may c
   by a new r per sample) | ``mlr`` (PS-HRNet's authors' code: the stored MLR image) | ``stored`` (FTWA: LR images as
   stored, HR images down-sampled by a new r); ``rates`` (2, 3, 4);
 * ``pad`` (10), ``random_erasing`` (0; BoT 0.5), ``native_lr`` (natively LR images such as CAVIAR camera 2 train too,
-  with the terms that need no HR original; on).
+  with the terms that need no HR original; on);
+* ``pipeline`` (:data:`~lib.data.tensor_pipeline.PIPELINES`): where a sample's pixels are made — ``pil`` (default: in
+  the DataLoader workers, with PIL, as the authors' code) | ``tensor`` (workers gather uint8 images; down-sampling,
+  resizing and augmentation run batched on the training device, :mod:`lib.data.tensor_pipeline`; the same random
+  draws, pixels within a few 8-bit levels of PIL's). Training and evaluation both follow it. It enters a run's identity
+  only when it is ``tensor`` (``pil`` runs made before it existed keep theirs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..core.tracking import NEUTRAL_DEFAULT
 from .datasets import PAIR_MODES
+from .tensor_pipeline import PIPELINES
 
 __all__ = ["DataConfig", "MIN_INPUT"]
 
@@ -32,6 +39,7 @@ class DataConfig:
     pad: int = 10
     random_erasing: float = 0.0
     native_lr: bool = True
+    pipeline: str = field(default="pil", metadata=NEUTRAL_DEFAULT)
 
     def __post_init__(self) -> None:
         if min(self.height, self.width) < MIN_INPUT:
@@ -41,6 +49,8 @@ class DataConfig:
             raise ValueError(f"rates: expected a non-empty list of integer down-sampling rates ≥ 1, found {list(self.rates)}")
         if self.pair_mode not in PAIR_MODES:
             raise ValueError(f"pair_mode: expected one of {PAIR_MODES}, found {self.pair_mode!r}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline: expected one of {PIPELINES}, found {self.pipeline!r}")
 
     @property
     def size(self) -> tuple[int, int]:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from . import tensor_pipeline as tp
 from .mlr import downsample, load_rgb
 from .mlr_dataset import MLRImage
 from .transforms import PairedAugment, normalize, resize, to_tensor
@@ -30,7 +31,10 @@ class _SplitDataset(Dataset):
     read the epoch :meth:`set_epoch` set in the main process, not the one they were started with.
     """
 
-    def __init__(self, images: Sequence[MLRImage], size: tuple[int, int], seed: int, resize_interpolation: str):
+    def __init__(self, images: Sequence[MLRImage], size: tuple[int, int], seed: int, resize_interpolation: str,
+                 pipeline: str = "pil"):
+        tp.check_pipeline(pipeline)
+        self.pipeline = pipeline
         self.images = list(images)
         self.size = tuple(size)
         self.seed = seed
@@ -57,6 +61,30 @@ class _SplitDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def collate_fn(self):
+        """How a DataLoader batches the items: ``None`` (torch's default) for the PIL path, the tensor path's
+        :func:`~lib.data.tensor_pipeline.collate_raw`."""
+        return tp.collate_raw if self.pipeline == "tensor" else None
+
+    def render(self, batch: dict, device) -> dict:
+        """A loader's batch as the training step takes it: the PIL path's as it is; the tensor path's images made on
+        ``device`` (:mod:`lib.data.tensor_pipeline`)."""
+        return batch if self.pipeline == "pil" else self._render(batch, torch.device(device))
+
+    def _render(self, batch: dict, device: torch.device) -> dict:
+        raise NotImplementedError
+
+    def _augment_draw(self, rng: np.random.Generator):
+        return None if self.augment is None else self.augment.draw(*self.size, rng)
+
+    def _finish(self, x: list[torch.Tensor], batch: dict) -> torch.Tensor:
+        """Network-size images (0..255) → augmented, normalised batch."""
+        x = torch.stack(x).div_(255.0)
+        if self.augment is not None:
+            x = tp.augment_batch(x, batch, self.augment.pad)
+        return tp.normalize_batch(x)
+
 
 class ImageDataset(_SplitDataset):
     """Single images resized to ``size``; optionally augmented (flip + pad/crop) for training.
@@ -71,6 +99,8 @@ class ImageDataset(_SplitDataset):
         resize_interpolation: ``'bilinear'`` (authors' code) or ``'bicubic'``.
         downsample_rate: first down-sample the image by this rate as the MLR synthesis does (bicubic, anti-aliased),
             e.g. FTWA's LR version of an HR gallery image; ``None`` (default): as it is.
+        pipeline: ``'pil'`` (default): items are finished images; ``'tensor'``: raw items that :meth:`render` finishes
+            on the device (:mod:`lib.data.tensor_pipeline`).
 
     Items are dicts: ``img`` (3, H, W) normalised, ``pid``, ``label`` (0..N-1), ``camid``, ``index``.
     """
@@ -85,18 +115,23 @@ class ImageDataset(_SplitDataset):
         seed: int = 0,
         resize_interpolation: str = "bilinear",
         downsample_rate: int | None = None,
+        pipeline: str = "pil",
     ):
         if use not in ("stored", "hr"):
             raise ValueError(f"ImageDataset: use must be 'stored' or 'hr', got {use!r}")
         if not images:
             raise ValueError("ImageDataset: no images")
-        super().__init__(images, size, seed, resize_interpolation)
+        super().__init__(images, size, seed, resize_interpolation, pipeline)
         self.use = use
         self.augment = augment
         self.downsample_rate = downsample_rate
 
     def __getitem__(self, i: int) -> dict:
         im = self.images[i]
+        if self.pipeline == "tensor":
+            d = self._augment_draw(np.random.default_rng([self.seed, self.epoch, i])) if self.augment else None
+            return {"img_u8": tp.raw_image(im.hr_path if self.use == "hr" else im.path), **tp.draw_fields(d),
+                    "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "index": i}
         img = load_rgb(im.hr_path if self.use == "hr" else im.path)
         if self.downsample_rate:
             img = downsample(img, int(self.downsample_rate), "bicubic", True)
@@ -104,6 +139,15 @@ class ImageDataset(_SplitDataset):
         if self.augment is not None:
             (x,) = self.augment([x], np.random.default_rng([self.seed, self.epoch, i]))
         return {"img": normalize(x), "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "index": i}
+
+    def _render(self, batch: dict, device: torch.device) -> dict:
+        x = tp.images_of(batch, "img_u8", device)
+        if self.downsample_rate:
+            r = int(self.downsample_rate)
+            x = tp.resample(x, [tp.down_size(*t.shape[-2:], r) for t in x], "bicubic")
+        x = tp.resample(x, [self.size] * len(x), self.resize_interpolation)
+        keep = ("pid", "label", "camid", "index")
+        return {"img": self._finish(x, batch)} | {k: batch[k] for k in keep}
 
 
 class PairDataset(_SplitDataset):
@@ -126,6 +170,8 @@ class PairDataset(_SplitDataset):
             (``'bilinear'``).
         augment: shared flip + pad/crop; ``None`` disables augmentation.
         seed: seeds r and the augmentation per (epoch, index).
+        pipeline: ``'pil'`` (default) or ``'tensor'`` (raw items, finished on the device by :meth:`render`:
+            :mod:`lib.data.tensor_pipeline`).
 
     Items: ``lr``, ``hr`` (3, H, W normalised), ``has_hr``, ``lr_input`` (the LR side is an LR image as stored, not
     one down-sampled for this sample: FTWA's I_LR), ``pid``, ``label``, ``camid``, ``r`` (0 when the LR side is an
@@ -146,7 +192,9 @@ class PairDataset(_SplitDataset):
         resize_interpolation: str = "bilinear",
         native_lr: bool = True,
         hr_interpolation: str = "bilinear",
+        pipeline: str = "pil",
     ):
+        tp.check_pipeline(pipeline, interpolation, antialias)
         if pair_mode not in PAIR_MODES:
             raise ValueError(f"PairDataset: pair_mode must be one of {PAIR_MODES}, got {pair_mode!r}")
         with_hr = [im for im in images if im.has_hr_original]
@@ -158,7 +206,7 @@ class PairDataset(_SplitDataset):
                 f"PairDataset: none of the {len(images)} training images has an HR original "
                 "(a natively low-resolution dataset cannot form (LR, HR) pairs)"
             )
-        super().__init__(kept, size, seed, resize_interpolation)
+        super().__init__(kept, size, seed, resize_interpolation, pipeline)
         self.hr_interpolation = hr_interpolation
         self.pair_mode = pair_mode
         self.rates = [int(r) for r in rates]
@@ -167,6 +215,8 @@ class PairDataset(_SplitDataset):
         self.augment = augment
 
     def __getitem__(self, i: int) -> dict:
+        if self.pipeline == "tensor":
+            return self._raw(i)
         im = self.images[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         hr_img = load_rgb(im.hr_path)
@@ -195,3 +245,49 @@ class PairDataset(_SplitDataset):
             "r": r,
             "index": i,
         }
+
+    def _raw(self, i: int) -> dict:
+        """The tensor path's item: the uint8 images it needs and its draws, in the order :meth:`__getitem__` draws."""
+        im = self.images[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        hr = tp.raw_image(im.hr_path)
+        stored, lr, down = im.res == "lr", tp.EMPTY, 0
+        if not im.has_hr_original:  # natively LR: the image itself, no HR side
+            r, lr, hr = 0, hr, tp.EMPTY
+        elif self.pair_mode == "fresh" or (self.pair_mode == "stored" and not stored):
+            r, stored = int(rng.choice(self.rates)), False
+            down = r
+        else:
+            r = int(im.r or 0)
+            if im.lr_path is not None:
+                lr = tp.raw_image(im.lr_path)
+        d = self._augment_draw(rng)
+        return {"hr_u8": hr, "lr_u8": lr, "down": down, **tp.draw_fields(d), "has_hr": im.has_hr_original,
+                "lr_input": stored, "pid": im.pid, "label": self.labels[im.pid], "camid": im.camid, "r": r,
+                "index": i}
+
+    def _render(self, batch: dict, device: torch.device) -> dict:
+        hr, lr = tp.images_of(batch, "hr_u8", device), tp.images_of(batch, "lr_u8", device)
+        down = batch["down"].tolist()
+        # the LR side: the stored / native image, the HR image itself ('mlr', HR camera), or made from it by r
+        made = [k for k, r in enumerate(down) if r]
+        if made:
+            small = [tp.down_size(*hr[k].shape[-2:], down[k]) for k in made]
+            if self.antialias:
+                new = tp.resample([hr[k] for k in made], small, self.interpolation)
+            else:  # the call lib.data.mlr.downsample makes without anti-aliasing
+                new = tp.resample([hr[k] for k in made], small, self.interpolation, antialias=False)
+            for k, x in zip(made, new):
+                lr[k] = x
+        lr = [x if x is not None else hr[k] for k, x in enumerate(lr)]
+        lr = tp.resample(lr, [self.size] * len(lr), self.resize_interpolation)
+        present = [k for k, x in enumerate(hr) if x is not None]
+        hr_net = tp.resample([hr[k] for k in present], [self.size] * len(present), self.hr_interpolation)
+        full = [torch.zeros_like(lr[0])] * len(lr)
+        for k, x in zip(present, hr_net):
+            full[k] = x
+        both = self._finish(lr + full, batch)  # one augmentation pass over the LR then the HR images
+        lr_out, hr_out = both[: len(lr)], both[len(lr):]
+        has = batch["has_hr"].to(device, non_blocking=True).view(-1, 1, 1, 1)
+        keep = ("has_hr", "lr_input", "pid", "label", "camid", "r", "index")
+        return {"lr": lr_out, "hr": torch.where(has, hr_out, torch.zeros((), device=device))} | {k: batch[k] for k in keep}

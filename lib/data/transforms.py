@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_tensor", "resize", "PairedAugment", "normalize", "denormalize"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_tensor", "resize", "AugmentDraw", "PairedAugment", "normalize",
+           "denormalize"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,6 +53,17 @@ def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
 
 
 @dataclass(frozen=True)
+class AugmentDraw:
+    """One sample's augmentation: flip or not, the crop's top-left corner in the padded image, and the erased box
+    ``(y, x, height, width)`` (``None``: nothing erased)."""
+
+    flip: bool
+    top: int
+    left: int
+    erase: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
 class PairedAugment:
     """Horizontal flip + pad + random crop with one set of random parameters for all given tensors.
 
@@ -82,28 +94,40 @@ class PairedAugment:
                 return int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew
         return None
 
+    def draw(self, height: int, width: int, rng: np.random.Generator) -> AugmentDraw:
+        """The random parameters of one sample at network size ``height × width``, drawn from ``rng`` in the order
+        :meth:`__call__` draws them (flip, crop offsets, then the erasing box): the PIL and the tensor data path
+        (:mod:`lib.data.tensor_pipeline`) augment a sample identically."""
+        flip = bool(rng.random() < self.flip_prob)
+        top = int(rng.integers(0, 2 * self.pad + 1))
+        left = int(rng.integers(0, 2 * self.pad + 1))
+        box = None
+        if self.erase_prob > 0 and rng.random() < self.erase_prob:
+            box = self._erase_box(height, width, rng)
+        return AugmentDraw(flip, top, left, box)
+
+    def apply(self, images: Sequence[torch.Tensor], d: AugmentDraw) -> list[torch.Tensor]:
+        """Flip, pad + crop and erase each (3, H, W) tensor with the parameters ``d``."""
+        out = []
+        for t in images:
+            h, w = t.shape[-2:]
+            if d.flip:
+                t = torch.flip(t, dims=[-1])
+            if self.pad > 0:
+                t = F.pad(t, (self.pad, self.pad, self.pad, self.pad))
+                t = t[..., d.top : d.top + h, d.left : d.left + w]
+            out.append(t)
+        if d.erase is not None:
+            y, x, eh, ew = d.erase
+            mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+            for t in out:
+                t[..., y : y + eh, x : x + ew] = mean.to(t.dtype)
+        return out
+
     def __call__(self, images: Sequence[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
         """Apply the same flip and crop to each (3, H, W) tensor (all must share H, W)."""
         shapes = {tuple(t.shape[-2:]) for t in images}
         if len(shapes) != 1:
             raise ValueError(f"PairedAugment: all images must have the same size, found {sorted(shapes)}")
         h, w = shapes.pop()
-        flip = rng.random() < self.flip_prob
-        top = int(rng.integers(0, 2 * self.pad + 1))
-        left = int(rng.integers(0, 2 * self.pad + 1))
-        out = []
-        for t in images:
-            if flip:
-                t = torch.flip(t, dims=[-1])
-            if self.pad > 0:
-                t = F.pad(t, (self.pad, self.pad, self.pad, self.pad))
-                t = t[..., top : top + h, left : left + w]
-            out.append(t)
-        if self.erase_prob > 0 and rng.random() < self.erase_prob:
-            box = self._erase_box(h, w, rng)
-            if box is not None:
-                y, x, eh, ew = box
-                mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-                for t in out:
-                    t[..., y : y + eh, x : x + ew] = mean.to(t.dtype)
-        return out
+        return self.apply(images, self.draw(h, w, rng))

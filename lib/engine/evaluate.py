@@ -37,6 +37,7 @@ def evaluate_split(
     seed: int = 0,
     resize_interpolation: str = "bilinear",
     progress: bool = False,
+    pipeline: str = "pil",
 ) -> dict[str, Any]:
     """Rank the gallery for every query with cosine distance and score it.
 
@@ -51,6 +52,7 @@ def evaluate_split(
         flip: add the horizontally flipped image's feature (authors' code), then L2-normalise.
         resize_interpolation: how images are brought to ``size`` (``'bilinear'``, authors' code; the
             bicubic baseline uses ``'bicubic'``).
+        pipeline: ``'pil'`` or ``'tensor'``: where the images are resized (:func:`embed_images`).
 
     Returns:
         ``rank1``, ``rank5``, ``rank10``, ``rank20`` (those the gallery size allows), ``mAP``, ``mINP``
@@ -58,7 +60,7 @@ def evaluate_split(
         ``num_query``, ``num_gallery``, ``protocol``.
     """
     kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip, interpolation=resize_interpolation,
-              progress=progress)
+              progress=progress, pipeline=pipeline)
     qf, q_pids, q_cams = embed_images(embedder, split.query, use=query_use, **kw)
     gf, g_pids, g_cams = embed_images(embedder, split.gallery, use=gallery_use, **kw)
     return score_distances(cosine_distance(qf, gf), q_pids, g_pids, q_cams, g_cams, protocol=protocol,
@@ -67,14 +69,32 @@ def evaluate_split(
 
 def embed_images(module: nn.Module, images, *, size: tuple[int, int], precision: Precision, use: str = "stored",
                  rate: int | None = None, interpolation: str = "bilinear", batch_size: int = 64, flip: bool = True,
-                 normalize: bool = True, progress: bool = False) -> tuple[Any, np.ndarray, np.ndarray]:
+                 normalize: bool = True, progress: bool = False, pipeline: str = "pil") -> tuple[Any, np.ndarray, np.ndarray]:
     """``(features, pids, camids)`` of test images: each image as stored or its HR original (``use``), optionally
     down-sampled by ``rate`` first, resized to ``size`` with ``interpolation``, through ``module`` (flip-summed,
-    L2-normalised unless ``normalize`` is off) — the one way every test (and :mod:`lib.inference`) embeds images."""
-    ds = ImageDataset(images, size, use=use, resize_interpolation=interpolation, downsample_rate=rate)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    L2-normalised unless ``normalize`` is off) — the one way every test (and :mod:`lib.inference`) embeds images.
+
+    ``pipeline='tensor'``: the images are read as uint8 (from the decoded-image cache when it is active) and
+    down-sampled / resized in batches on the model's device (:mod:`lib.data.tensor_pipeline`), not in this process."""
+    ds = ImageDataset(images, size, use=use, resize_interpolation=interpolation, downsample_rate=rate, pipeline=pipeline)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=ds.collate_fn)
+    if pipeline != "pil":
+        loader = _Rendered(loader, ds, precision.device)
     return extract_features(module, loader, device=precision.device, flip=flip, normalize=normalize,
                             amp_dtype=precision.dtype, progress=progress)
+
+
+class _Rendered:
+    """A loader whose batches a dataset of the tensor path finishes on ``device`` (:meth:`ImageDataset.render`)."""
+
+    def __init__(self, loader, ds, device) -> None:
+        self.loader, self.ds, self.device = loader, ds, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return (self.ds.render(b, self.device) for b in self.loader)
 
 
 def score_distances(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray,

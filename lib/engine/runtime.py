@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from .precision import Precision, resolve_device, resolve_precision
 
-__all__ = ["RuntimeConfig"]
+__all__ = ["RuntimeConfig", "COMPILE_MODES"]
+
+#: ``runtime.compile`` values (``true`` is torch's ``default`` mode).
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,13 @@ class RuntimeConfig:
             its file for every sample; the same pixels, so the same run.
         pin_memory: ``auto`` (on CUDA) | ``true`` | ``false``.
         sync_every: steps between host synchronisations (finite-loss check, logging); 0 = auto (1 on CPU, 25 on CUDA).
-        compile: ``torch.compile`` the trained modules (GPU; minutes of compilation first).
+        compile: ``false`` (default) | ``true`` (= ``default``) | ``default`` | ``reduce-overhead`` | ``max-autotune``:
+            ``torch.compile`` the trained modules and the frozen teacher with that mode (``reduce-overhead`` records
+            CUDA graphs: the launch-free step of issue #22 §2; a batch of another shape, e.g. fewer HR images in a
+            CAVIAR batch, records a graph of its own). Compilation takes minutes first; the first step's time is
+            recorded apart (``first_step_s`` in ``history.csv``). Never part of an identity (same computation).
+        cudnn_benchmark: ``auto`` (on CUDA) | ``true`` | ``false``: let cuDNN time its convolution algorithms for the
+            step's fixed shapes (``torch.backends.cudnn.benchmark``).
         max_loss: a finite loss above it stops the run as diverged (1e6; raise it with ``sum`` reductions).
         max_steps_per_epoch: 0 = whole epochs; N cuts each epoch to N steps (smoke tests, benchmarks) — this one
             changes what is trained, so it *is* recorded in the identity of every stage.
@@ -49,7 +58,8 @@ class RuntimeConfig:
     image_cache: str | bool = "auto"
     pin_memory: str | bool = "auto"
     sync_every: int = 0
-    compile: bool = False
+    compile: bool | str = False
+    cudnn_benchmark: str | bool = "auto"
     max_loss: float = 1e6
     max_steps_per_epoch: int = 0
     monitor_images: int = 32
@@ -63,6 +73,10 @@ class RuntimeConfig:
             raise ValueError(f"channels_last: expected auto, true or false, found {self.channels_last!r}")
         if self.image_cache not in ("auto", True, False):
             raise ValueError(f"image_cache: expected auto, true or false, found {self.image_cache!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile: expected one of {list(COMPILE_MODES)}, found {self.compile!r}")
+        if self.cudnn_benchmark not in ("auto", True, False):
+            raise ValueError(f"cudnn_benchmark: expected auto, true or false, found {self.cudnn_benchmark!r}")
         if self.pin_memory not in ("auto", True, False):
             raise ValueError(f"pin_memory: expected auto, true or false, found {self.pin_memory!r}")
         if self.num_workers < -1 or self.sync_every < 0 or self.max_steps_per_epoch < 0:
@@ -87,4 +101,5 @@ class RuntimeConfig:
         return {"num_workers": self.num_workers, "persistent_workers": self.persistent_workers,
                 "pin_memory": None if self.pin_memory == "auto" else self.pin_memory,
                 "sync_every": self.sync_every, "compile": self.compile, "max_loss": self.max_loss,
+                "cudnn_benchmark": None if self.cudnn_benchmark == "auto" else self.cudnn_benchmark,
                 "max_steps_per_epoch": self.max_steps_per_epoch or None, "checkpoint_every": self.checkpoint_every}

@@ -89,7 +89,10 @@ class Trainer:
             the dataset's and sampler's ``set_epoch`` still reach every epoch (the dataset keeps its epoch in shared
             memory), so the batches equal those of a loader started anew each epoch.
         sync_every: steps between host synchronisations (finite check, progress bar); 0 = 1 on the CPU, 25 on CUDA.
-        compile: wrap the trained modules in ``torch.compile`` (checkpoints keep the plain modules' keys).
+        compile: ``torch.compile`` the trained and the frozen modules: ``True`` / ``'default'``, ``'reduce-overhead'``
+            (CUDA graphs), ``'max-autotune'``; checkpoints keep the plain modules' keys. The first step (compilation)
+            is timed apart: ``first_step_s`` in the history of the run's first epoch.
+        cudnn_benchmark: ``torch.backends.cudnn.benchmark`` while the run trains (``None``: on CUDA).
         max_steps_per_epoch: cut epochs short (smoke tests, benchmarks).
         checkpoint_every: epochs between checkpoints (1: every epoch); the last epoch always writes one.
         max_loss: a finite loss above this stops the run as diverged (1e6).
@@ -119,7 +122,8 @@ class Trainer:
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
         sync_every: int = 0,
-        compile: bool = False,
+        compile: bool | str = False,
+        cudnn_benchmark: bool | None = None,
         max_steps_per_epoch: int | None = None,
         progress: bool = True,
         desc: str = "train",
@@ -148,18 +152,24 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         running = dict(trainable)
+        self.compile = compile
+        self.cudnn_benchmark = dev.type == "cuda" if cudnn_benchmark is None else bool(cudnn_benchmark)
+        mode = None if compile in (False, True) else compile
+        frozen_running = dict(self.frozen)
         if compile or D.is_distributed():
             if step_fn is not None:
                 raise TypeError("Trainer: compile / DDP need make_step (the step must call the wrapped modules)")
+            if compile:  # the frozen teacher too: its forward is a third of phase 2's work
+                frozen_running = {n: torch.compile(m, mode=mode) for n, m in self.frozen.items()}
             for n, m in trainable.items():
                 if compile:
-                    m = torch.compile(m)
+                    m = torch.compile(m, mode=mode)
                 if D.is_distributed() and any(p.requires_grad for p in m.parameters()):
                     ids = [dev.index] if dev.type == "cuda" else None
                     # a loss term can leave parameters unused (e.g. a variant without CE leaves the classifier idle)
                     m = nn.parallel.DistributedDataParallel(m, device_ids=ids, find_unused_parameters=True)
                 running[n] = m
-        self.step_fn = step_fn or make_step({**running, **self.frozen})
+        self.step_fn = step_fn or make_step({**running, **frozen_running})
 
     @property
     def checkpoint_path(self) -> Path:
@@ -260,7 +270,9 @@ class Trainer:
             torch.empty((), dtype=torch.int64).random_()
             return self._kept_loader
         bs = self.sampler.batch_size
+        # a dataset of the tensor data path (lib.data.tensor_pipeline) batches raw items its own way
         common = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                      collate_fn=getattr(self.dataset, "collate_fn", None),
                       persistent_workers=self.persistent_workers, prefetch_factor=4 if self.num_workers else None)
         if D.is_distributed():
             loader = DataLoader(self.dataset, batch_sampler=D.ShardedBatchSampler(self.sampler, bs, D.rank(),
@@ -273,6 +285,8 @@ class Trainer:
 
     def fit(self) -> list[dict[str, Any]]:
         """Train from the last checkpoint (if any) to ``optim.epochs``; returns the history."""
+        bench = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
         try:
             return self._fit()
         finally:  # the persistent workers end with the run, or its failure (a kept traceback must not keep them)
@@ -280,6 +294,7 @@ class Trainer:
             if it is not None and hasattr(it, "_shutdown_workers"):
                 it._shutdown_workers()
             self._kept_loader = None
+            torch.backends.cudnn.benchmark = bench
 
     def _fit(self) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
@@ -291,6 +306,8 @@ class Trainer:
         for m in self.frozen.values():
             m.eval()
         dev = self.precision.device
+        # the tensor data path makes a batch's images on the device (lib.data.tensor_pipeline); the PIL path's are made
+        render = getattr(self.dataset, "render", None) if getattr(self.dataset, "pipeline", "pil") != "pil" else None
         for epoch in range(self.start_epoch, self.optim.epochs):
             lrs = self._set_lr(epoch)
             loader = self._loader(epoch)
@@ -305,7 +322,7 @@ class Trainer:
                 torch.cuda.reset_peak_memory_stats(dev)
             sums: dict[str, torch.Tensor] = {}
             worst = torch.zeros((), device=dev)
-            seen, steps, first, data_s = 0, 0, 0, 0.0
+            seen, steps, first, data_s, render_s, first_step_s = 0, 0, 0, 0.0, 0.0, None
             bar = tqdm(total=total, desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", disable=bars_off(self.progress),
                        mininterval=2.0, leave=False)
             t0 = t_wait = time.perf_counter()
@@ -313,6 +330,11 @@ class Trainer:
                 if step >= total:
                     break
                 data_s += time.perf_counter() - t_wait
+                t_step = time.perf_counter()
+                if render is not None:
+                    t_render = time.perf_counter()
+                    batch = render(batch, dev)
+                    render_s += time.perf_counter() - t_render
                 with self.precision.autocast():
                     loss, parts, bs = self.step_fn(batch)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -321,6 +343,10 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(
                         [p for g in self.optimizer.param_groups for p in g["params"]], self.optim.grad_clip)
                 self.optimizer.step()
+                if self.compile and first_step_s is None and epoch == self.start_epoch:  # compilation happens here
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize(dev)
+                    first_step_s = time.perf_counter() - t_step
                 worst = torch.maximum(worst, loss.detach().float().abs())  # NaN propagates
                 for k, v in parts.items():
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v), device=dev)
@@ -344,6 +370,10 @@ class Trainer:
                        if sums else {})
             rec.update({"steps": steps, "samples": seen * world, "time_s": round(dt, 3),
                         "samples_per_s": round(seen * world / dt, 2), "data_frac": round(data_s / dt, 3)})
+            if render is not None:  # the tensor path's device-side image making (on CUDA: its launch time)
+                rec["render_frac"] = round(render_s / dt, 3)
+            if first_step_s is not None:  # compile: the first step compiles; its time is reported apart
+                rec["first_step_s"] = round(first_step_s, 3)
             if dev.type == "cuda":
                 rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
             if self.monitor_fn is not None and D.is_main():

@@ -75,9 +75,9 @@ class StreamEmbedder(nn.Module):
 
 
 def _features(model: nn.Module, images, stream: str, *, size, use: str, precision, batch_size: int, flip: bool,
-              rate: int | None = None) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+              rate: int | None = None, pipeline: str = "pil") -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
     out, pids, cams = embed_images(StreamEmbedder(model, stream), images, size=size, precision=precision, use=use,
-                                   rate=rate, batch_size=batch_size, flip=flip, normalize=False)
+                                   rate=rate, batch_size=batch_size, flip=flip, normalize=False, pipeline=pipeline)
     c = (out.shape[1] - 2) // 2
     n = 2.0 if flip else 1.0
     feats = {"v": F.normalize(out[:, :c], dim=1), "v_t": F.normalize(out[:, c:2 * c], dim=1),
@@ -130,10 +130,11 @@ def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match
 
 def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precision, rates: Sequence[int], match: str,
                   batch_size: int = 64, flip: bool = True, num_repeats: int = 10, seed: int = 0,
-                  weight_floor: float = 0.0) -> dict[str, Any]:
+                  weight_floor: float = 0.0, pipeline: str = "pil") -> dict[str, Any]:
     """LR query vs HR gallery of ``split`` with every matching: the chosen ``match``'s metrics (as
-    :func:`~lib.engine.evaluate.score_distances`) plus ``match`` and ``match_<m>_{rank1,rank5,mAP}`` for every m."""
-    kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip)
+    :func:`~lib.engine.evaluate.score_distances`) plus ``match`` and ``match_<m>_{rank1,rank5,mAP}`` for every m;
+    images made by ``pipeline`` (:mod:`lib.data.tensor_pipeline`)."""
+    kw = dict(size=size, precision=precision, batch_size=batch_size, flip=flip, pipeline=pipeline)
     q, q_pids, q_cams = query_features(model, split.query, **kw)
     g, g_pids, g_cams = gallery_features(model, split.gallery, rates, **kw)
     results = {m: score_distances(match_distance(q, g, m, weight_floor), q_pids, g_pids, q_cams, g_cams, protocol=protocol,

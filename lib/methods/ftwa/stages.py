@@ -37,7 +37,7 @@ def build_train(ctx: StageContext) -> StagePlan:
     d = cfg.data
     pairs = PairDataset(ctx.ds.split(ctx.split).train, d.size, pair_mode=d.pair_mode, rates=unwrap(d.rates),
                         seed=cfg.seed, augment=PairedAugment(pad=d.pad, erase_prob=d.random_erasing),
-                        native_lr=d.native_lr)
+                        native_lr=d.native_lr, pipeline=d.pipeline)
     weights = unwrap(cfg.train.losses)
     if float(weights.get("raft", 0.0)) != 0.0 and not cfg.raft.enabled:
         raise ValueError("train.losses.raft is not 0 but raft.enabled is false: L_RAFT (Eq. (2)) trains T; set the "
@@ -49,7 +49,8 @@ def build_train(ctx: StageContext) -> StagePlan:
     def evaluate() -> dict:
         return {"lr": evaluate_ftwa(model, ctx.ds.split(ctx.split), size=size, protocol=ctx.ds.eval_protocol,
                                     precision=prec, rates=rates, match=t.match, batch_size=t.batch_size, flip=t.flip,
-                                    num_repeats=t.num_repeats, seed=seed, weight_floor=t.weight_floor)}
+                                    num_repeats=t.num_repeats, seed=seed, weight_floor=t.weight_floor,
+                                    pipeline=pairs.pipeline)}
     return StagePlan(
         modules={"model": model}, dataset=pairs,
         sampler=RandomIdentitySampler(pairs.pids, d.num_identities, d.num_instances, seed=cfg.seed),

@@ -57,12 +57,15 @@ def _pairs(ctx: StageContext, resize_interpolation: str = "bilinear", native_lr:
     cfg = ctx.cfg
     return PairDataset(ctx.ds.split(ctx.split).train, cfg.data.size, pair_mode=cfg.data.pair_mode,
                        rates=unwrap(cfg.data.rates), seed=cfg.seed, resize_interpolation=resize_interpolation,
-                       augment=_augment(cfg), native_lr=cfg.data.native_lr if native_lr is None else native_lr)
+                       augment=_augment(cfg), native_lr=cfg.data.native_lr if native_lr is None else native_lr,
+                       pipeline=cfg.data.pipeline)
 
 
 def _evaluator(ctx: StageContext, embedder, size, seed: int, **kw):
-    """``evaluate(query_use='stored'|'hr')``: the dataset's protocol with the (untracked) test settings."""
+    """``evaluate(query_use='stored'|'hr')``: the dataset's protocol with the (untracked) test settings, its images
+    made by the training's data path (``data.pipeline``)."""
     t, split = ctx.test, ctx.ds.split(ctx.split)
+    kw = {"pipeline": ctx.cfg.data.pipeline} | kw
 
     def evaluate(query_use: str = "stored") -> dict:
         return evaluate_split(embedder, split, size=size, protocol=ctx.ds.eval_protocol, precision=ctx.prec,
@@ -137,7 +140,8 @@ def build_phase1(ctx: StageContext) -> StagePlan:
     """Phase 1: HRNet-ReID-H on HR training images, L_ID (Eq. (10))."""
     cfg = ctx.cfg
     s = ctx.ds.split(ctx.split)
-    train = ImageDataset(s.train, cfg.data.size, use="hr", augment=_augment(cfg), seed=cfg.seed)
+    train = ImageDataset(s.train, cfg.data.size, use="hr", augment=_augment(cfg), seed=cfg.seed,
+                         pipeline=cfg.data.pipeline)
     hr_queries = all(im.has_hr_original for im in s.query)  # not CAVIAR: its LR camera has no HR version
     size, seed = cfg.data.size, cfg.seed
 
