@@ -27,7 +27,8 @@ help:
 	@echo "make plan TABLES=all PROFILE=paper DATA_ROOT=dir   the distinct runs, what is finished, device-hours left (DEVICE=cuda|cpu)"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has (WEIGHTS=weights.yaml: a weights file per backbone)"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
-	@echo "make bench           training throughput of every stage of PROFILE's TABLES here (the plan's estimate)"
+	@echo "make bench           training throughput of every stage of PROFILE's TABLES here (the plan's estimate),"
+	@echo "                     then both data paths (pil, tensor) of phase 2: data-only, model step, end to end"
 	@echo "make bench-phase2    phase-2 throughput per numerics variant: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
 	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
@@ -81,7 +82,9 @@ bench-metrics: setup
 	$(PY) scripts/bench_metrics.py
 
 # The throughput table the plan estimates with (lib/bench.py): every (method, stage, backbone) of PROFILE's TABLES
-# trained a few steps on this machine's device (BENCH_DEVICE: auto | cpu | cuda), into outputs/bench/throughput.json.
+# trained a few steps on this machine's device (BENCH_DEVICE: auto | cpu | cuda), into outputs/bench/throughput.json;
+# then PS-HRNet phase 2's two data paths (data.pipeline pil | tensor) side by side: data-only, model-step and end-to-end
+# pairs/s at P x K 4x6 and a larger batch (lib/bench_pipeline.py), into outputs/bench/pipelines.json.
 bench: setup
 	$(PY) -m lib.bench --profile $(PROFILE) --tables "$(TABLES)" --device $(BENCH_DEVICE)
 

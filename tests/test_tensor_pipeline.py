@@ -193,3 +193,15 @@ def test_workers_gather_the_same_raw_batches(tiny, tmp_path):
         return torch.cat(out)
 
     assert torch.equal(rendered(0), rendered(2))
+
+
+def test_ftwa_trains_and_evaluates_on_the_tensor_path(tiny, tmp_path):
+    from lib.methods import METHODS, load_config, run_variant
+
+    _, ds = tiny
+    cfg = load_config("configs/ftwa/tiny.yaml", {"data.pipeline": "tensor", "runtime.max_steps_per_epoch": 2,
+                                                  "train.epochs": 1})
+    metrics, runs = run_variant(METHODS.get("ftwa"), cfg, ds=ds, split=0, root=tmp_path / "runs", progress=False)
+    (run,) = runs.values()
+    assert "render_frac" in run.history[-1] and "'data.pipeline': 'tensor'" in str(run.identity)
+    assert all(0.0 <= m["rank1"] <= 1.0 for m in metrics.values())
