@@ -176,9 +176,8 @@ def normalize_batch(x: torch.Tensor) -> torch.Tensor:
 def images_of(batch: dict, key: str, device) -> list[torch.Tensor | None]:
     """The ``(3, h, w)`` float (0..255) images of field ``key`` of a collated batch, on ``device`` (``None`` where the
     item had none)."""
-    buf = batch[key].to(device, non_blocking=True)
-    return [buf[i, :h, :w].permute(2, 0, 1).float() if h else None
-            for i, (h, w) in enumerate(batch[key + "_hw"].tolist())]
+    buf = batch[key].to(device, non_blocking=True).permute(0, 3, 1, 2).float()  # one conversion; views below
+    return [buf[i, :, :h, :w] if h else None for i, (h, w) in enumerate(batch[key + "_hw"].tolist())]
 
 
 def down_size(h: int, w: int, r: int) -> tuple[int, int]:
