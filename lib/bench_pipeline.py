@@ -7,8 +7,9 @@ size, and for each data path (``data.pipeline``: ``pil``, ``tensor``) and batch 
 larger one: 16 × 6 on CUDA, 8 × 6 on the CPU):
 
 * **data only**: pairs/s of the training loader with the batch finished for the step (the tensor path's device
-  work included, synchronised), no model;
-* **model step**: pairs/s of forward + backward + optimiser step on one finished batch, repeated (no data work);
+  work included, synchronised), no model, over two whole epochs after a warm-up one;
+* **model step**: pairs/s of forward + backward + optimiser step on one finished batch already on the device,
+  repeated after three warm-up steps (no data work, no host-to-device copy);
 * **end to end**: pairs/s of the generic trainer over whole steps, as a run's ``history.csv`` records it, with the
   share of the time spent waiting for the loader (``data_frac``) and, for the tensor path, making the batch on the
   device (``render_frac``; on CUDA the launch time only — the work itself overlaps the step).
@@ -42,22 +43,34 @@ def _finished(trainer, batch):
     return render(batch, trainer.precision.device) if render is not None else batch
 
 
-def _data_only(trainer, steps: int) -> float:
-    """Pairs/s of the loader plus the batch's finishing (no model); the first batch is warm-up."""
+def _data_only(trainer, epochs: int) -> float:
+    """Pairs/s of the loader plus the batch's finishing (no model), over ``epochs`` whole epochs after a warm-up one.
+    Timing whole epochs from the start of their iterator counts the workers' start-up and the filling of the prefetch
+    queue each epoch, as training does; a few batches timed inside one epoch would mostly drain batches the workers
+    made before the clock started."""
     dev = trainer.precision.device
-    loader = iter(trainer._loader(0))
-    b = _finished(trainer, next(loader))
-    _sync(dev)
-    n, t = 0, time.perf_counter()
-    for _ in range(steps):
-        b = _finished(trainer, next(loader))
-        n += len(b["label"])
-    _sync(dev)
-    return n / (time.perf_counter() - t)
+    n, secs = 0, 0.0
+    for epoch in range(epochs + 1):
+        t = time.perf_counter()
+        k = 0
+        for k, b in enumerate(trainer._loader(epoch), 1):
+            b = _finished(trainer, b)
+            if k == trainer.max_steps:
+                break
+        _sync(dev)
+        if epoch:  # the first epoch is warm-up (worker start, first allocations)
+            n, secs = n + k * trainer.sampler.batch_size, secs + time.perf_counter() - t
+    return n / secs
 
 
-def _model_step(trainer, batch, steps: int) -> float:
-    """Pairs/s of forward + backward + optimiser step on one finished batch; the first step is warm-up."""
+def _on_device(batch: dict, dev) -> dict:
+    """The batch's tensors on ``dev`` (what the step would copy every time: the model-step figure leaves it out)."""
+    return {k: v.to(dev) if hasattr(v, "to") and k not in ("has_hr",) else v for k, v in batch.items()}
+
+
+def _model_step(trainer, batch, steps: int, warmup: int = 3) -> float:
+    """Pairs/s of forward + backward + optimiser step on one finished batch already on the device; ``warmup`` steps
+    first (kernel selection, CUDA-graph recording under ``compile: reduce-overhead``)."""
     dev = trainer.precision.device
     for m in trainer.trainable.values():
         m.train()
@@ -70,7 +83,8 @@ def _model_step(trainer, batch, steps: int) -> float:
         trainer.optimizer.step()
         return bs
 
-    step()
+    for _ in range(warmup):
+        step()
     _sync(dev)
     n, t = 0, time.perf_counter()
     for _ in range(steps):
@@ -101,16 +115,22 @@ def bench_pipelines(run, *, device: str = "auto", steps: int = 4, batches: Seque
             cache = build_cache(ds) if runtime.uses_image_cache() else None  # as run_stage does for a run
             if cache is not None:
                 activate(cache)
+            bench_flag = torch.backends.cudnn.benchmark
             try:
                 with tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp:
                     t0 = time.time()
                     tr = _trainer(plan, runtime, prec, tmp, 2, steps, f"bench {run.method}/{run.stage} [{pipe}]")
-                    data_ps = _data_only(tr, steps)
-                    batch = _finished(tr, next(iter(tr._loader(0))))
-                    model_ps = _model_step(tr, batch, steps)
-                    hist = tr.fit()  # a kept loader (persistent workers) serves it too, and ends with it
+                    torch.backends.cudnn.benchmark = tr.cudnn_benchmark  # all three figures as the run trains
+                    try:
+                        data_ps = _data_only(tr, 2)
+                        batch = _on_device(_finished(tr, next(iter(tr._loader(0)))), prec.device)
+                        model_ps = _model_step(tr, batch, steps)
+                    finally:
+                        tr.close()
+                    hist = tr.fit()
                     e2e = hist[-1]
             finally:
+                torch.backends.cudnn.benchmark = bench_flag
                 if cache is not None:
                     deactivate(cache)
             row = {"method": run.method, "stage": run.stage, "backbone": run.backbone, "pipeline": pipe,

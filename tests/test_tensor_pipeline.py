@@ -26,9 +26,9 @@ def levels(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs() * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
 
 
-def both(images, cls, n=None, **kw):
+def both(images, cls, n=None, size=SIZE, **kw):
     """The first ``n`` items of a PIL-path and a tensor-path dataset, batched (the tensor one rendered)."""
-    a, b = cls(images, SIZE, **kw), cls(images, SIZE, pipeline="tensor", **kw)
+    a, b = cls(images, size, **kw), cls(images, size, pipeline="tensor", **kw)
     for d in (a, b):
         d.set_epoch(3)
     idx = range(min(n or len(a), len(a)))
@@ -50,11 +50,16 @@ def caviar_like(tmp_path_factory):
     return MLRDataset.load(p)
 
 
-@pytest.mark.parametrize("mode", ["fresh", "mlr", "stored"])
-def test_pairs_match_the_pil_path_with_the_same_draws(tiny, mode):
+@pytest.mark.parametrize("mode,size,interp", [("fresh", SIZE, "bilinear"), ("mlr", SIZE, "bilinear"),
+                                              ("stored", SIZE, "bilinear"), ("fresh", (160, 80), "bicubic"),
+                                              ("stored", (48, 24), "bicubic"), ("fresh", (48, 40), "bilinear")])
+def test_pairs_match_the_pil_path_with_the_same_draws(tiny, mode, size, interp):
+    """Every pair mode; enlarging and shrinking (both sides, or one of each), bilinear and bicubic (PIL clips a
+    bicubic overshoot between its two passes)."""
     _, ds = tiny
     aug = PairedAugment(pad=4, erase_prob=0.5)
-    a, b = both(ds.split(0).train, PairDataset, pair_mode=mode, augment=aug, seed=5)
+    a, b = both(ds.split(0).train, PairDataset, size=size, pair_mode=mode, augment=aug, seed=5,
+                resize_interpolation=interp, hr_interpolation=interp)
     for k in ("label", "pid", "camid", "r", "has_hr", "lr_input", "index"):
         assert torch.equal(a[k], b[k]), k
     for k in ("lr", "hr"):
@@ -85,6 +90,8 @@ def test_single_images_augmented_and_down_sampled_match(tiny):
     a, b = both(s.train, ImageDataset, use="hr", augment=PairedAugment(pad=4, erase_prob=0.5), seed=2)
     assert float(levels(a["img"], b["img"]).max()) <= MAX_LEVELS
     a, b = both(s.gallery, ImageDataset, use="hr", downsample_rate=3)  # FTWA's LR version of a gallery image
+    assert float(levels(a["img"], b["img"]).max()) <= MAX_LEVELS
+    a, b = both(s.query, ImageDataset, size=(160, 80), resize_interpolation="bicubic")  # the bicubic baseline's test
     assert float(levels(a["img"], b["img"]).max()) <= MAX_LEVELS
 
 
@@ -135,8 +142,10 @@ def test_bad_settings_are_refused_by_name(tiny):
     _, ds = tiny
     with pytest.raises(ValueError, match="pipeline: expected one of .*'pil', 'tensor'.*found 'gpu'"):
         DataConfig(pipeline="gpu")
-    with pytest.raises(ValueError, match="lanczos.*use data.pipeline: pil"):
+    with pytest.raises(ValueError, match="found 'lanczos'.*use data.pipeline: pil"):
         PairDataset(ds.split(0).train, SIZE, interpolation="lanczos", pipeline="tensor")
+    with pytest.raises(ValueError, match="found 'nearest'.*use data.pipeline: pil"):
+        ImageDataset(ds.split(0).query, SIZE, resize_interpolation="nearest", pipeline="tensor")
 
 
 def test_the_pipeline_enters_the_identity_only_when_tensor(tiny):
@@ -189,7 +198,7 @@ def test_workers_gather_the_same_raw_batches(tiny, tmp_path):
         out = []
         for epoch in range(2):
             out += [d.render(b, "cpu")["lr"] for b in t._loader(epoch)]
-        t._kept_loader = None
+        t.close()
         return torch.cat(out)
 
     assert torch.equal(rendered(0), rendered(2))

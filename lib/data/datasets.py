@@ -33,7 +33,7 @@ class _SplitDataset(Dataset):
 
     def __init__(self, images: Sequence[MLRImage], size: tuple[int, int], seed: int, resize_interpolation: str,
                  pipeline: str = "pil"):
-        tp.check_pipeline(pipeline)
+        tp.check_pipeline(pipeline, resize_interpolation)
         self.pipeline = pipeline
         self.images = list(images)
         self.size = tuple(size)
@@ -194,7 +194,7 @@ class PairDataset(_SplitDataset):
         hr_interpolation: str = "bilinear",
         pipeline: str = "pil",
     ):
-        tp.check_pipeline(pipeline, interpolation, antialias)
+        tp.check_pipeline(pipeline, interpolation, hr_interpolation)
         if pair_mode not in PAIR_MODES:
             raise ValueError(f"PairDataset: pair_mode must be one of {PAIR_MODES}, got {pair_mode!r}")
         with_hr = [im for im in images if im.has_hr_original]
@@ -288,6 +288,7 @@ class PairDataset(_SplitDataset):
             full[k] = x
         both = self._finish(lr + full, batch)  # one augmentation pass over the LR then the HR images
         lr_out, hr_out = both[: len(lr)], both[len(lr):]
-        has = batch["has_hr"].to(device, non_blocking=True).view(-1, 1, 1, 1)
+        for k in set(range(len(lr))) - set(present):  # no HR original: the PIL path's all-zero placeholder
+            hr_out[k] = 0.0
         keep = ("has_hr", "lr_input", "pid", "label", "camid", "r", "index")
-        return {"lr": lr_out, "hr": torch.where(has, hr_out, torch.zeros((), device=device))} | {k: batch[k] for k in keep}
+        return {"lr": lr_out, "hr": hr_out} | {k: batch[k] for k in keep}

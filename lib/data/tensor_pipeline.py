@@ -45,7 +45,9 @@ __all__ = ["PIPELINES", "EMPTY", "load_rgb_array", "raw_image", "draw_fields", "
 PIPELINES = ("pil", "tensor")
 #: The placeholder of an absent image (no HR original, no stored LR image): 0 × 0 pixels.
 EMPTY = torch.zeros((0, 0, 3), dtype=torch.uint8)
-_MODES = ("bilinear", "bicubic", "nearest")
+_MODES = ("bilinear", "bicubic")
+#: The ImageNet mean / std per device (made once: a new small host tensor copied to a GPU waits for it).
+_CONSTANTS: dict = {}
 
 
 def load_rgb_array(path) -> np.ndarray:
@@ -95,18 +97,33 @@ def _quantize(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0.0, 255.0)
 
 
+def _constant(name: str, values, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (name, str(device), dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=dtype).view(1, 3, 1, 1).to(device)
+    return _CONSTANTS[key]
+
+
+def _interpolate(x: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool) -> torch.Tensor:
+    """One 1-D or 2-D resampling; enlarging bilinearly, the anti-aliased filter is the plain one (faster)."""
+    enlarge = mode == "bilinear" and size[0] >= x.shape[-2] and size[1] >= x.shape[-1]
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=antialias and not enlarge)
+
+
 def resample(images: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]], mode: str, *, antialias: bool = True,
              quantize: bool = True) -> list[torch.Tensor]:
     """Resize each ``(3, h, w)`` float image (0..255) to its ``(height, width)``, batched per distinct
     ``(h, w, height, width)``; an image already at its size is returned as it is (PIL's ``resize`` does the same).
 
-    ``antialias`` selects torch's anti-aliased filter (the one PIL applies when it shrinks; for enlarging it is
-    plain bilinear / bicubic with PIL's a = −0.5 kernel), off: ``F.interpolate``'s plain filter (bicubic a = −0.75),
-    what :func:`lib.data.mlr.downsample` calls without anti-aliasing.
+    Like PIL, an anti-aliased resampling that changes both sides is two 1-D passes, the width first, each rounded
+    and clipped to 8 bits: a bicubic kernel overshoots, and PIL clips the overshoot before its second pass (one 2-D
+    call would carry it on: up to 15 levels away from PIL on VIPeR's LR images). ``antialias`` selects torch's
+    anti-aliased filter (PIL's: when shrinking, the kernel widened by the scale; bicubic with a = −0.5); off, the
+    plain 2-D ``F.interpolate`` call :func:`lib.data.mlr.downsample` makes without anti-aliasing (bicubic a = −0.75).
     """
     if mode not in _MODES:
         raise ValueError(f"resample: the tensor data path resamples with {list(_MODES)}, found {mode!r} "
-                         "(lanczos exists only in PIL: use data.pipeline: pil)")
+                         "(use data.pipeline: pil)")
     out: list[torch.Tensor | None] = [None] * len(images)
     groups: dict[tuple[int, int, int, int], list[int]] = {}
     for i, (x, (h, w)) in enumerate(zip(images, sizes)):
@@ -114,13 +131,14 @@ def resample(images: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]], m
             out[i] = x
         else:
             groups.setdefault((*x.shape[-2:], h, w), []).append(i)
-    for (_, _, h, w), idx in groups.items():
-        x = torch.stack([images[i] for i in idx])
-        if mode == "nearest":  # PIL's nearest takes the pixel under the centre ("nearest-exact"); torch's plain one
-            y = F.interpolate(x, size=(h, w), mode="nearest-exact" if antialias else "nearest")
-        else:  # enlarging bilinearly, the anti-aliased filter is the plain one (the same pixels, faster)
-            enlarge = mode == "bilinear" and h >= x.shape[-2] and w >= x.shape[-1]
-            y = F.interpolate(x, size=(h, w), mode=mode, align_corners=False, antialias=antialias and not enlarge)
+    for (h0, w0, h, w), idx in groups.items():
+        y = torch.stack([images[i] for i in idx])
+        if antialias and h0 != h and w0 != w:  # PIL: horizontal pass, 8-bit intermediate, vertical pass
+            y = _interpolate(y, (h0, w), mode, True)
+            y = _quantize(y) if quantize else y
+            y = _interpolate(y, (h, w), mode, True)
+        else:
+            y = _interpolate(y, (h, w), mode, antialias)
         if quantize:
             y = _quantize(y)
         for j, i in enumerate(idx):
@@ -132,45 +150,40 @@ def augment_batch(x: torch.Tensor, batch: dict, pad: int) -> torch.Tensor:
     """:meth:`~lib.data.transforms.PairedAugment.apply` for a ``(B, 3, H, W)`` batch in [0, 1] with the drawn
     parameters of ``batch`` (``aug``, ``flip``, ``top``, ``left``, ``erase``): flip, zero pad + crop, erase with the
     ImageNet mean. ``x`` may hold several images per sample (``(n·B, 3, H, W)``, the pair's LR images then its HR
-    images): each gets its sample's parameters. The parameters are host tensors (the loader's), so nothing here
-    waits for the device: the flipped images are flipped in one call, the crops are views stacked in one copy."""
+    images): each gets its sample's parameters.
+
+    The parameters stay on the host (the loader's tensors, read as Python numbers), so nothing here waits for the
+    device: a flipped sample is cropped from the flipped padded batch (padding is symmetric, so flipping before
+    padding is flipping after it), every crop is a view and one stack copies them; an erased box is one fill."""
     if not bool(torch.as_tensor(batch["aug"]).any()):
         return x
     n, _, h, w = x.shape
-    dev = x.device
-    b = len(batch["aug"])
+    reps = n // len(batch["aug"])
 
-    def per_image(v) -> torch.Tensor:  # a sample's parameter for each of its images (host side)
-        return torch.as_tensor(v).repeat(n // b)
+    def per_image(key: str) -> list:  # a sample's parameter for each of its images, as Python values
+        return torch.as_tensor(batch[key]).tolist() * reps
 
-    aug = per_image(batch["aug"]).bool()
-    flip = (per_image(batch["flip"]).bool() & aug).nonzero().squeeze(1)
-    if len(flip):
-        x = x.clone()
-        x[flip.to(dev)] = x[flip.to(dev)].flip(-1)
-    if pad > 0:
-        xp = F.pad(x, (pad, pad, pad, pad))
-        top = torch.where(aug, per_image(batch["top"]), pad).tolist()
-        left = torch.where(aug, per_image(batch["left"]), pad).tolist()
-        x = torch.stack([xp[i, :, t:t + h, left_:left_ + w] for i, (t, left_) in enumerate(zip(top, left))])
-    aug = aug.to(dev)
-    erase = torch.as_tensor(batch["erase"])
-    if bool(erase[:, 2].gt(0).any()):  # (B, 4): y, x, height, width; height 0 = none
-        box = erase.to(dev).repeat(n // b, 1)
-        ys = torch.arange(h, device=dev).view(1, h, 1)
-        xs = torch.arange(w, device=dev).view(1, 1, w)
-        y0, x0, eh, ew = (box[:, k].view(n, 1, 1) for k in range(4))
-        m = (ys >= y0) & (ys < y0 + eh) & (xs >= x0) & (xs < x0 + ew) & aug.view(n, 1, 1)
-        mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=dev).view(1, 3, 1, 1)
-        x = torch.where(m.unsqueeze(1), mean, x)
+    aug, flip, top, left = (per_image(k) for k in ("aug", "flip", "top", "left"))
+    xp = F.pad(x, (pad, pad, pad, pad)) if pad > 0 else x
+    xf = xp.flip(-1) if any(a and f for a, f in zip(aug, flip)) else None
+    crops = []
+    for i in range(n):
+        src = xf if aug[i] and flip[i] else xp
+        t, l_ = (top[i], left[i]) if aug[i] else (pad, pad)
+        crops.append(src[i, :, t:t + h, l_:l_ + w])
+    x = torch.stack(crops)
+    boxes = torch.as_tensor(batch["erase"]).tolist() * reps  # y, x, height, width; height 0 = none
+    mean = None
+    for i, (y0, x0, eh, ew) in enumerate(boxes):
+        if aug[i] and eh > 0:
+            mean = _constant("mean", IMAGENET_MEAN, x.device, x.dtype)[0] if mean is None else mean
+            x[i, :, y0:y0 + eh, x0:x0 + ew] = mean
     return x
 
 
 def normalize_batch(x: torch.Tensor) -> torch.Tensor:
     """The ImageNet normalisation of a ``(B, 3, H, W)`` batch in [0, 1] (:func:`lib.data.transforms.normalize`)."""
-    m = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
+    return (x - _constant("mean", IMAGENET_MEAN, x.device, x.dtype)) / _constant("std", IMAGENET_STD, x.device, x.dtype)
 
 
 def images_of(batch: dict, key: str, device) -> list[torch.Tensor | None]:
@@ -185,11 +198,12 @@ def down_size(h: int, w: int, r: int) -> tuple[int, int]:
     return max(1, round(h / r)), max(1, round(w / r))
 
 
-def check_pipeline(pipeline: str, interpolation: str = "bicubic", antialias: bool = True) -> None:
-    """A clear error for an unknown pipeline or a down-sampling only PIL has (lanczos)."""
+def check_pipeline(pipeline: str, *interpolations: str) -> None:
+    """A clear error for an unknown pipeline, or for a resampling filter only the PIL path has (the tensor path
+    resamples bilinearly or bicubically)."""
     if pipeline not in PIPELINES:
         raise ValueError(f"data.pipeline: expected one of {PIPELINES}, found {pipeline!r}")
-    if pipeline == "tensor" and interpolation not in _MODES:
-        raise ValueError(f"data.pipeline tensor resamples with {list(_MODES)}; the LR images are made with "
-                         f"{interpolation!r}: use data.pipeline: pil")
-
+    bad = [m for m in interpolations if m not in _MODES]
+    if pipeline == "tensor" and bad:
+        raise ValueError(f"data.pipeline tensor resamples with {list(_MODES)}, found {bad[0]!r} (lanczos and nearest "
+                         "exist only in PIL): use data.pipeline: pil")

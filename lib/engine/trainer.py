@@ -290,11 +290,16 @@ class Trainer:
         try:
             return self._fit()
         finally:  # the persistent workers end with the run, or its failure (a kept traceback must not keep them)
-            it = getattr(self._kept_loader, "_iterator", None)
-            if it is not None and hasattr(it, "_shutdown_workers"):
-                it._shutdown_workers()
-            self._kept_loader = None
+            self.close()
             torch.backends.cudnn.benchmark = bench
+
+    def close(self) -> None:
+        """Shut down the kept DataLoader's worker processes (persistent workers), if any; a later epoch starts new
+        ones. :meth:`fit` calls it when it ends, however it ends."""
+        it = getattr(self._kept_loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+        self._kept_loader = None
 
     def _fit(self) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm

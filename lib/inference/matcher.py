@@ -71,15 +71,18 @@ class Matcher:
 
     Attributes:
         name: the output (``pshrnet``, ``baseline``, ``ftwa`` …).
-        size: network input (height, width); ``precision``, ``flip``, ``batch_size``: as the run's evaluation.
+        size: network input (height, width); ``precision``, ``flip``, ``batch_size``, ``pipeline``: as the run's
+            evaluation.
         sr: the SR module whose restorations :meth:`restore` shows (``None``: the method has none).
     """
 
     name: str = ""
     sr: nn.Module | None = None
 
-    def __init__(self, *, size: tuple[int, int], precision: Precision, flip: bool = True, batch_size: int = 64) -> None:
+    def __init__(self, *, size: tuple[int, int], precision: Precision, flip: bool = True, batch_size: int = 64,
+                 pipeline: str = "pil") -> None:
         self.size, self.precision, self.flip, self.batch_size = tuple(size), precision, flip, batch_size
+        self.pipeline = pipeline  # the run's data.pipeline: its test images are made as its evaluation made them
 
     def embed_queries(self, images: Sequence[Any], source: QuerySource = QuerySource()) -> Any:
         raise NotImplementedError
@@ -119,7 +122,8 @@ class Matcher:
     def _features(self, module: nn.Module, images: Sequence[Any], *, use: str, rate: int | None = None,
                   interpolation: str = "bilinear"):
         return embed_images(module, images, size=self.size, precision=self.precision, use=use, rate=rate,
-                            interpolation=interpolation, batch_size=self.batch_size, flip=self.flip)[0]
+                            interpolation=interpolation, batch_size=self.batch_size, flip=self.flip,
+                            pipeline=self.pipeline)[0]
 
 
 class EmbedderMatcher(Matcher):

@@ -2,7 +2,7 @@
 
 The paper says SWA makes the network "capable of merging HR and LR features with a weighted distance metric" and
 that it "can better combine the HR and LR information of each image input (no matter HR or LR)", but gives no
-formula. Every image has a feature in each resolution space, with a quality weight (Eq. (4)):
+formula. Every image has a feature in each resolution space, with a quality weight (FTWA Eq. (4)):
 
 * an LR query: ``v_LR`` (LR stream) and ``v'_HR`` = GAP(T(F_LR)) (its HR-space feature), weights ``w_LR``, ``w'_HR``;
 * an HR gallery image: ``v_HR`` (HR stream) and ``v'_LR`` (its down-sampled versions through the LR stream, one per
@@ -10,7 +10,7 @@ formula. Every image has a feature in each resolution space, with a quality weig
 
 Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1`` …, the chosen one is the result):
 
-* ``swa`` (default — our reading, the test-time mirror of Eq. (7)): the cosine distances in the HR space
+* ``swa`` (default — our reading, the test-time mirror of FTWA Eq. (7)): the cosine distances in the HR space
   ``d_HR = d(v'_HR, v_HR)`` and in the LR space ``d_LR = d(v_LR, v'_LR)``, weighted by the products of the two
   images' weights: ``(w'_HR·w_HR·d_HR + w_LR·w'_LR·d_LR) / (w'_HR·w_HR + w_LR·w'_LR)``; with a weight floor
   (``test.weight_floor``, default 0) the normalised weight p of d_HR becomes ``floor + (1 − 2·floor)·p`` as
@@ -158,7 +158,8 @@ class FTWAMatcher(Matcher):
         self.weight_floor = float(weight_floor)
 
     def _kw(self) -> dict:
-        return dict(size=self.size, precision=self.precision, batch_size=self.batch_size, flip=self.flip)
+        return dict(size=self.size, precision=self.precision, batch_size=self.batch_size, flip=self.flip,
+                    pipeline=self.pipeline)
 
     def embed_queries(self, images, source: QuerySource = QuerySource()):
         source.check(images)

@@ -1,4 +1,4 @@
-"""FTWA's stage graph: one stage, ``train`` — the whole network trained end to end with Eq. (8) (Sec. 2, 3.2).
+"""FTWA's stage graph: one stage, ``train`` — the whole network trained end to end with FTWA Eq. (8) (Sec. 2, 3.2).
 
 Data: the training images of the split as (LR, HR) items (:class:`~lib.data.datasets.PairDataset`, ``data.pair_mode``:
 ``stored`` — HR images get a fresh I'_LR, LR images enter as they are), P × K batches. Test (``metrics['lr']``): LR
@@ -32,7 +32,7 @@ def build_model(cfg, num_classes: int) -> FTWANet:
 
 
 def build_train(ctx: StageContext) -> StagePlan:
-    """Train FTWA (Eq. (8)) and evaluate LR queries against the HR gallery."""
+    """Train FTWA (FTWA Eq. (8)) and evaluate LR queries against the HR gallery."""
     cfg, prec = ctx.cfg, ctx.prec
     d = cfg.data
     pairs = PairDataset(ctx.ds.split(ctx.split).train, d.size, pair_mode=d.pair_mode, rates=unwrap(d.rates),
@@ -40,8 +40,8 @@ def build_train(ctx: StageContext) -> StagePlan:
                         native_lr=d.native_lr, pipeline=d.pipeline)
     weights = unwrap(cfg.train.losses)
     if float(weights.get("raft", 0.0)) != 0.0 and not cfg.raft.enabled:
-        raise ValueError("train.losses.raft is not 0 but raft.enabled is false: L_RAFT (Eq. (2)) trains T; set the "
-                         "weight to 0 for a variant without RAFT")
+        raise ValueError("train.losses.raft is not 0 but raft.enabled is false: L_RAFT (FTWA Eq. (2)) trains T; set "
+                         "the weight to 0 for a variant without RAFT")
     model = prec.prepare_module(build_model(cfg, pairs.num_classes))
     loss = LossComposer(weights, cfg.loss)
     size, seed, rates, t = d.size, cfg.seed, tuple(unwrap(d.rates)), ctx.test
@@ -59,7 +59,7 @@ def build_train(ctx: StageContext) -> StagePlan:
                   "native_lr_images": pairs.num_native_lr},
         # (runs finished before weight_floor was recorded re-evaluate once: their log-weights were rounded to bf16)
         eval_settings={"match": t.match, "weight_floor": t.weight_floor, "flip": t.flip, "num_repeats": t.num_repeats},
-        # Eq. (5) sums ln C at chance for each image group a batch has (the term logs that level beside itself);
+        # FTWA Eq. (5) sums ln C at chance for each image group a batch has (the term logs that level beside itself);
         # each classifier on each group is judged on its own too, so a stream whose SWA weight collapsed is caught
         chance={"loss_cls": "loss_cls_chance"} | {f"loss_ce_{k}": chance_ce(pairs.num_classes)
                                                   for k in ("hr", "hr_p", "lr", "lr_p")},
@@ -83,7 +83,8 @@ def matcher(output: str, runs: dict, cfg, precision) -> FTWAMatcher:
     """FTWA's test (``test.match``) as a :class:`lib.inference.Matcher`."""
     return FTWAMatcher(runs["train"].modules["model"], rates=cfg.data.rates, match=cfg.test.match, name=output,
                        weight_floor=cfg.test.weight_floor,
-                       size=cfg.data.size, precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size)
+                       size=cfg.data.size, precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size,
+                       pipeline=getattr(cfg.data, "pipeline", "pil"))
 
 
 #: The stage graph.

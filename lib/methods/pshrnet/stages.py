@@ -1,14 +1,14 @@
 """PS-HRNet's stages (paper Sec. III-D): phase 1 → phase 2, and the bicubic ID baseline.
 
-* ``phase1`` trains HRNet-ReID-H on HR images with L_ID (Eq. (10)); evaluated with LR queries (no SR: what happens
-  without super-resolution, ``metrics['lr']``) and, where queries have HR originals (not CAVIAR), HR queries
+* ``phase1`` trains HRNet-ReID-H on HR images with L_ID (PS-HRNet Eq. (10)); evaluated with LR queries (no SR: what
+  happens without super-resolution, ``metrics['lr']``) and, where queries have HR originals (not CAVIAR), HR queries
   (``metrics['hr']``).
 * ``phase2`` freezes it as the teacher (eval mode, fed the HR image) and trains the student G → HRNet-ReID-L on
-  the LR image of each pair with L_TOTAL (Eq. (12)); test: query and gallery both through G + HRNet-ReID-L.
+  the LR image of each pair with L_TOTAL (PS-HRNet Eq. (12)); test: query and gallery both through G + HRNet-ReID-L.
 * ``baseline`` trains the same network on bicubic-upsampled LR images with L_ID only, from the same initial
   weights (our addition, for an honest comparison at equal budget); test without SR.
-* ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (Eq. (5)) on the (LR, HR) pairs; its Rank-1 is the
-  phase-1 teacher's on G's restorations (query and gallery through G, as PS-HRNet's test). With ``sr.name:
+* ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (PS-HRNet Eq. (5)) on the (LR, HR) pairs; its Rank-1
+  is the phase-1 teacher's on G's restorations (query and gallery through G, as PS-HRNet's test). With ``sr.name:
   bicubic`` nothing is trained: the row is bicubic up-sampling.
 
 Every stage with an SR module also measures restoration quality (PSNR / SSIM, :mod:`lib.metrics.restoration`) on
@@ -137,7 +137,7 @@ def _id_stage(ctx: StageContext, stage_cfg: Any, dataset, key: str, offset: int,
 
 
 def build_phase1(ctx: StageContext) -> StagePlan:
-    """Phase 1: HRNet-ReID-H on HR training images, L_ID (Eq. (10))."""
+    """Phase 1: HRNet-ReID-H on HR training images, L_ID (PS-HRNet Eq. (10))."""
     cfg = ctx.cfg
     s = ctx.ds.split(ctx.split)
     train = ImageDataset(s.train, cfg.data.size, use="hr", augment=_augment(cfg), seed=cfg.seed,
@@ -164,7 +164,7 @@ def build_baseline(ctx: StageContext) -> StagePlan:
 
 
 def build_phase2(ctx: StageContext) -> StagePlan:
-    """Phase 2: frozen teacher + G → HRNet-ReID-L student, L_TOTAL (Eq. (12))."""
+    """Phase 2: frozen teacher + G → HRNet-ReID-L student, L_TOTAL (PS-HRNet Eq. (12))."""
     cfg, prec = ctx.cfg, ctx.prec
     teacher = ctx.deps["phase1"].modules["model"]
     pairs = _pairs(ctx)
@@ -198,7 +198,8 @@ def build_phase2(ctx: StageContext) -> StagePlan:
 
 
 def build_solo_sr(ctx: StageContext) -> StagePlan:
-    """Solo SR (Table III): G alone with L_SR (Eq. (5)) on the pairs with an HR original; tested with the teacher."""
+    """Solo SR (Table III): G alone with L_SR (PS-HRNet Eq. (5)) on the pairs with an HR original; tested with the
+    teacher."""
     cfg, prec = ctx.cfg, ctx.prec
     teacher = prec.prepare_module(copy.deepcopy(ctx.deps["phase1"].modules["model"])).eval().requires_grad_(False)
     sr = prec.prepare_module(build_sr(cfg.sr))
@@ -258,7 +259,8 @@ def matcher(output: str, runs: dict, cfg: Any, precision):
 
     embedder, interp = query_path(output, runs, cfg)
     return EmbedderMatcher(output, embedder, interpolation=interp, sr=embedder.sr, size=cfg.data.size,
-                           precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size)
+                           precision=precision, flip=cfg.test.flip, batch_size=cfg.test.batch_size,
+                           pipeline=getattr(cfg.data, "pipeline", "pil"))
 
 
 #: The stage graph, in dependency order.

@@ -42,9 +42,10 @@ class PseudoSiameseStep:
     def __call__(self, batch: dict):
         has_hr, hr, mask = batch.get("has_hr"), batch["hr"], None
         if has_hr is not None and not bool(has_hr.all()):  # natively LR samples (a CPU tensor: no device sync)
-            hr = hr[has_hr]
             # indices, not a boolean mask: indexing with a device bool mask would synchronise with the host
             mask = has_hr.nonzero().squeeze(1).to(self.prec.device, non_blocking=True)
+            # the PIL path's batch is still on the host; the tensor path's is on the device already
+            hr = hr[has_hr] if hr.device.type == "cpu" else hr.index_select(0, mask)
         lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(hr)
         y = batch["label"].to(self.prec.device, non_blocking=True)
         t_out = None
