@@ -129,21 +129,22 @@ def training_curves(histories: dict[str, list[dict]],
     return fig
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
-def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, seed: int = 0):
+def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, seed: int = 0, space: str = "y"):
     """Rows of (LR at true size, LR resized to the network size, VDSR-CA output, HR original), with PSNR.
 
-    Natively low-resolution queries (CAVIAR) have no HR original: their rows show the first three panels and
-    no PSNR. The images go to ``sr``'s device.
+    The PSNR is Table III's (:func:`lib.metrics.restoration.image_quality` on the 8-bit images, in ``space``: ``'y'``
+    luma by default, as ``test.restoration_space``), so a figure and the table never disagree. Natively
+    low-resolution queries (CAVIAR) have no HR original: their rows show the first three panels and no PSNR. The
+    images go to ``sr``'s device.
     """
     import matplotlib.pyplot as plt
     import torch
 
     from .data.transforms import denormalize, normalize, resize, to_tensor
+    from .metrics.restoration import image_quality, to_uint8
+
+    def u8(x):  # a [0, 1] image as the table's uint8 array
+        return to_uint8(normalize(x)[None])[0]
 
     cands = [im for im in images if im.res == "lr"]
     if not cands:
@@ -161,7 +162,8 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, see
             hr = to_tensor(resize(load_rgb(im.hr_path), size)) if im.lr_path is not None else None
             with torch.inference_mode():
                 out = denormalize(sr(normalize(up)[None].to(device)).float().cpu()[0])
-            psnr = (lambda x: f" {_psnr(x.numpy(), hr.numpy()):.1f} dB") if hr is not None else (lambda x: "")
+            psnr = ((lambda x: f" {image_quality(u8(x), u8(hr), space)[0]:.1f} dB") if hr is not None
+                    else (lambda x: ""))
             rate = f"r={im.r}" if im.r else "native"
             panels = [(np.asarray(lr_img) / 255.0, f"LR {rate} {lr_img.height}×{lr_img.width}"),
                       (up.permute(1, 2, 0).numpy(), f"bilinear{psnr(up)}"),
@@ -176,7 +178,8 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, see
                 ax.set_title(title, fontsize=7)
     finally:
         sr.train(was_training)
-    fig.suptitle("LR query → restored by the student's VDSR-CA → HR original (PSNR vs HR)", fontsize=8)
+    fig.suptitle(f"LR query → restored by the student's VDSR-CA → HR original (PSNR vs HR, {space.upper()})",
+                 fontsize=8)
     fig.tight_layout()
     return fig
 

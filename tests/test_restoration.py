@@ -215,3 +215,29 @@ def test_figures_have_the_expected_axes(records):
     fig = quality_vs_rate(frame[frame["dataset"] == "A"].drop(columns=["psnr_std", "ssim_std"]))
     assert len(fig.axes) == 2 and len(fig.axes[0].get_legend().get_texts()) == 2
     plt.close(fig)
+
+
+def test_the_restoration_figure_shows_table_iiis_psnr(tiny):
+    """Issue #23 §3: notebook 03's figure computes PSNR as Table III does (Y channel, 8-bit), not its own way."""
+    import re
+
+    import numpy as np
+    import torch
+
+    from lib.data.mlr import load_rgb
+    from lib.data.transforms import normalize, resize, to_tensor
+    from lib.metrics.restoration import image_quality, to_uint8
+    from lib.viz import restoration_examples
+
+    _, ds = tiny
+    sr = torch.nn.Conv2d(3, 3, 1, bias=False)
+    with torch.no_grad():
+        sr.weight.copy_(torch.eye(3).view(3, 3, 1, 1))  # G = identity: its output is its input
+    im = next(im for im in ds.split(0).query if im.lr_path is not None)
+    fig = restoration_examples(sr, [im], (64, 32), num=1)
+    titles = [ax.get_title() for ax in fig.axes]
+    got = [float(x) for t in titles for x in re.findall(r"([\d.]+) dB", t)]
+    u8 = lambda img: to_uint8(normalize(to_tensor(resize(img, (64, 32))))[None])[0]  # noqa: E731
+    want = image_quality(u8(load_rgb(im.path)), u8(load_rgb(im.hr_path)), "y")[0]
+    assert len(got) == 2 and got[0] == got[1] == pytest.approx(round(want, 1), abs=0.05), (titles, want)
+    assert np.isfinite(want)
