@@ -189,3 +189,15 @@ def test_fingerprint_follows_content_not_location(fake_csv, tmp_path):
     assert MLRDataset.load(tmp_path / "moved").fingerprint == a.fingerprint
     b = MLRDataset.load(build_mlr(fake_csv, tmp_path / "b", MLRConfig("csv", seed=0, rates=(2,)), progress=False))
     assert b.fingerprint != a.fingerprint
+
+
+def test_a_dataset_name_is_registered_once():
+    """Issue #23 §3: the dataset registry is the core Registry; a second dataset of one name is refused, not
+    silently put in the first one's place."""
+    from dataclasses import replace
+
+    from lib.data.registry import get_dataset, register_dataset
+
+    with pytest.raises(ValueError, match="dataset 'viper' is already registered"):
+        register_dataset(replace(get_dataset("viper"), num_train_ids=1))
+    assert get_dataset("viper").num_train_ids == 316

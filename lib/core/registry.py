@@ -103,6 +103,10 @@ class Registry:
         """Return the registered names, sorted."""
         return sorted(self._objects)
 
+    def __getitem__(self, name: str) -> Any:
+        """``REG[name]``: :meth:`get`."""
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self._objects
 

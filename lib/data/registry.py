@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.registry import Registry
 from .readers import read_caviar, read_csv_manifest, read_cuhk03, read_dukemtmc, read_market1501, read_viper
 from .readers.caviar import CAVIAR_LAYOUT
 from .readers.csv_manifest import CSV_LAYOUT
@@ -56,18 +57,19 @@ class DatasetInfo:
     two_camera_only: bool = False
 
 
-DATASETS: dict[str, DatasetInfo] = {}
+#: The known datasets by name (the core :class:`~lib.core.registry.Registry`: a second dataset of one name is refused).
+DATASETS: Registry = Registry("dataset")
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    """Add (or replace) a dataset in :data:`DATASETS`."""
+    """Add a dataset to :data:`DATASETS`; a name already registered is an error (``ValueError``) naming it."""
     if info.eval_protocol not in ("single_shot", "multi_shot"):
         raise ValueError(f"{info.name}: eval_protocol must be 'single_shot' or 'multi_shot', got {info.eval_protocol!r}")
     if info.lr_cameras not in ("fixed", "first_of_pair", "random_one"):
         raise ValueError(f"{info.name}: lr_cameras must be fixed|first_of_pair|random_one, got {info.lr_cameras!r}")
     if info.rate_per not in ("identity", "image"):
         raise ValueError(f"{info.name}: rate_per must be 'identity' or 'image', got {info.rate_per!r}")
-    DATASETS[info.name] = info
+    DATASETS.register(info.name, info)
     return info
 
 
@@ -77,8 +79,10 @@ def get_dataset(name: str) -> DatasetInfo:
     aliases = {"market": "market1501", "duke": "dukemtmc", "dukemtmcreid": "dukemtmc", "caviar4reid": "caviar"}
     key = aliases.get(key, key)
     if key not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[key]
+        from ..core.registry import UnknownNameError
+
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
+    return DATASETS.get(key)
 
 
 for _info in (
