@@ -67,7 +67,7 @@ reproduce-table1: setup
 	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" $(POOL)
 
 test: setup
-	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=20 tests --nbval-lax notebooks
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.
