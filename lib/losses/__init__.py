@@ -1,14 +1,14 @@
 """Losses of PS-HRNet (IEEE TIP) and FTWA (ICIP), each citing its paper's equation.
 
-* :mod:`~lib.losses.cross_entropy_label_smooth` — ``L_CE``, Eqs. (8)-(9);
-* :mod:`~lib.losses.triplet` — batch-hard triplet ``L_BH``, Eq. (7);
-* :mod:`~lib.losses.id_loss` — ``L_ID``, Eq. (10);
-* :mod:`~lib.losses.sr_loss` — ``L_SR``, Eq. (5);
-* :mod:`~lib.losses.pseudo_siamese` — ``L_PS``, Eq. (11);
-* :mod:`~lib.losses.compose` — ``L_TOTAL``, Eq. (12): the terms by name (:data:`LOSS_TERMS`) composed with
+* :mod:`~lib.losses.cross_entropy_label_smooth` — ``L_CE``, PS-HRNet Eqs. (8)-(9);
+* :mod:`~lib.losses.triplet` — batch-hard triplet ``L_BH``, PS-HRNet Eq. (7);
+* :mod:`~lib.losses.id_loss` — ``L_ID``, PS-HRNet Eq. (10);
+* :mod:`~lib.losses.sr_loss` — ``L_SR``, PS-HRNet Eq. (5);
+* :mod:`~lib.losses.pseudo_siamese` — ``L_PS``, PS-HRNet Eq. (11);
+* :mod:`~lib.losses.compose` — ``L_TOTAL``, PS-HRNet Eq. (12): the terms by name (:data:`LOSS_TERMS`) composed with
   weights, and :class:`LossConfig`;
-* :mod:`~lib.losses.swa` — FTWA's terms: ``swa_cls`` (Eq. (5)), ``swa_tri`` (Eqs. (6)–(7)), ``raft`` (Eq. (2)),
-  composed as Eq. (8), and :class:`SWALossConfig`.
+* :mod:`~lib.losses.swa` — FTWA's terms: ``swa_cls`` (FTWA Eq. (5)), ``swa_tri`` (FTWA Eqs. (6)–(7)), ``raft``
+  (FTWA Eq. (2)), composed as FTWA Eq. (8), and :class:`SWALossConfig`.
 
 Every loss casts its inputs to float32, so it can follow a bf16/fp16 autocast forward pass.
 """

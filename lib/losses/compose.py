@@ -1,15 +1,16 @@
 """Loss terms by name, composed with weights: ``L = Σ_name w_name · term_name`` (PS-HRNet Eq. (12)).
 
-    L_TOTAL = λ_CE · L_CE + λ_BH · L_BH  (= L_ID, Eq. (10))  + λ_SR · L_SR (Eq. (5)) + λ_PS · L_PS (Eq. (11))
+    L_TOTAL = λ_CE · L_CE + λ_BH · L_BH  (= L_ID, PS-HRNet Eq. (10))
+              + λ_SR · L_SR (PS-HRNet Eq. (5)) + λ_PS · L_PS (PS-HRNet Eq. (11))
 
 A stage names its terms and weights, e.g. ``{'ce': 1.15, 'triplet': 0.2, 'sr': 0.5, 'ps': 0.5}`` (paper
 phase 2); a term with weight 0 is not computed, so any term can be removed (Table II's ID and SR+ID rows).
 Registered terms (:data:`LOSS_TERMS`; a new method registers its own):
 
-* ``ce`` — label-smoothed cross entropy on ``ℓ_c`` (Eqs. (8)–(9));
-* ``triplet`` — batch-hard triplet losses on the chosen sequences, summed (paper) or averaged (Eq. (7));
-* ``sr`` — ``‖G(x_l) − x_h‖₁`` between the SR output and the HR image (Eq. (5));
-* ``ps`` — the pseudo-siamese loss between teacher and student outputs over ``C`` (Eq. (11)).
+* ``ce`` — label-smoothed cross entropy on ``ℓ_c`` (PS-HRNet Eqs. (8)–(9));
+* ``triplet`` — batch-hard triplet losses on the chosen sequences, summed (paper) or averaged (PS-HRNet Eq. (7));
+* ``sr`` — ``‖G(x_l) − x_h‖₁`` between the SR output and the HR image (PS-HRNet Eq. (5));
+* ``ps`` — the pseudo-siamese loss between teacher and student outputs over ``C`` (PS-HRNet Eq. (11)).
 
 Hyper-parameters of the terms (margin, ε, C, reductions) are a :class:`LossConfig`; defaults are the
 paper's: m = 0.1, ε = 0.1, ``C = {Seq1, Seq4, Seq5, ℓ_c}``, triplet summed over Seq1..Seq5. The authors'
@@ -48,14 +49,14 @@ class LossConfig:
     """Hyper-parameters of the loss terms (paper defaults; the weights are the stage's ``losses``).
 
     Attributes:
-        margin: triplet margin m, Eq. (7) (paper 0.1; authors' code 0.3).
-        label_smooth: ε, Eq. (9) (0.1).
+        margin: triplet margin m, PS-HRNet Eq. (7) (paper 0.1; authors' code 0.3).
+        label_smooth: ε, PS-HRNet Eq. (9) (0.1).
         triplet_on: sequences the triplet loss uses (``seq1``..``seq5``, ``feat``) or ``('all',)``: every
             entry of the output's ``seq`` (single-embedding models).
         triplet_reduction: ``'sum'`` over them (paper) | ``'mean'`` (authors' code).
         triplet_normalize: L2-normalise features inside the triplet loss (``False``).
         triplet_no_positive: anchors without a positive: ``'skip'`` | ``'self'``.
-        ps_components: ``C`` of Eq. (11) (``('seq1', 'seq4', 'seq5', 'logits')``, Table VII's best).
+        ps_components: ``C`` of PS-HRNet Eq. (11) (``('seq1', 'seq4', 'seq5', 'logits')``, Table VII's best).
         sr_reduction / ps_reduction: ``'mean'`` (default, ``nn.L1Loss`` as in the authors' code) | ``'sum'``.
     """
 
@@ -113,7 +114,7 @@ def _need(x: LossInputs, name: str, *fields: str) -> None:
 
 @LOSS_TERMS.register("ce")
 class CETerm(nn.Module):
-    """Label-smoothed cross entropy on ``ℓ_c`` (Eqs. (8)–(9)), mean over the batch."""
+    """Label-smoothed cross entropy on ``ℓ_c`` (PS-HRNet Eqs. (8)–(9)), mean over the batch."""
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
@@ -126,7 +127,7 @@ class CETerm(nn.Module):
 
 @LOSS_TERMS.register("triplet")
 class TripletTerm(nn.Module):
-    """Batch-hard triplet losses on the chosen sequences, reduced by sum (Eq. (7)) or mean."""
+    """Batch-hard triplet losses on the chosen sequences, reduced by sum (PS-HRNet Eq. (7)) or mean."""
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
@@ -148,7 +149,7 @@ class TripletTerm(nn.Module):
 
 @LOSS_TERMS.register("sr")
 class SRTerm(nn.Module):
-    """``L_SR`` (Eq. (5)) on the samples with an HR original."""
+    """``L_SR`` (PS-HRNet Eq. (5)) on the samples with an HR original."""
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
@@ -165,7 +166,8 @@ class SRTerm(nn.Module):
 
 @LOSS_TERMS.register("ps")
 class PSTerm(nn.Module):
-    """``L_PS`` (Eq. (11)) between the teacher's and the student's outputs, on the samples with an HR original."""
+    """``L_PS`` (PS-HRNet Eq. (11)) between the teacher's and the student's outputs, on the samples with an HR
+    original."""
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()

@@ -1,15 +1,15 @@
 """Cross entropy with label smoothing (PS-HRNet paper, Eqs. (8)-(9)).
 
-Eq. (9) smooths the one-hot target of ``M`` classes to
+PS-HRNet Eq. (9) smooths the one-hot target of ``M`` classes to
 
     q(y) = 1 - (M - 1) / M * eps   if y is the true label,   eps / M   otherwise,
 
 which is the same as ``(1 - eps) * one_hot + eps / M`` (Szegedy et al.; the torchreid /
 "bag of tricks" ``CrossEntropyLabelSmooth`` the authors' code uses).
 
-Eq. (8) writes the loss as a *sum* over the ``P x K`` images of a batch; like the authors' code
+PS-HRNet Eq. (8) writes the loss as a *sum* over the ``P x K`` images of a batch; like the authors' code
 (and every public re-ID code base) the default here is the *mean* over the batch
-(``reduction='sum'`` gives Eq. (8) literally). ``lambda_CE = 1.15`` (paper) is tuned for the mean.
+(``reduction='sum'`` gives PS-HRNet Eq. (8) literally). ``lambda_CE = 1.15`` (paper) is tuned for the mean.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ def cross_entropy_label_smooth(
     epsilon: float = 0.1,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """Label-smoothed cross entropy, Eqs. (8)-(9).
+    """Label-smoothed cross entropy, PS-HRNet Eqs. (8)-(9).
 
     Args:
         logits: ``(B, M)`` class scores ``ℓ_c`` (any float dtype; computed in float32).
         targets: ``(B,)`` integer labels in ``[0, M)``.
         epsilon: smoothing ``ε`` in ``[0, 1)``; 0 gives the plain cross entropy.
-        reduction: ``'mean'`` over the batch (default, authors' code), ``'sum'`` (Eq. (8) as
+        reduction: ``'mean'`` over the batch (default, authors' code), ``'sum'`` (PS-HRNet Eq. (8) as
             written) or ``'none'`` (per-sample losses).
 
     Returns:
@@ -66,7 +66,7 @@ def cross_entropy_label_smooth(
 
 
 class CrossEntropyLabelSmooth(nn.Module):
-    """Module form of :func:`cross_entropy_label_smooth` (paper Eqs. (8)-(9)).
+    """Module form of :func:`cross_entropy_label_smooth` (PS-HRNet Eqs. (8)-(9)).
 
     Args:
         epsilon: smoothing ``ε`` (paper: 0.1).

@@ -2,10 +2,10 @@
 
     L_ID = λ_CE · L_CE(ℓ_c) + λ_BH · L_BH,     L_BH = R_{t ∈ T} triplet(Seq^(t))
 
-with ``L_CE`` the label-smoothed cross entropy (Eqs. (8)-(9)), ``triplet`` the batch-hard triplet
-loss (Eq. (7)) and the reduction ``R`` over the chosen sequences ``T``:
+with ``L_CE`` the label-smoothed cross entropy (PS-HRNet Eqs. (8)-(9)), ``triplet`` the batch-hard triplet
+loss (PS-HRNet Eq. (7)) and the reduction ``R`` over the chosen sequences ``T``:
 
-* ``triplet_reduction='sum'`` (default): Eq. (7) sums over ``t = 1..5`` (paper);
+* ``triplet_reduction='sum'`` (default): PS-HRNet Eq. (7) sums over ``t = 1..5`` (paper);
 * ``triplet_reduction='mean'``: the authors' code averages the branch triplet losses.
 
 Defaults (paper, Implementation details): λ_CE = 1.15, λ_BH = 0.2, m = 0.1, ε = 0.1,
@@ -37,7 +37,7 @@ def parts_to_floats(parts: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 class IDLoss(nn.Module):
-    """``L_ID`` of Eq. (10).
+    """``L_ID`` of PS-HRNet Eq. (10).
 
     Args:
         lambda_ce: weight λ_CE of the label-smoothed cross entropy (paper 1.15).
@@ -47,10 +47,10 @@ class IDLoss(nn.Module):
         triplet_on: the sequences ``T`` the triplet loss is applied to, names ``'seq1'``..``'seq5'``
             (``'feat'`` = ``ℓ_f`` is also accepted), or ``'all'`` = every entry of ``output.seq``
             (for the single-embedding baselines, whose ``seq`` holds one global feature).
-        triplet_reduction: ``'sum'`` over ``T`` (paper Eq. (7), default) or ``'mean'`` (authors' code).
+        triplet_reduction: ``'sum'`` over ``T`` (PS-HRNet Eq. (7), default) or ``'mean'`` (authors' code).
         normalize: L2-normalise the features inside the triplet loss (default ``False``).
         no_positive: anchors without a positive, see :mod:`lib.losses.triplet` (default ``'skip'``).
-        ce_reduction: ``'mean'`` over the batch (default, authors' code) or ``'sum'`` (Eq. (8)).
+        ce_reduction: ``'mean'`` over the batch (default, authors' code) or ``'sum'`` (PS-HRNet Eq. (8)).
 
     ``forward(output, targets)`` returns ``(total, parts)``; ``parts`` maps ``'ce'``,
     ``'tri_<name>'`` for each ``t ∈ T``, ``'bh'`` (reduced triplet term, before λ_BH) and

@@ -23,7 +23,7 @@ from ._outputs import SEQ_NAMES, get_part
 
 __all__ = ["PseudoSiameseLoss", "PS_COMPONENTS", "DEFAULT_PS_COMPONENTS"]
 
-#: The ordered set ``A`` of Eq. (11).
+#: The ordered set ``A`` of PS-HRNet Eq. (11).
 PS_COMPONENTS: tuple[str, ...] = SEQ_NAMES + ("logits",)
 #: Paper default ``C = {Seq1, Seq4, Seq5, ℓ_c}`` (Table VII).
 DEFAULT_PS_COMPONENTS: tuple[str, ...] = ("seq1", "seq4", "seq5", "logits")
@@ -46,7 +46,7 @@ def validate_components(components: Sequence[str]) -> tuple[str, ...]:
 
 
 class PseudoSiameseLoss(nn.Module):
-    """``L_PS`` of Eq. (11).
+    """``L_PS`` of PS-HRNet Eq. (11).
 
     Args:
         components: the subset ``C`` of ``('seq1', ..., 'seq5', 'logits')`` (default

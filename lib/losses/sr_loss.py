@@ -3,7 +3,7 @@
     L_SR = || G(x_l) - x_h ||_1
 
 between the VDSR-CA output ``G(x_l)`` (the LR image resized to the network size, then refined)
-and the HR image. Eq. (5) sums the per-image L1 norms over the ``P x K`` batch; like the authors'
+and the HR image. PS-HRNet Eq. (5) sums the per-image L1 norms over the ``P x K`` batch; like the authors'
 code (``nn.L1Loss``) the default here is the *mean* absolute error over all elements
 (``reduction='sum'`` gives the literal sum). Computed in float32.
 """
@@ -22,7 +22,7 @@ __all__ = ["SRLoss", "sr_loss"]
 def sr_loss(
     restored: torch.Tensor, hr: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
 ) -> torch.Tensor:
-    """L1 distance between ``G(x_l)`` and ``x_h`` (Eq. (5)), float32."""
+    """L1 distance between ``G(x_l)`` and ``x_h`` (PS-HRNet Eq. (5)), float32."""
     if restored.shape != hr.shape:
         raise ValueError(
             f"restored {tuple(restored.shape)} and hr {tuple(hr.shape)} must have the same shape"
@@ -31,7 +31,7 @@ def sr_loss(
 
 
 class SRLoss(nn.Module):
-    """Module form of :func:`sr_loss` (Eq. (5)); ``reduction`` ``'mean'`` (default) | ``'sum'``."""
+    """Module form of :func:`sr_loss` (PS-HRNet Eq. (5)); ``reduction`` ``'mean'`` (default) | ``'sum'``."""
 
     def __init__(self, reduction: Literal["mean", "sum"] = "mean") -> None:
         super().__init__()

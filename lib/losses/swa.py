@@ -1,6 +1,6 @@
-"""FTWA's losses: the SWA classification loss (Eq. (5)), the SWA triplet loss (Eqs. (6)–(7)), L_RAFT (Eq. (2)),
-composed as ``L = λ₁ L_Cls + λ₂ L_Tri + λ₃ L_RAFT`` (Eq. (8): 3, 1, 0.1) by the shared :class:`LossComposer` with the
-terms ``swa_cls``, ``swa_tri`` and ``raft`` registered here.
+"""FTWA's losses: the SWA classification loss (FTWA Eq. (5)), the SWA triplet loss (FTWA Eqs. (6)–(7)), L_RAFT
+(FTWA Eq. (2)), composed as ``L = λ₁ L_Cls + λ₂ L_Tri + λ₃ L_RAFT`` (FTWA Eq. (8): 3, 1, 0.1) by the shared
+:class:`LossComposer` with the terms ``swa_cls``, ``swa_tri`` and ``raft`` registered here.
 
 Inputs (a :class:`~lib.models.ftwa.FTWAOutput` in ``LossInputs.out``): the vectors, weights and identity scores of
 the HR images (``hr``, with ``lr_p`` from their down-sampled versions) and of the LR images (``lr``, with ``hr_p``
@@ -8,22 +8,22 @@ through T); ``LossInputs.targets`` holds the HR images' labels first, then the L
 
 Readings of what the paper leaves open (options of :class:`SWALossConfig`, README deviations table):
 
-* Eq. (5) is per pair: for an HR image ``(w_HR·CE(f_HR) + w'_LR·CE(f'_LR)) / (w_HR + w'_LR)``, for an LR image
+* FTWA Eq. (5) is per pair: for an HR image ``(w_HR·CE(f_HR) + w'_LR·CE(f'_LR)) / (w_HR + w'_LR)``, for an LR image
   ``(w_LR·CE(f_LR) + w'_HR·CE(f'_HR)) / (w_LR + w'_HR)``; each averaged over its images, the two summed. With
   equal weights it is the mean of each CE pair. A batch without LR (or HR) images has only the other part.
-* Eq. (7)'s weights multiply batch-level triplet losses, so they are batch means: ``w_HR·w'_HR`` = mean of W_HR
-  over the HR images × mean of W_HR over the LR images' transformed vectors, etc.; L^Tri (Eq. (6)) is the batch-hard
-  triplet loss (Hermans et al. 2017) over the union of the two vector sets, mean over anchors, margin 0.3, as in the
-  re-ID code bases the paper's settings (weight-decay bias factor, linear warm-up scheduler) come from.
+* FTWA Eq. (7)'s weights multiply batch-level triplet losses, so they are batch means: ``w_HR·w'_HR`` = mean of W_HR
+  over the HR images × mean of W_HR over the LR images' transformed vectors, etc.; L^Tri (FTWA Eq. (6)) is the
+  batch-hard triplet loss (Hermans et al. 2017) over the union of the two vector sets, mean over anchors, margin 0.3,
+  as in the re-ID code bases the paper's settings (weight-decay bias factor, linear warm-up scheduler) come from.
 * ``weight_grad``: ``'full'`` (the equations as written: the gradient reaches the evaluators through numerators and
   denominators, so a weight grows where its loss is the smaller of its pair — the only reading in which the
   evaluators learn a *relative* quality) or ``'detach_denominator'`` (the normalising sums are constants: each weight's
   gradient is its loss over the sum, always positive, so every weight only shrinks — kept to show that, not advised).
 * ``raft_detach_target``: L_RAFT's target F_HR is a constant (``True``) or also trained (``False``, as written).
-* ``weight_floor`` (0, as written): each normalised weight of Eqs. (5) and (7) is at least this (``floor + (1 − 2·floor)
-  · w_a / (w_a + w_b)``). As written, the evaluators can drive one stream's weights to ~0 within two epochs, after
-  which that stream gets no identity gradient (README, FTWA); a floor keeps both streams learning — an option, our
-  addition, to be chosen on validation identities.
+* ``weight_floor`` (0, as written): each normalised weight of FTWA Eqs. (5) and (7) is at least this
+  (``floor + (1 − 2·floor) · w_a / (w_a + w_b)``). As written, the evaluators can drive one stream's weights to ~0
+  within two epochs, after which that stream gets no identity gradient (README, FTWA); a floor keeps both streams
+  learning — an option, our addition, to be chosen on validation identities.
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ def _logs(w: dict[str, torch.Tensor], log_w: bool) -> dict[str, torch.Tensor]:
 
 def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
                             weight_grad: str = "full", log_w: bool = False, floor: float = 0.0) -> torch.Tensor:
-    """Eq. (5) from per-sample cross entropies ``ce`` and weights ``w`` (keys ``hr``, ``lr_p``: one entry per HR
+    """FTWA Eq. (5) from per-sample cross entropies ``ce`` and weights ``w`` (keys ``hr``, ``lr_p``: one entry per HR
     image; ``lr``, ``hr_p``: per LR image; ``log_w``: ``w`` holds log-weights). A group without images contributes
-    nothing. The normalised weights are computed in log space — the same value as Eq. (5), finite also where the
+    nothing. The normalised weights are computed in log space — the same value as FTWA Eq. (5), finite also where the
     weights underflow (a quality evaluator driven to saturation)."""
     detach = weight_grad == "detach_denominator"
     w = _logs(w, log_w)
@@ -109,7 +109,7 @@ def swa_classification_loss(ce: dict[str, torch.Tensor], w: dict[str, torch.Tens
 def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_hr: torch.Tensor, y_lr: torch.Tensor,
                      margin: float = 0.3, weight_grad: str = "full", normalize: bool = False,
                      no_positive: str = "skip", log_w: bool = False, floor: float = 0.0) -> torch.Tensor:
-    """Eq. (7): ``(a·L^Tri(v_HR ∪ v'_HR) + b·L^Tri(v_LR ∪ v'_LR)) / (a + b)`` with ``a = w̄_HR·w̄'_HR``,
+    """FTWA Eq. (7): ``(a·L^Tri(v_HR ∪ v'_HR) + b·L^Tri(v_LR ∪ v'_LR)) / (a + b)`` with ``a = w̄_HR·w̄'_HR``,
     ``b = w̄_LR·w̄'_LR`` (batch means; a missing group's mean counts as 1), normalised in log space."""
     w = _logs(w, log_w)
 
@@ -125,7 +125,7 @@ def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_h
 
 
 def raft_loss(f_hr: torch.Tensor, t_lr_p: torch.Tensor, detach_target: bool = False) -> torch.Tensor:
-    """Eq. (2): ``‖F_HR − T(F'_LR)‖₁``, the mean absolute difference (``nn.L1Loss``)."""
+    """FTWA Eq. (2): ``‖F_HR − T(F'_LR)‖₁``, the mean absolute difference (``nn.L1Loss``)."""
     return F.l1_loss(t_lr_p.float(), (f_hr.detach() if detach_target else f_hr).float())
 
 
@@ -136,7 +136,7 @@ def _split_targets(x: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
 
 @LOSS_TERMS.register("swa_cls")
 class SWAClassificationTerm(nn.Module):
-    """``L^Cls_SWA`` (Eq. (5)) on C_HR / C_LR's scores."""
+    """``L^Cls_SWA`` (FTWA Eq. (5)) on C_HR / C_LR's scores."""
 
     def __init__(self, cfg: SWALossConfig) -> None:
         super().__init__()
@@ -162,7 +162,7 @@ class SWAClassificationTerm(nn.Module):
 
 @LOSS_TERMS.register("swa_tri")
 class SWATripletTerm(nn.Module):
-    """``L^Tri_SWA`` (Eq. (7))."""
+    """``L^Tri_SWA`` (FTWA Eq. (7))."""
 
     def __init__(self, cfg: SWALossConfig) -> None:
         super().__init__()
@@ -179,7 +179,7 @@ class SWATripletTerm(nn.Module):
 
 @LOSS_TERMS.register("raft")
 class RAFTTerm(nn.Module):
-    """``L_RAFT`` (Eq. (2)) on the HR images and their down-sampled versions."""
+    """``L_RAFT`` (FTWA Eq. (2)) on the HR images and their down-sampled versions."""
 
     def __init__(self, cfg: SWALossConfig) -> None:
         super().__init__()

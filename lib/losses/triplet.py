@@ -5,9 +5,9 @@ identity) and the hardest negative (smallest distance, other identity) give
 
     [m + max_p ||f_a - f_p||_2 - min_n ||f_a - f_n||_2]_+ .
 
-Eq. (7) sums this over the anchors (and over the sequences ``t``, see :mod:`lib.losses.id_loss`);
+PS-HRNet Eq. (7) sums this over the anchors (and over the sequences ``t``, see :mod:`lib.losses.id_loss`);
 as in the authors' code and every public implementation the default here is the *mean* over the
-anchors (``reduction='sum'`` gives Eq. (7) literally).
+anchors (``reduction='sum'`` gives PS-HRNet Eq. (7) literally).
 
 Choices (all options):
 
@@ -55,7 +55,7 @@ def batch_hard_triplet_loss(
     no_positive: NoPositive = "skip",
     reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor:
-    """Batch-hard triplet loss of one embedding, paper Eq. (7) for a single ``t``.
+    """Batch-hard triplet loss of one embedding, PS-HRNet Eq. (7) for a single ``t``.
 
     Args:
         features: ``(B, D)`` (or ``(B, ...)``, flattened) embeddings, e.g. ``Seq^(t)``; any
@@ -108,7 +108,7 @@ def batch_hard_triplet_loss(
 
 
 class TripletLoss(nn.Module):
-    """Module form of :func:`batch_hard_triplet_loss` (paper Eq. (7), one sequence).
+    """Module form of :func:`batch_hard_triplet_loss` (PS-HRNet Eq. (7), one sequence).
 
     Args:
         margin: ``m`` (default 0.1, paper; authors' code 0.3).

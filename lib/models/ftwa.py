@@ -1,12 +1,12 @@
 """FTWA's network (FTWA Sec. 2, Fig. 1): a two-stream backbone, RAFT and the self-weighted attention (SWA) heads.
 
-* Backbone (Sec. 2.1, Eq. (1)): a registered backbone cut by its ``split()`` into a stem (ResNet-50: ``conv1`` +
+* Backbone (Sec. 2.1, FTWA Eq. (1)): a registered backbone cut by its ``split()`` into a stem (ResNet-50: ``conv1`` +
   ``layer1``) and a body (``layer2..4``). E_H and E_L are two copies of the stem (same initial weights, trained
   separately; ``two_stream=False`` shares one, the Baseline of Table 2); E_ID is the shared body:
   ``F_HR = E_ID(E_H(I_HR))``, ``F'_LR = E_ID(E_L(I'_LR))``, ``F_LR = E_ID(E_L(I_LR))``.
-* RAFT T (Sec. 2.2, :class:`~lib.models.raft.RAFT`): ``T(F'_LR)`` for L_RAFT (Eq. (2)) and ``F'_HR = T(F_LR)``
-  (Eq. (3)); ``raft=None`` makes T the identity (FTWA_B, the Baseline).
-* SWA (Sec. 2.3, Eq. (4)): global average pooling → ``v_HR, v'_HR, v_LR, v'_LR``; per stream a quality evaluator
+* RAFT T (Sec. 2.2, :class:`~lib.models.raft.RAFT`): ``T(F'_LR)`` for L_RAFT (FTWA Eq. (2)) and ``F'_HR = T(F_LR)``
+  (FTWA Eq. (3)); ``raft=None`` makes T the identity (FTWA_B, the Baseline).
+* SWA (Sec. 2.3, FTWA Eq. (4)): global average pooling → ``v_HR, v'_HR, v_LR, v'_LR``; per stream a quality evaluator
   W (→ a weight in (0, 1), :class:`QualityEvaluator`) and an identity classifier C: ``w_HR = W_HR(v_HR)``,
   ``w'_HR = W_HR(v'_HR)``, ``w_LR = W_LR(v_LR)``, ``w'_LR = W_LR(v'_LR)``, ``f = C(v)`` alike. ``swa=False``: every
   weight is 1 (FTWA_B / FTWA_R: no SWA); ``shared_classifier=True``: C_HR = C_LR (the Baseline).
@@ -29,7 +29,7 @@ from .raft import RAFT
 
 __all__ = ["FTWANet", "FTWAOutput", "QualityEvaluator", "VECTORS"]
 
-#: The SWA vectors, Eq. (4): v_HR, v'_HR, v_LR, v'_LR.
+#: The SWA vectors, FTWA Eq. (4): v_HR, v'_HR, v_LR, v'_LR.
 VECTORS = ("hr", "hr_p", "lr", "lr_p")
 
 
@@ -45,7 +45,7 @@ class QualityEvaluator(nn.Module):
 
     def log_weight(self, v: torch.Tensor) -> torch.Tensor:
         """``log w`` in float32 (``logsigmoid``): finite where ``w`` itself underflows to 0 (bf16 / fp32 sigmoid of a
-        large negative score), so normalised weights (Eqs. (5), (7)) never become 0 / 0."""
+        large negative score), so normalised weights (FTWA Eqs. (5), (7)) never become 0 / 0."""
         return F.logsigmoid(self.body(v).squeeze(1).float())
 
 
@@ -53,7 +53,7 @@ class FTWAOutput(NamedTuple):
     """Per group of inputs (HR images, their down-sampled versions, LR images), see the module docstring.
 
     Attributes:
-        f_hr: F_HR maps of the HR images; t_lr_p: T(F'_LR) of their down-sampled versions (Eq. (2)'s pair).
+        f_hr: F_HR maps of the HR images; t_lr_p: T(F'_LR) of their down-sampled versions (FTWA Eq. (2)'s pair).
         v, w, logits: ``{name: tensor}`` over :data:`VECTORS` — vectors ``(n, C)``, weights ``(n,)``, identity
             scores ``(n, num_classes)``; ``hr`` / ``lr_p`` have one row per HR image, ``lr`` / ``hr_p`` per LR image.
         log_w: the weights' logarithms (float32; what the losses use: stable where a weight underflows).

@@ -30,7 +30,7 @@ class HRNetReID(nn.Module):
     Args:
         backbone: backbone name (``'hrnet_w32'`` default, see :func:`build_backbone`).
         num_classes: number of training identities (keyword-only, required).
-        pooling: ``'avg+max'`` (Eq. (6)) | ``'avg'`` | ``'max'`` (Table V).
+        pooling: ``'avg+max'`` (PS-HRNet Eq. (6)) | ``'avg'`` | ``'max'`` (Table V).
         lambdas: ``λ_n`` per branch (0.5, 0.2, 0.2, 0.2).
         grids: pooling grid per branch ((4, 4), (2, 2), (2, 2), (1, 1)).
         feat_dim: size of ``ℓ_f`` (512).

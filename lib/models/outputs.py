@@ -14,7 +14,7 @@ class ReIDOutput(NamedTuple):
 
     Attributes:
         seq: embeddings used by the triplet loss. HRNet-ReID: ``[Seq1, Seq2, Seq3, Seq4, Seq5]``
-            (paper Eq. (6) and Fig. 4); the single-embedding baselines: ``[global feature]``.
+            (PS-HRNet Eq. (6) and Fig. 4); the single-embedding baselines: ``[global feature]``.
         feat: ``ℓ_f`` (HRNet-ReID: output of FC_1) or the baselines' (BN-neck) feature.
         logits: ``ℓ_c``, the identity scores.
     """

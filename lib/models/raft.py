@@ -1,9 +1,9 @@
 """RAFT: FTWA's resolution-association re-ID feature transformation T (FTWA Sec. 2.2, Fig. 2, Eqs. (2)–(3)).
 
 T maps an LR image's re-ID feature map (E_ID's output, ``(B, C, H, W)``) to the feature map of its HR version,
-the same shape: ``F'_HR = T(F_LR)`` (Eq. (3)), trained with ``L_RAFT = ‖F_HR − T(F'_LR)‖₁`` (Eq. (2)). The paper
-builds it "in a similar way" to IMDN (Hui et al. 2019), on features instead of pixels, and draws it only as a
-figure; our reading (every choice an argument):
+the same shape: ``F'_HR = T(F_LR)`` (FTWA Eq. (3)), trained with ``L_RAFT = ‖F_HR − T(F'_LR)‖₁`` (FTWA Eq. (2)).
+The paper builds it "in a similar way" to IMDN (Hui et al. 2019), on features instead of pixels, and draws it only
+as a figure; our reading (every choice an argument):
 
 * head: 1×1 convolution C → ``width`` (a lightweight T on 2048-channel ResNet-50 maps: a 3×3 convolution at full
   width would hold 38 M weights), LReLU;

@@ -2,7 +2,7 @@
 
 For each branch ``n`` of a 4-level feature pyramid ``f^(1..4)``:
 
-    Seq^(n) = V( AAP(f^(n), g_n) + λ_n · AMP(f^(n), g_n) )                     (Eq. (6))
+    Seq^(n) = V( AAP(f^(n), g_n) + λ_n · AMP(f^(n), g_n) )                     (PS-HRNet Eq. (6))
 
 (adaptive average / max pooling to the grid ``g_n``, ``V`` = flatten), ``Seq^(5)`` is the
 concatenation of ``Seq^(1..4)``, ``ℓ_f = FC_1(Seq^(5))`` with ``FC_1 = Linear → BatchNorm1d →
@@ -10,10 +10,10 @@ Dropout(0.5)`` and ``ℓ_c = FC_2(ℓ_f)`` (Fig. 4). The test feature is ``conca
 
 Defaults (PROTOCOL §4): grids ``(4×4, 2×2, 2×2, 1×1)``, ``λ = (0.5, 0.2, 0.2, 0.2)``; with
 HRNet-W32's 128/256/512/1024 channels this gives Seq dims 2048/1024/2048/1024 and 6144, and a
-6656-d test feature. Eq. (6) writes the grid as ``n × n``; the paper's stated lengths (2048, 1024,
+6656-d test feature. PS-HRNet Eq. (6) writes the grid as ``n × n``; the paper's stated lengths (2048, 1024,
 2048, 1024) require the grids above instead, which is what is implemented.
 
-``pooling`` (paper Table V): ``'avg+max'`` (Eq. (6), default), ``'avg'`` (``AAP`` only) or
+``pooling`` (paper Table V): ``'avg+max'`` (PS-HRNet Eq. (6), default), ``'avg'`` (``AAP`` only) or
 ``'max'`` (``AMP`` only, without the ``λ_n`` factor, which only weighs AMP against AAP). The
 dimensions do not depend on ``pooling``. Adaptive pooling also works for inputs smaller than the
 grid (bins then overlap).
@@ -47,7 +47,7 @@ def _grid(g: Grid) -> tuple[int, int]:
 
 
 class ReIDHead(nn.Module):
-    """HRNet-ReID head on any pyramid of ``len(in_channels)`` maps (paper Eq. (6), Fig. 4).
+    """HRNet-ReID head on any pyramid of ``len(in_channels)`` maps (PS-HRNet Eq. (6), Fig. 4).
 
     Args:
         in_channels: channels of the input maps, finest first (HRNet-W32: 128, 256, 512, 1024).
@@ -101,7 +101,7 @@ class ReIDHead(nn.Module):
         return self.seq_dims[-1] + self.feat_dim
 
     def sequence(self, f: torch.Tensor, n: int) -> torch.Tensor:
-        """``Seq^(n+1)`` of Eq. (6) from the map ``f`` of branch ``n`` (0-based)."""
+        """``Seq^(n+1)`` of PS-HRNet Eq. (6) from the map ``f`` of branch ``n`` (0-based)."""
         g = self.grids[n]
         if self.pooling == "avg":
             p = F.adaptive_avg_pool2d(f, g)

@@ -144,7 +144,7 @@ def _ps_label(components: Sequence[str]) -> str:
 
 @VARIANT_GENERATORS.register("ps_subsets")
 def ps_subsets() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every non-empty subset C ⊆ A = {Seq1..Seq5, ℓc} of Eq. (11): 63 variants ``ps_<names>``."""
+    """Every non-empty subset C ⊆ A = {Seq1..Seq5, ℓc} of PS-HRNet Eq. (11): 63 variants ``ps_<names>``."""
     out = {}
     for k in range(1, len(PS_COMPONENTS) + 1):
         for combo in itertools.combinations(PS_COMPONENTS, k):

@@ -1,7 +1,7 @@
 """FTWA (ICIP): a two-stream ResNet-50 with a feature-transformation module (RAFT) and self-weighted attention (SWA).
 
 * :mod:`.config` — the typed configuration (``configs/ftwa/*.yaml``);
-* :mod:`.steps` — the training step (Eq. (8) over the HR and LR images of a batch);
+* :mod:`.steps` — the training step (FTWA Eq. (8) over the HR and LR images of a batch);
 * :mod:`.stages` — one stage, ``train``;
 * :mod:`.matching` — how an LR query is matched to the HR gallery (the "weighted distance metric").
 

@@ -13,9 +13,9 @@ Loaded from YAML (``configs/ftwa/*.yaml``, ``_base_`` inheritance) by :func:`lib
 * ``data`` — shared :class:`~lib.data.config.DataConfig`; FTWA's default ``pair_mode: stored`` (HR images get a
   fresh I'_LR, LR images enter the LR stream as stored: the paper's Sec. 2.1) and P × K = 16 × 4 (batch 64).
 * ``loss`` — :class:`~lib.losses.SWALossConfig`: margin 0.3, plain cross entropy, ``weight_grad``,
-  ``raft_detach_target``, ``weight_floor`` (0: Eqs. (5) and (7) as written).
+  ``raft_detach_target``, ``weight_floor`` (0: FTWA Eqs. (5) and (7) as written).
 * ``train`` — :class:`TrainConfig`: Adam, lr 7e-4, weight decay 5e-4 (biases too), 120 epochs, × 0.2 at epochs 40
-  and 70, and the loss weights of Eq. (8) (``swa_cls`` 3, ``swa_tri`` 1, ``raft`` 0.1).
+  and 70, and the loss weights of FTWA Eq. (8) (``swa_cls`` 3, ``swa_tri`` 1, ``raft`` 0.1).
 * ``test`` — evaluation only: ``match`` (how an LR query is compared with an HR gallery image,
   :data:`~lib.methods.ftwa.matching.MATCHES`), ``weight_floor`` (a floor on ``swa``'s normalised weight, as
   ``loss.weight_floor`` in training; 0: the weights as the evaluators give them), ``flip``, ``num_repeats``, ``batch_size``.
@@ -74,17 +74,17 @@ class SWAConfig:
     hidden: int = 128
 
 
-#: FTWA's loss terms (Eq. (8)); PS-HRNet's (ce, triplet, sr, ps) read other outputs.
+#: FTWA's loss terms (FTWA Eq. (8)); PS-HRNet's (ce, triplet, sr, ps) read other outputs.
 FTWA_TERMS = ("swa_cls", "swa_tri", "raft")
 
 
 def _eq8() -> dict[str, float]:
-    return {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}  # λ1, λ2, λ3 of Eq. (8)
+    return {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}  # λ1, λ2, λ3 of FTWA Eq. (8)
 
 
 @dataclass(frozen=True)
 class TrainConfig(OptimConfig):
-    """:class:`~lib.engine.OptimConfig` with FTWA's defaults plus the loss weights of Eq. (8) (``losses``; weight 0
+    """:class:`~lib.engine.OptimConfig` with FTWA's defaults plus the loss weights of FTWA Eq. (8) (``losses``; weight 0
     removes a term)."""
 
     optimizer: str = "adam"

@@ -1,4 +1,4 @@
-"""FTWA's training step (Sec. 2, Eq. (8)): the batch split into HR images (with their fresh I'_LR) and LR images,
+"""FTWA's training step (Sec. 2, FTWA Eq. (8)): the batch split into HR images (with their fresh I'_LR) and LR images,
 one forward pass through :class:`~lib.models.ftwa.FTWANet`, the composed loss; the generic trainer does the rest."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """PS-HRNet (IEEE TIP): VDSR-CA + HRNet-ReID, trained as a pseudo-siamese pair (HR teacher, LR student).
 
 * :mod:`.config` — the typed configuration (``configs/pshrnet/*.yaml``);
-* :mod:`.steps` — the training steps (phase 1 / baseline: L_ID; phase 2: L_TOTAL, Eq. (12));
+* :mod:`.steps` — the training steps (phase 1 / baseline: L_ID; phase 2: L_TOTAL, PS-HRNet Eq. (12));
 * :mod:`.stages` — the stage graph phase 1 → phase 2, the bicubic ID baseline, and Solo SR (G with L_SR only).
 
 Outputs (what tables show): ``pshrnet`` (the student, LR query vs HR gallery), ``teacher_lr`` (the phase-1 model

@@ -19,8 +19,8 @@ a wrong type names the key, the expected type and the value found. Sections:
   natively LR images such as CAVIAR camera 2, with the identity terms only; on).
 * ``loss`` — the loss terms' hyper-parameters (:class:`~lib.losses.LossConfig`).
 * ``phase1`` / ``phase2`` / ``baseline`` / ``solo_sr`` — :class:`StageConfig`: optimiser, schedule and loss weights
-  per stage. ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (Eq. (5)); paper default: the paper's rate
-  for G (8.5e-4, SGD); the classic VDSR recipe (``lr: 0.1`` with ``grad_clip``) and Adam are options.
+  per stage. ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (PS-HRNet Eq. (5)); paper default: the
+  paper's rate for G (8.5e-4, SGD); the classic VDSR recipe (``lr: 0.1`` with ``grad_clip``) and Adam are options.
 * ``test`` — evaluation only (a change re-evaluates, never retrains): ``flip``, ``num_repeats``, ``feature``,
   ``batch_size``, ``restoration_space`` (PSNR/SSIM of restored queries on the ``y`` channel of YCbCr, the SR
   literature's convention, or on ``rgb``).
@@ -74,12 +74,12 @@ class SRConfig:
             raise ValueError(f"interpolation: expected one of {SR_INTERPOLATIONS}, found {self.interpolation!r}")
 
 
-#: PS-HRNet's loss terms (Eq. (12)); FTWA's (swa_cls, swa_tri, raft) read another network's outputs.
+#: PS-HRNet's loss terms (PS-HRNet Eq. (12)); FTWA's (swa_cls, swa_tri, raft) read another network's outputs.
 PSHRNET_TERMS = ("ce", "triplet", "sr", "ps")
 
 
 def _id_losses() -> dict[str, float]:
-    return {"ce": 1.15, "triplet": 0.2}  # L_ID, Eq. (10): λ_CE = 1.15, λ_BH = 0.2
+    return {"ce": 1.15, "triplet": 0.2}  # L_ID, PS-HRNet Eq. (10): λ_CE = 1.15, λ_BH = 0.2
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """PS-HRNet's training steps (one forward pass + loss each); the generic trainer does everything else.
 
 * :class:`IDStep` — phase 1 (HR images) and the bicubic baseline (LR images): the identity terms on one image.
-* :class:`PseudoSiameseStep` — phase 2 (Sec. III-D, Eq. (12)): the frozen teacher on the HR image, the student
+* :class:`PseudoSiameseStep` — phase 2 (Sec. III-D, PS-HRNet Eq. (12)): the frozen teacher on the HR image, the student
   G → HRNet-ReID-L on the LR image of the same pair; natively LR samples (no HR original) enter the identity
   terms only.
-* :class:`SoloSRStep` — Table III's Solo SR: G alone, L_SR (Eq. (5)) between G(LR) and the HR image.
+* :class:`SoloSRStep` — Table III's Solo SR: G alone, L_SR (PS-HRNet Eq. (5)) between G(LR) and the HR image.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class IDStep:
 
 
 class PseudoSiameseStep:
-    """Phase 2: teacher(HR) under ``no_grad``; student(G(LR)); ``L_TOTAL`` over the composed terms (Eq. (12))."""
+    """Phase 2: teacher(HR) under ``no_grad``; student(G(LR)); ``L_TOTAL`` over the composed terms
+    (PS-HRNet Eq. (12))."""
 
     def __init__(self, teacher: nn.Module, sr: nn.Module, student: nn.Module, loss: LossComposer, prec: Precision,
                  needs_teacher: bool = True) -> None:

@@ -11,7 +11,7 @@ it needs, so only those enter a run's identity.
 * ``vdsr`` — VDSR (Kim et al., CVPR 2016; reads ``depth``, ``width``, ``init``).
 * ``rcan`` — RCAN without upsampler (Zhang et al., ECCV 2018; reads ``groups``, ``blocks``, ``width``,
   ``reduction``).
-* ``vdsr_ca`` — VDSR with channel attention, PS-HRNet's G (Sec. III-B, Eqs. (2)–(4); reads ``depth``,
+* ``vdsr_ca`` — VDSR with channel attention, PS-HRNet's G (Sec. III-B, PS-HRNet Eqs. (2)–(4); reads ``depth``,
   ``width``, ``reduction``, ``init``).
 
 ``init`` (VDSR, VDSR-CA): ``he`` (the papers'), ``authors`` (the PS-HRNet release's normal(0, √(2/n)) on every conv,

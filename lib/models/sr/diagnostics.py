@@ -1,10 +1,10 @@
 """Why VDSR-CA's G stays at its input: how much signal each gated block passes, and how much gradient gets back.
 
-VDSR (Kim et al., CVPR 2016) is ``x + tail(body(head(x)))``; PS-HRNet's VDSR-CA (Sec. III-B, Eqs. (2)-(4)) puts an
+VDSR (Kim et al., CVPR 2016) is ``x + tail(body(head(x)))``; VDSR-CA (PS-HRNet Sec. III-B, Eqs. (2)-(4)) puts an
 RCAN channel attention after the conv of each of its ``depth - 2`` body blocks. Each attention multiplies its input
 by sigmoid gates; at PyTorch's default initialisation they sit near 0.5, so the body's signal — and the gradient
 that comes back to the first convolution — shrinks geometrically with depth. If the residual is negligible beside
-the input, G's output is its interpolated input, and L_SR (Eq. (5)) has almost nothing to train.
+the input, G's output is its interpolated input, and L_SR (PS-HRNet Eq. (5)) has almost nothing to train.
 
 :func:`signal_report` measures it on a batch, :func:`compare_inits` for several initialisations (``he``: ours and
 the paper's; ``authors``: the release's normal(0, √(2/n)) on every conv, the attention's 1×1 ones included;
@@ -14,8 +14,8 @@ the paper's; ``authors``: the release's normal(0, √(2/n)) on every conv, the a
 * body gain ``Π g_i = RMS(body output) / RMS(head output)``;
 * residual ratio ``RMS(residual(x)) / RMS(x)``: how far G's output is from its input (0: G is the identity);
 * head and tail gradients (G's first and last convolutions): ``‖∂L/∂W_head‖`` and ``‖∂L/∂W_tail‖`` for
-  ``L = L_SR(G(x), target)`` (Eq. (5), the mean L1 of :func:`lib.losses.sr_loss`), or, without a target, for a fixed
-  random projection of G's output (the backward signal alone). The head's
+  ``L = L_SR(G(x), target)`` (PS-HRNet Eq. (5), the mean L1 of :func:`lib.losses.sr_loss`), or, without a target,
+  for a fixed random projection of G's output (the backward signal alone). The head's
   is what reaches the first convolution through every gate; the tail's is the size of G's first update where the
   head's is zero by construction (``identity``: the tail starts at zero, so nothing flows back through it until
   its first update).
@@ -61,7 +61,7 @@ def signal_report(sr: VDSR, x: torch.Tensor, target: torch.Tensor | None = None,
         res = sr.tail(sr.body(head))
         y = x + res
         if target is not None:
-            loss = sr_loss(y, target)  # L_SR, Eq. (5)
+            loss = sr_loss(y, target)  # L_SR, PS-HRNet Eq. (5)
         else:
             v = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype).to(y.device)
             loss = (y * v).mean()

@@ -7,8 +7,8 @@ attention layer inserted after the conv of every body block. Layout (PROTOCOL §
     output = input + body(input)            (VDSR's global residual)
 
 ``CA`` is the channel attention of RCAN (Zhang et al., ECCV 2018, Sec. 3.3), PS-HRNet Eqs. (2)-(4):
-``z = H_GP(f)`` (global average pool, Eq. (4)), ``s = S(W_U δ(W_D z))`` (Eq. (3), 1×1 convs
-``C → C/r → C``), ``f̂_c = s_c · f_c`` (Eq. (2)).
+``z = H_GP(f)`` (global average pool, PS-HRNet Eq. (4)), ``s = S(W_U δ(W_D z))`` (PS-HRNet Eq. (3), 1×1 convs
+``C → C/r → C``), ``f̂_c = s_c · f_c`` (PS-HRNet Eq. (2)).
 
 Choices: the VDSR convs have no bias and He-normal init (``kaiming_normal_``, ``fan_out``, ReLU
 gain — the ``normal(0, sqrt(2 / (k·k·C_out)))`` of the VDSR reference implementations); the CA
@@ -31,7 +31,7 @@ GATE_OPEN_BIAS = 3.0
 
 
 class ChannelAttention(nn.Module):
-    """RCAN channel attention (paper Eqs. (2)-(4)).
+    """RCAN channel attention (PS-HRNet Eqs. (2)-(4)).
 
     Args:
         channels: ``C``.
@@ -43,19 +43,19 @@ class ChannelAttention(nn.Module):
         if reduction < 1:
             raise ValueError(f"reduction: expected >= 1, found {reduction}")
         hidden = max(1, channels // reduction)
-        self.pool = nn.AdaptiveAvgPool2d(1)  # H_GP, Eq. (4)
+        self.pool = nn.AdaptiveAvgPool2d(1)  # H_GP, PS-HRNet Eq. (4)
         self.down = nn.Conv2d(channels, hidden, 1, bias=True)  # W_D
         self.act = nn.ReLU(inplace=True)  # δ
         self.up = nn.Conv2d(hidden, channels, 1, bias=True)  # W_U
         self.gate = nn.Sigmoid()  # S
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.gate(self.up(self.act(self.down(self.pool(x)))))  # Eq. (3)
-        return x * s  # Eq. (2)
+        s = self.gate(self.up(self.act(self.down(self.pool(x)))))  # PS-HRNet Eq. (3)
+        return x * s  # PS-HRNet Eq. (2)
 
 
 class VDSRCA(VDSR):
-    """VDSR with channel attention, the SR module ``G`` of Eq. (5) (PS-HRNet Sec. III-B, Eqs. (2)-(4)).
+    """VDSR with channel attention, the SR module ``G`` of PS-HRNet Eq. (5) (PS-HRNet Sec. III-B, Eqs. (2)-(4)).
 
     A :class:`~lib.models.sr.vdsr.VDSR` whose body blocks are ``conv 3×3 → CA → ReLU``
     (:meth:`_block`); head, tail, global residual and ``residual()`` are VDSR's, as is
