@@ -112,7 +112,8 @@ def restoration_report(params: Mapping[str, Any], report, num_examples: int | No
     ``num_examples`` (default the notebook's ``NUM_EXAMPLES``, else 2) persons in Fig. 5."""
     from .utils.io import atomic_write_text
     from .viz import quality_vs_rate, save_figure
-    from .workflow import _markdown, output_dir
+    from .results.tables import frame_markdown
+    from .workflow import output_dir
 
     out = output_dir(params)
     num_examples = int(params.get("NUM_EXAMPLES", 2) if num_examples is None else num_examples)
@@ -126,7 +127,7 @@ def restoration_report(params: Mapping[str, Any], report, num_examples: int | No
     files += [atomic_write_text(out / "tables" / "table3_solo_vs_bicubic.csv", solo.to_csv(index=False)),
               atomic_write_text(out / "tables" / "table3_solo_vs_bicubic.md",
                                 "# Solo SR vs bicubic: PSNR (dB) per dataset and r\n\n"
-                                + (_markdown(gains.astype(float)) if not solo.empty else "(no result)") + "\n")]
+                                + (frame_markdown(gains.astype(float)) if not solo.empty else "(no result)") + "\n")]
     rate_fig = None
     by_r = per_rate[per_rate.r != "all"]
     if not by_r.empty:

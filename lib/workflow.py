@@ -23,6 +23,7 @@ from .metrics.intervals import DEFAULT_B
 from .core.runs import release
 from .methods import METHODS, differences, load_config, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
+from .results.tables import frame_markdown
 from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
 from .utils.io import jsonable
 from .utils.paths import check_name, resolve_path
@@ -509,7 +510,7 @@ def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = 
     rank = ranking(exp, rows)
     if len(rank) >= 3:
         files.append(atomic_write_text(out / "tables" / f"{table}_ranking.csv", rank.to_csv()))
-        text = f"# {spec.title}: variants ranked by mean Rank-1 (%) over the datasets run\n\n" + _markdown(rank) + "\n"
+        text = f"# {spec.title}: variants ranked by mean Rank-1 (%) over the datasets run\n\n" + frame_markdown(rank) + "\n"
         files.append(atomic_write_text(out / "tables" / f"{table}_ranking.md", text))
         files.append(save_figure(ranking_plot(rank.drop(columns="mean")), out / "figures" / f"{table}_ranking.png"))
     report = TableReport(exp, rows, long, md, files, rank)
@@ -544,15 +545,6 @@ def results_frame(exp: Experiment, labels: Mapping[str, str] | None = None):
             rows.append({"dataset": ds, "variant": variant, "output": (labels or {}).get(o, o),
                          **{m: format_mean_std(v["aggregate"][m]) for m in metrics if m in v["aggregate"]}})
     return pd.DataFrame(rows)
-
-
-def _markdown(frame) -> str:
-    """A DataFrame as a Markdown table (index first), without the optional ``tabulate`` dependency."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for idx, row in frame.iterrows():
-        lines.append(f"| {idx} | " + " | ".join("—" if v != v else f"{v:.1f}" for v in row.to_numpy(dtype=float)) + " |")
-    return "\n".join(lines)
 
 
 from . import restoration_report as _restoration_report  # noqa: E402,F401  (registers the "restoration" extra)

@@ -29,7 +29,8 @@ from .effects import row_interval
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
-__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "write_table", "cell", "not_learning_splits"]
+__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "frame_markdown", "write_table", "cell",
+           "not_learning_splits"]
 
 #: Registry dataset keys → the workbook's dataset names.
 PAPER_DATASETS: dict[str, str] = {
@@ -295,6 +296,16 @@ def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pv
     for why, where in missing.items():
         text.append(f"\n- No interval for {where} (and any other cell marked so): {why}.")
     return "\n".join(text), records
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A numeric DataFrame as a Markdown table (index first, one decimal, ``—`` for NaN), without the optional
+    ``tabulate`` dependency."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for idx, row in frame.iterrows():
+        lines.append(f"| {idx} | " + " | ".join("—" if v != v else f"{v:.1f}" for v in row.to_numpy(dtype=float)) + " |")
+    return "\n".join(lines)
 
 
 def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | None = None) -> str:
