@@ -135,7 +135,7 @@ def _serve(result_fd: int) -> int:
     lines go to the run's log, its result as one JSON line to ``result_fd``."""
     import traceback
 
-    from .core.progress import ENV
+    from .utils.progress import ENV
     from .workflow import free_device_memory
 
     results = os.fdopen(result_fd, "w")

@@ -44,7 +44,7 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     """
     from tqdm.auto import tqdm
 
-    from .core.progress import bars_off
+    from .utils.progress import bars_off
 
     profile_dir = resolve_path(profile_dir)
     rates = [int(r) for r in rates]

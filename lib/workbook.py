@@ -8,7 +8,7 @@ profile names. Every key must exist in the target notebook's ``parameters`` cell
 The executed notebook goes to ``outputs/<profile>/notebooks/<stem>.ipynb`` only when it ran to the end;
 a failed run is left as ``<stem>.failed.ipynb`` next to it, so nothing incomplete looks complete. While a notebook
 runs, its progress (stages reused / trained, one line per epoch with loss and ETA) is printed to the terminal as
-``[<stem>] …`` and kept in ``outputs/<profile>/logs/<stem>.progress.log`` (:mod:`lib.core.progress`; quiet under
+``[<stem>] …`` and kept in ``outputs/<profile>/logs/<stem>.progress.log`` (:mod:`lib.utils.progress`; quiet under
 ``CI`` / ``WORKBOOK_QUIET=1``).
 
 Command line::
@@ -32,7 +32,7 @@ from pathlib import Path
 import filelock
 import yaml
 
-from .core.progress import ProgressTail
+from .utils.progress import ProgressTail
 from .utils.paths import check_name, repo_root, resolve_path
 
 __all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]

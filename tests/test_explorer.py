@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.core.progress import ENV, ProgressTail, epoch_line, format_seconds, report
+from lib.utils.progress import ENV, ProgressTail, epoch_line, format_seconds, report
 from lib.explorer import Explorer, ExplorerData
 from lib.inference import by_label, load_run, output_runs
 from lib.metrics import evaluate_ranking, rank_query
@@ -225,7 +225,7 @@ def test_progress_lines_reach_the_terminal_through_the_tail(tmp_path, monkeypatc
 def test_bars_follow_ci_workbook_quiet_and_tqdm_disable(monkeypatch, capsys):
     from tqdm.auto import tqdm
 
-    from lib.core.progress import bars_off
+    from lib.utils.progress import bars_off
 
     for var in ("CI", "WORKBOOK_QUIET", "TQDM_DISABLE"):
         monkeypatch.delenv(var, raising=False)

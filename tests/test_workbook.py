@@ -136,7 +136,7 @@ def test_two_runs_of_one_notebook_on_one_output_folder_do_not_collide(tmp_path, 
 
     import papermill
 
-    from lib.core.progress import ENV
+    from lib.utils.progress import ENV
     from lib.workbook import run_notebook
 
     seen: list[tuple[str, str]] = []

@@ -45,7 +45,7 @@ from ..engine.trainer import Trainer
 from ..models.weights import pretrained_weights_skipped
 from ..utils.io import atomic_write_json, jsonable
 from ..utils.seed import seed_everything
-from .progress import report
+from ..utils.progress import report
 from .tracking import ConfigReader
 
 __all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",

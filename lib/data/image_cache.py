@@ -84,7 +84,7 @@ def build_cache(ds, *, progress: bool = False) -> ImageCache:
     import filelock
     from tqdm.auto import tqdm
 
-    from ..core.progress import bars_off
+    from ..utils.progress import bars_off
     from ..utils.io import atomic_write_json
     from .mlr import load_rgb
 

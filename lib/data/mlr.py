@@ -299,7 +299,7 @@ def build_mlr(
     """
     from tqdm.auto import tqdm
 
-    from ..core.progress import bars_off
+    from ..utils.progress import bars_off
 
     config.validate()
     info = get_dataset(config.dataset)
@@ -379,7 +379,7 @@ def _write_build(stage: Path, info: DatasetInfo, config: MLRConfig, src: SourceD
     images into ``stage`` and the manifest last; returns the manifest."""
     from tqdm.auto import tqdm
 
-    from ..core.progress import bars_off
+    from ..utils.progress import bars_off
 
     decoded = {}
     for i, r in enumerate(tqdm(records, desc=f"verify {info.name}", disable=bars_off(progress), mininterval=1.0)):

@@ -187,7 +187,7 @@ class MLRDataset:
         entries = self.manifest["images"]
         unhashed = [j for j in todo if entries[j].get("lr") and not entries[j].get("lr_sha256")]
         if unhashed:
-            from ..core.progress import report
+            from ..utils.progress import report
 
             report(f"note: {self.manifest_path} records no LR file hashes (made by an early version of the workbook), "
                    f"so {len(unhashed)} LR files of split {i} cannot be checked; rebuild it with --force to have them "

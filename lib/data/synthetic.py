@@ -874,7 +874,7 @@ def generate_synthetic(out_dir: str | os.PathLike, config: SyntheticConfig, *, p
     """
     from tqdm.auto import tqdm
 
-    from ..core.progress import bars_off
+    from ..utils.progress import bars_off
 
     config.validate()
     out = pathlib.Path(out_dir)

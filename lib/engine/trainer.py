@@ -211,7 +211,7 @@ class Trainer:
             with torch.random.fork_rng(devices=devices):
                 return dict(self.monitor_fn())
         except Exception as e:  # an observer must not end a training run
-            from ..core.progress import report
+            from ..utils.progress import report
 
             if not getattr(self, "_monitor_failed", False):
                 report(f"{self.desc}: the per-epoch monitor failed ({type(e).__name__}: {e}); training goes on without it")
@@ -304,7 +304,7 @@ class Trainer:
     def _fit(self) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
 
-        from ..core.progress import bars_off, epoch_line, report
+        from ..utils.progress import bars_off, epoch_line, report
 
         if self.try_resume():
             report(f"{self.desc}: resumed from {self.checkpoint_path} after epoch {self.start_epoch}")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.progress import bars_off
+from ..utils.progress import bars_off
 
 __all__ = ["extract_features", "cosine_distance", "euclidean_distance"]
 
