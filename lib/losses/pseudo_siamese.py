@@ -35,7 +35,7 @@ def validate_components(components: Sequence[str]) -> tuple[str, ...]:
         components = (components,)
     names = tuple(components)
     if not names:
-        raise ValueError(f"components: C must not be empty (Eq. (11)); valid names: {list(PS_COMPONENTS)}")
+        raise ValueError(f"components: C must not be empty (PS-HRNet Eq. (11)); valid names: {list(PS_COMPONENTS)}")
     for n in names:
         if n not in PS_COMPONENTS:
             raise ValueError(f"components: unknown name {n!r}; valid names: {list(PS_COMPONENTS)}")

@@ -101,7 +101,7 @@ class TrainConfig(OptimConfig):
         for name in self.losses:
             LOSS_TERMS.get(name)
             if name not in FTWA_TERMS:
-                raise ValueError(f"losses: {name!r} is not one of FTWA's terms {FTWA_TERMS} (Eq. (8))")
+                raise ValueError(f"losses: {name!r} is not one of FTWA's terms {FTWA_TERMS} (FTWA Eq. (8))")
 
 
 @dataclass(frozen=True)

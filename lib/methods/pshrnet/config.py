@@ -99,7 +99,7 @@ class StageConfig(OptimConfig):
         for name in self.losses:
             LOSS_TERMS.get(name)
             if name not in PSHRNET_TERMS:
-                raise ValueError(f"losses: {name!r} is not one of PS-HRNet's terms {PSHRNET_TERMS} (Eq. (12))")
+                raise ValueError(f"losses: {name!r} is not one of PS-HRNet's terms {PSHRNET_TERMS} (PS-HRNet Eq. (12))")
 
 
 @dataclass(frozen=True)
