@@ -214,3 +214,12 @@ def test_ftwa_trains_and_evaluates_on_the_tensor_path(tiny, tmp_path):
     (run,) = runs.values()
     assert "render_frac" in run.history[-1] and "'data.pipeline': 'tensor'" in str(run.identity)
     assert all(0.0 <= m["rank1"] <= 1.0 for m in metrics.values())
+
+
+def test_fresh_pairs_without_anti_aliasing_match(tiny):
+    """``antialias=False``: the tensor path makes the LR image with the plain call the PIL path's downsample makes."""
+    _, ds = tiny
+    a, b = both(ds.split(0).train, PairDataset, size=(96, 48), antialias=False, augment=PairedAugment(pad=4), seed=2)
+    for k in ("lr", "hr"):
+        d = levels(a[k], b[k])
+        assert float(d.max()) <= MAX_LEVELS and float(d.mean()) <= MEAN_LEVELS, (k, float(d.max()))

@@ -273,10 +273,8 @@ class PairDataset(_SplitDataset):
         made = [k for k, r in enumerate(down) if r]
         if made:
             small = [tp.down_size(*hr[k].shape[-2:], down[k]) for k in made]
-            if self.antialias:
-                new = tp.resample([hr[k] for k in made], small, self.interpolation)
-            else:  # the call lib.data.mlr.downsample makes without anti-aliasing
-                new = tp.resample([hr[k] for k in made], small, self.interpolation, antialias=False)
+            # without anti-aliasing: the plain call lib.data.mlr.downsample makes
+            new = tp.resample([hr[k] for k in made], small, self.interpolation, antialias=self.antialias)
             for k, x in zip(made, new):
                 lr[k] = x
         lr = [x if x is not None else hr[k] for k, x in enumerate(lr)]
