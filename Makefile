@@ -81,12 +81,12 @@ browser-check: setup
 bench-metrics: setup
 	$(PY) scripts/bench_metrics.py
 
-# The throughput table the plan estimates with (lib/bench.py): every (method, stage, backbone) of PROFILE's TABLES
+# The throughput table the plan estimates with (lib/scale/bench.py): every (method, stage, backbone) of PROFILE's TABLES
 # trained a few steps on this machine's device (BENCH_DEVICE: auto | cpu | cuda), into outputs/bench/throughput.json;
 # then PS-HRNet phase 2's two data paths (data.pipeline pil | tensor) side by side: data-only, model-step and end-to-end
-# pairs/s at P x K 4x6 and a larger batch (lib/bench_pipeline.py), into outputs/bench/pipelines.json.
+# pairs/s at P x K 4x6 and a larger batch (lib/scale/bench_pipeline.py), into outputs/bench/pipelines.json.
 bench: setup
-	$(PY) -m lib.bench --profile $(PROFILE) --tables "$(TABLES)" --device $(BENCH_DEVICE)
+	$(PY) -m lib.scale.bench --profile $(PROFILE) --tables "$(TABLES)" --device $(BENCH_DEVICE)
 
 # Phase-2 training, model step and end to end (data included, the real stage and trainer), per numerics variant: the
 # paper model (HRNet-W32 + VDSR-CA 20x64 at 256x128; P x K 2 x 2 and a few steps, since one paper-batch step takes

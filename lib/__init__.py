@@ -17,14 +17,14 @@ Sub-packages
 ``lib.engine``     the generic trainer (one overridable step), precision, checkpoints, DDP, evaluation, runtime.
 ``lib.methods``    the methods by name (``pshrnet``, ``ftwa``), each in its own package: configuration, stages,
                    steps, matching.
-``lib.registry``   the papers' published numbers (one registry file) and the table layouts.
+``lib.paper_numbers``   the papers' published numbers (one registry file) and the table layouts.
 ``lib.results``    summaries of finished runs and the paper | ours | Δ tables built from them.
 ``lib.inference``  trained runs outside the tables: load a run folder, match queries to a gallery.
 
 Modules the notebooks and ``make`` call
 ---------------------------------------
 ``lib.workflow`` (parameters → experiments → tables), ``lib.workbook`` (running the notebooks with a profile),
-``lib.plan`` / ``lib.execute`` (the plan of runs and the parallel pool), ``lib.bench`` / ``lib.bench_pipeline``
+``lib.scale.plan`` / ``lib.scale.execute`` (the plan of runs and the parallel pool), ``lib.scale.bench`` / ``lib.scale.bench_pipeline``
 (throughput and the data paths), ``lib.train`` (one variant from the command line, ``torchrun``), ``lib.mlr`` (the
 MLR command line), ``lib.rank`` (rank your own images), ``lib.explorer``, ``lib.robustness``,
 ``lib.restoration_report``, ``lib.sr_signal_report``, ``lib.viz`` (figures), ``lib.browser_check``.

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.mlr import load_rgb, to_rgb8
+from .data.mlr_build import load_rgb, to_rgb8
 from .data.transforms import resize
 from .inference import QuerySource, load_run, output_runs
 from .metrics import image_quality, rank_query

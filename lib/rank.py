@@ -55,7 +55,7 @@ def image_files(path: str | Path, what: str) -> list[Path]:
 
 def as_images(files: list[Path]) -> list[MLRImage]:
     """Files as test images (each opened once first, so an unreadable one is named before any work)."""
-    from .data.mlr import load_rgb
+    from .data.mlr_build import load_rgb
 
     for f in files:
         load_rgb(f)  # raises ImageReadError naming the file
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        from .data.mlr import load_rgb
+        from .data.mlr_build import load_rgb
         from .data.transforms import resize
         from .viz import figure_png, ranked_list
 

@@ -43,7 +43,7 @@ def training_batch(images, size: tuple[int, int], interpolation: str, rates=(2, 
     """``(x, target)``: the first ``num`` training images with an HR original as G's input (the stored LR image, or
     the HR one down-sampled as the MLR synthesis at the rates in turn, resized with ``interpolation``) and the HR
     original resized bilinearly (the training target), both normalised like the pipeline's tensors."""
-    from .data.mlr import downsample, load_rgb
+    from .data.mlr_build import downsample, load_rgb
     from .data.transforms import normalize, resize, to_tensor
 
     xs, ts = [], []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.mlr import load_rgb
+from .data.mlr_build import load_rgb
 from .data.mlr_dataset import MLRDataset
 from .utils.io import atomic_write_bytes
 

@@ -267,7 +267,7 @@ def table_spec_name(table: str) -> str:
 def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
     """The paper table's own datasets when present under DATA_ROOT, else every dataset found (a substitution the
     table states above itself)."""
-    from .registry import paper_table_info
+    from .paper_numbers import paper_table_info
     from .results import load_table_spec
     from .results.tables import PAPER_DATASETS
 
@@ -288,8 +288,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     notebook as ``WEIGHTS``: each row, the methods table's included, takes its backbone's file.
 
     ``workers``: ``None`` trains inside the notebooks, one run after another (as before); a number (0: one per
-    visible GPU) first trains the tables' plan of runs (:mod:`lib.plan`) in that many parallel workers
-    (:func:`lib.execute.execute`, ``runs_per_gpu`` each), and the notebooks then reuse the finished runs.
+    visible GPU) first trains the tables' plan of runs (:mod:`lib.scale.plan`) in that many parallel workers
+    (:func:`lib.scale.execute.execute`, ``runs_per_gpu`` each), and the notebooks then reuse the finished runs.
 
     Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
     ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
@@ -323,8 +323,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
             failed[name] = _reason(e)
             print(f"[reproduce] FAILED {name}: {failed[name]}", file=sys.stderr, flush=True)
     if workers is not None and ok:
-        from .execute import execute
-        from .plan import format_plan, make_plan
+        from .scale.execute import execute
+        from .scale.plan import format_plan, make_plan
 
         plan = make_plan(profile, tables, "synthetic" if str(data_root) == "synthetic" else data_root, weights=weights_map)
         print(format_plan(plan), flush=True)
@@ -422,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if a.cmd == "plan":
-        from .plan import format_plan, make_plan, write_plan
+        from .scale.plan import format_plan, make_plan, write_plan
         from .workflow import output_dir
 
         tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
@@ -436,8 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"written: {csv_path}, {json_path}")
         return 0
     if a.cmd == "submit":
-        from .execute import submit
-        from .plan import format_plan, make_plan
+        from .scale.execute import submit
+        from .scale.plan import format_plan, make_plan
         from .workflow import output_dir
 
         tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()

@@ -432,7 +432,7 @@ class TableRequest:
 def table_request(params: Mapping[str, Any], table: str, *, extra_outputs: list[str] = (),
                   skip_outputs: list[str] = ()) -> TableRequest:
     """The variants and outputs of table spec ``table`` that ``VARIANTS`` selects (see :func:`run_table`); trains
-    nothing (the plan of runs, :mod:`lib.plan`, expands the same request)."""
+    nothing (the plan of runs, :mod:`lib.scale.plan`, expands the same request)."""
     from .core.config import flatten, to_dict
     from .utils.io import jsonable
 

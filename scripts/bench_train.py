@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lib.bench import bench_dataset, device_name
+from lib.scale.bench import bench_dataset, device_name
 from lib.core.runs import HIDDEN_SECTIONS, RunResult, StageContext
 from lib.core.tracking import ConfigReader
 from lib.data import MLRDataset

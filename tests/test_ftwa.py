@@ -239,7 +239,7 @@ def test_stream_embedder_returns_float32_log_weights_under_bf16_autocast():
 # ------------------------------------------------------------------------------------------------ data, config, run
 def test_stored_pairs_feed_the_lr_stream_the_stored_lr_images(tiny):
     from lib.data.datasets import PairDataset
-    from lib.data.mlr import load_rgb
+    from lib.data.mlr_build import load_rgb
     from lib.data.transforms import normalize, resize, to_tensor
 
     _, ds = tiny

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.conftest import write_image
 from lib.data import MLRConfig, MLRDataset, build_mlr, load_rgb
-from lib.data.mlr import _splits
+from lib.data.mlr_build import _splits
 from lib.data.readers import read_csv_manifest, read_cuhk03, read_market1501
 from lib.data.records import DatasetLayoutError, ImageReadError, ImageRecord, SourceDataset
 from lib.data.registry import get_dataset

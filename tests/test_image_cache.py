@@ -12,7 +12,7 @@ import torch
 from lib.data import MLRConfig, MLRDataset, build_mlr
 from lib.data import image_cache as ic
 from lib.data.datasets import ImageDataset, PairDataset
-from lib.data.mlr import load_rgb
+from lib.data.mlr_build import load_rgb
 from lib.data.synthetic import SyntheticConfig, generate_synthetic
 from lib.data.transforms import PairedAugment
 

@@ -12,7 +12,7 @@ import yaml
 
 from tests.conftest import write_image
 from lib.data import MLRConfig, MLRDataset, build_mlr
-from lib.data.mlr import main as mlr_main
+from lib.data.mlr_build import main as mlr_main
 from lib.data.records import ImageReadError
 from lib.core import ConfigError
 from lib.engine import NonFiniteLossError, OptimConfig, Trainer, resolve_precision

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lib.data import ImageReadError, MLRConfig, MLRDataset, build_mlr, downsample
-from lib.data.mlr import main as mlr_main
+from lib.data.mlr_build import main as mlr_main
 
 
 def _tree_hashes(folder: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lib.data import MLRBuildError, MLRConfig, MLRDataError, MLRDataset, build_mlr
-from lib.data.mlr import main as mlr_main
+from lib.data.mlr_build import main as mlr_main
 from lib.data.mlr_store import build_lock
 
 REPO = Path(__file__).resolve().parents[1]

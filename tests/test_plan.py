@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from lib.plan import TRAIN_IMAGES, _notebook_params, format_plan, make_plan, write_plan
+from lib.scale.plan import TRAIN_IMAGES, _notebook_params, format_plan, make_plan, write_plan
 
 
 @pytest.fixture
@@ -100,13 +100,13 @@ def test_plan_cli_errors_are_clear(capsys):
 
 @pytest.mark.slow
 def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profile, tiny, tmp_path_factory):
-    """Issue #21 §2: the plan's runs trained by ``lib.execute`` in 2 CPU workers, dependencies first: every run once,
+    """Issue #21 §2: the plan's runs trained by ``lib.scale.execute`` in 2 CPU workers, dependencies first: every run once,
     the same metrics as training them one after another in one process (one thread each: equal numerics)."""
     import shutil
 
     import torch
 
-    from lib.execute import execute
+    from lib.scale.execute import execute
     from lib.workflow import run_table
 
     plan = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
@@ -143,7 +143,7 @@ def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profil
 @pytest.mark.slow
 def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp_path):
     """Issue #21 §2: the same plan through submitit (its local executor here; SLURM with afterok dependencies)."""
-    from lib.execute import _order, submit
+    from lib.scale.execute import _order, submit
 
     plan = make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=str(profile))
     order = [r.run_id for r in _order(plan.runs)]
@@ -161,7 +161,7 @@ def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp
 def test_make_bench_measures_every_stage_and_the_plan_estimates_with_it(tmp_path):
     """Issue #21 §1: the bench trains each distinct (method, stage, backbone) of a plan a few steps and writes the
     throughput table; the plan prices every run so measured from it."""
-    from lib.bench import bench_plan, load_throughput, record_throughput
+    from lib.scale.bench import bench_plan, load_throughput, record_throughput
 
     table = tmp_path / "throughput.json"
     plan = make_plan("tiny", ["1", "ftwa2"], None, device="cpu", output_root=str(tmp_path), throughput=table)
@@ -189,7 +189,7 @@ def test_make_bench_measures_every_stage_and_the_plan_estimates_with_it(tmp_path
 
 
 def test_a_malformed_throughput_table_names_the_file_and_the_entry(tmp_path):
-    from lib.bench import load_throughput
+    from lib.scale.bench import load_throughput
 
     p = tmp_path / "throughput.json"
     p.write_text('{"entries": [{"method": "pshrnet", "stage": "phase2", "backbone": "x", "device": "cpu", '
@@ -206,11 +206,11 @@ def test_a_malformed_throughput_table_names_the_file_and_the_entry(tmp_path):
 
 
 def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(tmp_path):
-    """The slot's long-lived worker (``python -m lib.execute --serve``): a run that raises is reported with its error
+    """The slot's long-lived worker (``python -m lib.scale.execute --serve``): a run that raises is reported with its error
     and the worker serves the next; a worker killed mid-run fails that run with its exit code."""
     import signal
 
-    from lib.execute import _results, _slot_env, _Worker
+    from lib.scale.execute import _results, _slot_env, _Worker
 
     w = _Worker(_slot_env(0, 1, 1, 0), tmp_path / "worker.log")
     try:
@@ -238,7 +238,7 @@ def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(t
 def test_make_bench_compares_both_data_paths(tmp_path, capsys):
     """Issue #22 §3: for one stage, each data path's data-only, model-step and end-to-end pairs/s and its share of
     time waiting for data, per batch size, in one run."""
-    from lib.bench_pipeline import bench_pipelines, format_rows
+    from lib.scale.bench_pipeline import bench_pipelines, format_rows
 
     plan = make_plan("tiny", ["1"], None, device="cpu", output_root=str(tmp_path), throughput=tmp_path / "t.json")
     run = next(r for r in plan.runs if r.stage == "phase2")
@@ -253,7 +253,7 @@ def test_make_bench_compares_both_data_paths(tmp_path, capsys):
 
 
 def test_bench_names_a_stage_it_cannot_compare(monkeypatch, capsys):
-    from lib import bench
+    from lib.scale import bench
 
     monkeypatch.setattr(bench, "bench_plan", lambda plan, **kw: [])
     monkeypatch.setattr(bench, "record_throughput", lambda entries, out=None: "x.json")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib.registry import (
+from lib.paper_numbers import (
     DATASET_LABELS,
     METRIC_LABELS,
     load_paper_results,
@@ -288,9 +288,9 @@ def test_labels_and_copy_semantics():
 def test_registry_is_package_data():
     import importlib.resources
 
-    assert importlib.resources.files("lib.registry").joinpath("paper_results.yaml").is_file()
+    assert importlib.resources.files("lib.paper_numbers").joinpath("paper_results.yaml").is_file()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert 'lib = ["registry/*.yaml"]' in pyproject
+    assert 'lib = ["paper_numbers/*.yaml"]' in pyproject
 
 
 # --------------------------------------------------------------------------------------------------

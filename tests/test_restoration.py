@@ -13,7 +13,7 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from lib.data.mlr import downsample
+from lib.data.mlr_build import downsample
 from lib.data.mlr_dataset import MLRImage
 from lib.engine.precision import Precision
 from lib.metrics import image_quality, restoration_quality, restored_examples, to_uint8
@@ -224,7 +224,7 @@ def test_the_restoration_figure_shows_table_iiis_psnr(tiny):
     import numpy as np
     import torch
 
-    from lib.data.mlr import load_rgb
+    from lib.data.mlr_build import load_rgb
     from lib.data.transforms import normalize, resize, to_tensor
     from lib.metrics.restoration import image_quality, to_uint8
     from lib.viz import restoration_examples

@@ -234,7 +234,7 @@ def build_stage(stage: Stage, *, method: str, cfg: Any, ds: Any, split: int, dep
                 progress: bool = True) -> tuple[StagePlan, dict]:
     """``(plan, identity)`` of one stage: its ``build`` from the seeded RNG, and the identity of what it read (the run
     folder is named by its :func:`identity_key`). Trains nothing: :func:`run_stage` and the plan of runs
-    (:mod:`lib.plan`) both start here."""
+    (:mod:`lib.scale.plan`) both start here."""
     runtime: RuntimeConfig = cfg.runtime
     prec = runtime.precision_for()
     reader = ConfigReader(cfg, hidden=HIDDEN_SECTIONS)

@@ -1,7 +1,7 @@
 """Data layer: readers, the synthetic dataset, MLR synthesis, splits, torch datasets and samplers."""
 
 from .datasets import ImageDataset, PairDataset, relabel
-from .mlr import MLRConfig, build_mlr, downsample, load_rgb, to_rgb8
+from .mlr_build import MLRConfig, build_mlr, downsample, load_rgb, to_rgb8
 from .mlr_dataset import MLRDataError, MLRDataset, MLRImage, Split
 from .mlr_store import MLRBuildError
 from .validation import ValidationView

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import tensor_pipeline as tp
-from .mlr import downsample, load_rgb
+from .mlr_build import downsample, load_rgb
 from .mlr_dataset import MLRImage
 from .transforms import PairedAugment, normalize, resize, to_tensor
 
@@ -273,7 +273,7 @@ class PairDataset(_SplitDataset):
         made = [k for k, r in enumerate(down) if r]
         if made:
             small = [tp.down_size(*hr[k].shape[-2:], down[k]) for k in made]
-            # without anti-aliasing: the plain call lib.data.mlr.downsample makes
+            # without anti-aliasing: the plain call lib.data.mlr_build.downsample makes
             new = tp.resample([hr[k] for k in made], small, self.interpolation, antialias=self.antialias)
             for k, x in zip(made, new):
                 lr[k] = x

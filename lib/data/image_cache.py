@@ -1,7 +1,7 @@
 """Decoded images, once per dataset (issue #22 §1): every image of an MLR dataset as uint8 RGB pixels in one file,
 memory-mapped, so training and evaluation stop decoding PNG / JPEG / BMP files for every sample of every epoch.
 
-Layout, next to the dataset's manifest (``OUT`` of :mod:`lib.data.mlr`)::
+Layout, next to the dataset's manifest (``OUT`` of :mod:`lib.data.mlr_build`)::
 
     OUT/cache/images-<manifest sha256[:16]>.u8      the pixels, image after image (H × W × 3 bytes each)
     OUT/cache/images-<manifest sha256[:16]>.json    written last: format, manifest hash, total bytes, per image
@@ -11,7 +11,7 @@ The name carries the manifest's content hash: a rebuilt dataset (another seed, a
 own and never reads a stale one. A cache whose pixel file is shorter or longer than its index says (a copy cut
 short, a full disk) is refused with an error naming the file. Nothing in it is code: JSON and raw bytes.
 
-The cache changes where pixels come from, not which: :func:`activate` makes :func:`lib.data.mlr.load_rgb` return
+The cache changes where pixels come from, not which: :func:`activate` makes :func:`lib.data.mlr_build.load_rgb` return
 the cached pixels of every image of the dataset (``Image.fromarray`` of the decoded RGB8 array, the same pixels as
 decoding the file), so every dataset class, every method and the evaluation read it without knowing; runs are
 bit-identical with and without it (``tests/test_image_cache.py``). It is ``runtime.image_cache`` (not part of any
@@ -86,7 +86,7 @@ def build_cache(ds, *, progress: bool = False) -> ImageCache:
 
     from ..utils.progress import bars_off
     from ..utils.io import atomic_write_json
-    from .mlr import load_rgb
+    from .mlr_build import load_rgb
 
     pixels, index = cache_paths(ds)
     pixels.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def open_cache(ds) -> ImageCache | None:
 
 
 def activate(cache: ImageCache) -> None:
-    """From now on (in this process and the workers it forks), :func:`lib.data.mlr.load_rgb` reads the images of
+    """From now on (in this process and the workers it forks), :func:`lib.data.mlr_build.load_rgb` reads the images of
     ``cache`` from it."""
     for path, (offset, h, w) in cache.index["images"].items():
         _ACTIVE[path] = (cache, offset, h, w)

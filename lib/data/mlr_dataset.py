@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .mlr import MANIFEST_FORMAT, MANIFEST_NAME
+from .mlr_build import MANIFEST_FORMAT, MANIFEST_NAME
 from .mlr_store import lr_mismatch, manifest_fingerprint, open_manifest
 from .splits import identity_overlap
 
@@ -77,7 +77,7 @@ _REBUILD = "rebuild it (notebook 01, or python -m lib.mlr DATASET ROOT OUT --for
 
 
 def _check_manifest(manifest, path) -> None:
-    """A clear error for a manifest that is not what :func:`lib.data.mlr.build_mlr` writes (edited, cut, foreign)."""
+    """A clear error for a manifest that is not what :func:`lib.data.mlr_build.build_mlr` writes (edited, cut, foreign)."""
     def bad(what: str) -> ValueError:
         return ValueError(f"MLR manifest {path} is malformed: {what}; {_REBUILD}")
 
@@ -115,7 +115,7 @@ class MLRDataError(ValueError):
 
 
 class MLRDataset:
-    """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr.build_mlr`).
+    """An MLR dataset as described by its ``manifest.json`` (see :func:`lib.data.mlr_build.build_mlr`).
 
     ``manifest_path`` is the path it was loaded from (``OUT/manifest.json``, recorded by runs); ``root`` is the build
     folder that path pointed at when it was loaded (:mod:`lib.data.mlr_store`): every LR path lies there, and a

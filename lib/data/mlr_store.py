@@ -15,7 +15,7 @@ There is deliberately no ``OUT/lr``: a reader that resolved nothing (a process o
 ``<id>`` is the first 12 hex digits of the manifest's fingerprint (:func:`manifest_fingerprint`), the
 ``manifest_sha256`` every run records in its identity, so a run names the build it was made on.
 
-* A builder (:func:`lib.data.mlr.build_mlr`) holds :func:`build_lock`, writes a complete build into a staging
+* A builder (:func:`lib.data.mlr_build.build_mlr`) holds :func:`build_lock`, writes a complete build into a staging
   folder (:func:`staging_dir`) and :func:`publish`\\ es it: rename to ``builds/<id>``, switch the symlink, collect
   the builds no one uses. A build that fails half-way leaves the published one untouched.
 * A reader (:func:`open_manifest`, used by :meth:`lib.data.MLRDataset.load`) resolves the switch once and holds a

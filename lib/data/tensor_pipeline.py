@@ -52,9 +52,9 @@ _CONSTANTS: dict = {}
 
 def load_rgb_array(path) -> np.ndarray:
     """The image at ``path`` as ``H × W × 3`` uint8: the decoded-image cache's pixels (:mod:`.image_cache`) when it
-    is active, else the file decoded by :func:`lib.data.mlr.load_rgb` (the same pixels either way)."""
+    is active, else the file decoded by :func:`lib.data.mlr_build.load_rgb` (the same pixels either way)."""
     from .image_cache import lookup
-    from .mlr import load_rgb
+    from .mlr_build import load_rgb
 
     cached = lookup(path)
     return cached if cached is not None else np.asarray(load_rgb(path), dtype=np.uint8)
@@ -119,7 +119,7 @@ def resample(images: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]], m
     and clipped to 8 bits: a bicubic kernel overshoots, and PIL clips the overshoot before its second pass (one 2-D
     call would carry it on: up to 15 levels away from PIL on VIPeR's LR images). ``antialias`` selects torch's
     anti-aliased filter (PIL's: when shrinking, the kernel widened by the scale; bicubic with a = −0.5); off, the
-    plain 2-D ``F.interpolate`` call :func:`lib.data.mlr.downsample` makes without anti-aliasing (bicubic a = −0.75).
+    plain 2-D ``F.interpolate`` call :func:`lib.data.mlr_build.downsample` makes without anti-aliasing (bicubic a = −0.75).
     """
     if mode not in _MODES:
         raise ValueError(f"resample: the tensor data path resamples with {list(_MODES)}, found {mode!r} "
@@ -194,7 +194,7 @@ def images_of(batch: dict, key: str, device) -> list[torch.Tensor | None]:
 
 
 def down_size(h: int, w: int, r: int) -> tuple[int, int]:
-    """The size an ``h × w`` image down-sampled by ``r`` has (:func:`lib.data.mlr.downsample`: PIL's rounding)."""
+    """The size an ``h × w`` image down-sampled by ``r`` has (:func:`lib.data.mlr_build.downsample`: PIL's rounding)."""
     return max(1, round(h / r)), max(1, round(w / r))
 
 

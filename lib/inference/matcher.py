@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..data.mlr import load_rgb
+from ..data.mlr_build import load_rgb
 from ..engine.evaluate import embed_images, score_distances
 from ..engine.precision import Precision
 from ..metrics import cosine_distance
@@ -58,7 +58,7 @@ class QuerySource:
 
     def lr_image(self, im: Any):
         """The query as a PIL image at its true size (what the network's input is resized from)."""
-        from ..data.mlr import downsample
+        from ..data.mlr_build import downsample
 
         if self.rate is None:
             return load_rgb(im.path)

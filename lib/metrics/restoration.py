@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.mlr import downsample, load_rgb, to_rgb8
+from ..data.mlr_build import downsample, load_rgb, to_rgb8
 from ..data.transforms import denormalize, normalize, resize, to_tensor
 
 __all__ = ["SPACES", "to_uint8", "image_quality", "restoration_quality", "restored_examples", "restore_images", "EvalMode"]
@@ -165,7 +165,7 @@ def restoration_quality(
         images: :class:`~lib.data.mlr_dataset.MLRImage` records. Each with a stored LR version (``lr_path``
             and ``r``) gives one pair: that LR file and its HR original. Each HR image without a stored LR
             version gives one pair per ``r`` in ``rates``: its LR version made as the MLR synthesis
-            (:func:`~lib.data.mlr.downsample`, bicubic, antialiased). Images without an HR original (natively
+            (:func:`~lib.data.mlr_build.downsample`, bicubic, antialiased). Images without an HR original (natively
             LR) — and LR records without a rate — are skipped and counted.
         size: network input ``(height, width)``: restored and reference are compared at this size.
         precision: a :class:`~lib.engine.precision.Precision`.
@@ -276,7 +276,7 @@ def restored_examples(
 
     ``num_persons`` distinct identities among the images with an HR original are drawn with ``seed`` (one
     image each, also drawn with ``seed``). Each HR original is down-sampled at each ``r`` as the MLR synthesis
-    (:func:`~lib.data.mlr.downsample`, bicubic, antialiased) and restored by each module of ``modules``
+    (:func:`~lib.data.mlr_build.downsample`, bicubic, antialiased) and restored by each module of ``modules``
     (``name → SR module or None``; ``None``: the LR image resized bilinearly; a module: resized with its
     ``input_interpolation``, run as in :func:`restoration_quality`).
 

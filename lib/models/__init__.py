@@ -1,7 +1,7 @@
 """Models of PS-HRNet (IEEE TIP) and the baselines, one concept a file.
 
 * :mod:`~lib.models.sr` — SR modules ``G`` by name (:data:`SR_MODULES`): VDSR-CA (Sec. III-B, PS-HRNet Eqs. (2)-(4));
-* :mod:`~lib.models.reid_head` — the HRNet-ReID head (Sec. III-C, PS-HRNet Eq. (6), Fig. 4);
+* :mod:`~lib.models.hrnet_reid_head` — the HRNet-ReID head (Sec. III-C, PS-HRNet Eq. (6), Fig. 4);
 * :mod:`~lib.models.hrnet_reid` — HRNet-ReID = backbone + head;
 * :mod:`~lib.models.heads` — re-ID models by head name (:data:`HEADS`);
 * :mod:`~lib.models.backbones` — 4-level backbones by name (:data:`BACKBONES`: timm HRNet, torchvision ResNet /
@@ -18,7 +18,7 @@ from .embedder import ReIDEmbedder
 from .hrnet_classifier import HRNetClassifier
 from .hrnet_reid import HRNetReID
 from .outputs import ReIDOutput
-from .reid_head import DEFAULT_GRIDS, DEFAULT_LAMBDAS, ReIDHead
+from .hrnet_reid_head import DEFAULT_GRIDS, DEFAULT_LAMBDAS, ReIDHead
 from .resnet_reid import ResNet50ReID
 from .heads import HEADS, build_reid_model
 from .sr import SR_MODULES, VDSRCA, ChannelAttention, build_sr

@@ -19,7 +19,7 @@ from torch import nn
 
 from .backbones import build_backbone
 from .outputs import ReIDOutput
-from .reid_head import DEFAULT_GRIDS, DEFAULT_LAMBDAS, Grid, Pooling, ReIDHead
+from .hrnet_reid_head import DEFAULT_GRIDS, DEFAULT_LAMBDAS, Grid, Pooling, ReIDHead
 
 __all__ = ["HRNetReID", "ReIDHead"]
 

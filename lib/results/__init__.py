@@ -4,7 +4,7 @@
   every output of a variant, with the data, seed, configuration and its differences from the paper;
 * :mod:`.specs` — table specs (``configs/tables/<table>.yaml``): the paper table, the method, its variants (a
   variant = the configuration plus a few overrides) and which output of which variant fills which row;
-* :mod:`.tables` — one builder for every table: paper rows from the registry (:mod:`lib.registry`), ours from the
+* :mod:`.tables` — one builder for every table: paper rows from the registry (:mod:`lib.paper_numbers`), ours from the
   summaries, Δ, and above the table the protocol and each row's differences from the paper row it reproduces;
 * :mod:`.effects` — each effect between two rows with its 95 % interval, from the per-query records of the runs the
   summaries name (:mod:`lib.metrics.intervals`).

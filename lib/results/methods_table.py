@@ -157,7 +157,7 @@ def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec:
     """Run (or reuse) every row's variant on ``DATASETS`` × ``SPLITS``, measure each row's test-time cost on the first
     dataset's first split, and write ``tables/methods.{csv,md}``. Returns ``(frame, markdown, paths)``."""
     from ..methods import METHODS
-    from ..registry import paper_table
+    from ..paper_numbers import paper_table
     from ..workflow import output_dir, run_experiment
 
     spec = spec or load_methods_spec()

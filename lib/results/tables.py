@@ -1,6 +1,6 @@
 """One builder for every regenerated table: paper | reproduced | Δ, with the protocol and differences above it.
 
-Paper numbers come only from the registry (:mod:`lib.registry`); reproduced numbers only from the summaries the
+Paper numbers come only from the registry (:mod:`lib.paper_numbers`); reproduced numbers only from the summaries the
 notebooks write (:mod:`lib.results.summaries`). What a table shows is its spec (:mod:`lib.results.specs`):
 
 * columns: the paper table's datasets, then any other dataset with a run (a substitution where the paper's
@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..registry import DATASET_LABELS, paper_table, paper_table_info
+from ..paper_numbers import DATASET_LABELS, paper_table, paper_table_info
 from ..utils.io import atomic_write_text
 from ..utils.paths import check_name
 from ..metrics.intervals import DEFAULT_B, interval_columns
@@ -176,7 +176,7 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
                          .replace(f"| {r.label} |", f"| Δ {r.label} (reproduced − paper) |", 1))
 
     head = [f"# {spec.title}", "", f"Paper: {info['label']} — {info['caption']}", "",
-            f"Profile **`{profile}`**, method `{spec.method}`. Paper rows: the registry (`lib/registry/paper_results.yaml`); "
+            f"Profile **`{profile}`**, method `{spec.method}`. Paper rows: the registry (`lib/paper_numbers/paper_results.yaml`); "
             f"reproduced rows: this profile's runs (`results/{spec.method}/<dataset>/<variant>.json`), mean ± sample std over "
             "identity splits, in % (PSNR in dB, SSIM as a ratio). Spec: `configs/tables/" + spec.name + ".yaml`.",
             spec.protocol or PROTOCOL, ""] + [f"- {n}" for n in spec.notes]

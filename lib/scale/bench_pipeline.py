@@ -95,13 +95,13 @@ def _model_step(trainer, batch, steps: int, warmup: int = 3) -> float:
 
 def bench_pipelines(run, *, device: str = "auto", steps: int = 4, batches: Sequence[tuple[int, int]] | None = None,
                     pipelines: Sequence[str] = ("pil", "tensor"), data_root=None, report=print) -> list[dict[str, Any]]:
-    """One row per (pipeline, P × K) for planned run ``run``'s stage (:class:`lib.plan.PlannedRun`); see the module
+    """One row per (pipeline, P × K) for planned run ``run``'s stage (:class:`lib.scale.plan.PlannedRun`); see the module
     docstring. ``batches`` default: ``[(4, 6), (16, 6)]`` on CUDA, ``[(4, 6), (8, 6)]`` on the CPU."""
     import torch
 
     from .bench import _build, _trainer, device_name
-    from .data.image_cache import activate, build_cache, deactivate
-    from .engine.precision import resolve_device
+    from ..data.image_cache import activate, build_cache, deactivate
+    from ..engine.precision import resolve_device
 
     if steps < 1:
         raise ValueError(f"bench_pipelines: steps ≥ 1 is required, found {steps}")

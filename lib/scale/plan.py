@@ -18,7 +18,7 @@ the same run folder, as training it would — and its epoch length from its own 
 Cost: training samples = epochs × steps per epoch × batch (``runtime.max_steps_per_epoch`` applied). Device-hours =
 samples / throughput, where throughput (samples/s) is, in order: the median ``samples_per_s`` of finished runs of
 the same method, stage and backbone on the same kind of device in this output folder; then the throughput table
-that ``make bench`` writes (:mod:`lib.bench`, ``outputs/bench/throughput.json``); then :data:`DEFAULT_THROUGHPUT`
+that ``make bench`` writes (:mod:`lib.scale.bench`, ``outputs/bench/throughput.json``); then :data:`DEFAULT_THROUGHPUT`
 (measured on an H200: the README's Performance section); else unknown (the total says how many runs have no
 estimate).
 """
@@ -83,7 +83,7 @@ class PlannedRun:
     throughput: float | None = None
     throughput_source: str = ""
     device_hours_left: float | None = None
-    recipe: dict = field(default_factory=dict)  # what a worker needs to train it (lib.execute.train_one)
+    recipe: dict = field(default_factory=dict)  # what a worker needs to train it (lib.scale.execute.train_one)
 
 
 @dataclass
@@ -115,8 +115,8 @@ class Plan:
 
 def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: str,
                      weights: Mapping[str, str] | None = None) -> dict[str, Any]:
-    from .utils.paths import repo_root
-    from .workbook import load_profile, notebook_parameters
+    from ..utils.paths import repo_root
+    from ..workbook import load_profile, notebook_parameters
 
     declared = notebook_parameters(repo_root() / "notebooks" / f"{stem}.ipynb")
     over = {"DATASETS": datasets} if "DATASETS" in declared else {}
@@ -129,9 +129,9 @@ def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: st
 
 def _requests(table: str, params: Mapping[str, Any]) -> list[tuple[dict, dict, dict, str]]:
     """``[(params, variants, outputs, label prefix)]`` that ``table``'s notebook runs."""
-    from .results.methods_table import methods_requests
-    from .workbook import table_spec_name
-    from .workflow import table_request
+    from ..results.methods_table import methods_requests
+    from ..workbook import table_spec_name
+    from ..workflow import table_request
 
     if table == "robustness":  # sweeps finished runs; trains nothing
         return []
@@ -147,8 +147,8 @@ def _requests(table: str, params: Mapping[str, Any]) -> list[tuple[dict, dict, d
 def _standin(tmp: Path):
     """The embedded synthetic MLR set (80 identities: 40 to train, enough for the paper FTWA batch's P = 16), built
     once in ``tmp``: what a stage is built on when its dataset is not."""
-    from .data import MLRConfig, MLRDataset, build_mlr
-    from .data.synthetic import SyntheticConfig, generate_synthetic
+    from ..data import MLRConfig, MLRDataset, build_mlr
+    from ..data.synthetic import SyntheticConfig, generate_synthetic
 
     csv_path = generate_synthetic(tmp / "data", SyntheticConfig(num_identities=80, num_cameras=3, images_per_camera=2,
                                                                 height=64, width=32, seed=0), progress=False)
@@ -181,7 +181,7 @@ def _measured_throughput(runs_root: Path) -> dict[tuple[str, str, str, str], lis
 
 
 def _state(run_dir: Path, identity: dict, epochs: int) -> tuple[str, int]:
-    from .core.runs import finished_record, saved_history
+    from ..core.runs import finished_record, saved_history
 
     if finished_record(run_dir, identity) is not None:
         return "finished", epochs
@@ -195,20 +195,20 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     """Expand ``tables`` (``1``…``7``, ``ftwa1``, ``ftwa2``, ``methods``, ``robustness``) of ``profile`` into its
     distinct runs. ``data_root``: where the datasets are (``None``: none); ``device``: the kind of device the
     estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``);
-    ``throughput``: the bench's table (default :data:`lib.bench.THROUGHPUT_FILE`; absent: not used)."""
+    ``throughput``: the bench's table (default :data:`lib.scale.bench.THROUGHPUT_FILE`; absent: not used)."""
     from .bench import load_throughput
-    from .core.config import to_dict
-    from .core.runs import RunResult, build_stage, identity_key, stage_dir
-    from .data import MLRDataset
-    from .data.registry import get_dataset
-    from .methods import METHODS
-    from .models.weights import pretrained_weights_skipped
-    from .registry import paper_table_info
-    from .results import load_table_spec
-    from .results.tables import PAPER_DATASETS
-    from .utils.io import jsonable
-    from .workbook import TABLE_NOTEBOOKS, profile_name, table_spec_name
-    from .workflow import experiment_config, find_datasets, manifest_path, output_dir
+    from ..core.config import to_dict
+    from ..core.runs import RunResult, build_stage, identity_key, stage_dir
+    from ..data import MLRDataset
+    from ..data.registry import get_dataset
+    from ..methods import METHODS
+    from ..models.weights import pretrained_weights_skipped
+    from ..paper_numbers import paper_table_info
+    from ..results import load_table_spec
+    from ..results.tables import PAPER_DATASETS
+    from ..utils.io import jsonable
+    from ..workbook import TABLE_NOTEBOOKS, profile_name, table_spec_name
+    from ..workflow import experiment_config, find_datasets, manifest_path, output_dir
 
     t0 = time.time()
     if device not in ("cuda", "cpu"):
@@ -352,7 +352,7 @@ def write_plan(plan: Plan, folder: str | Path) -> tuple[Path, Path]:
     """``plan.csv`` (one row per run) and ``plan.json`` (runs, totals, datasets) in ``folder``."""
     import io
 
-    from .utils.io import atomic_write_json, atomic_write_text
+    from ..utils.io import atomic_write_json, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,11 @@
 
     python -m lib.workbook reproduce --profile paper --data-root /data --tables all --workers 4   # make reproduce … WORKERS=4
 
-:func:`execute` takes a :class:`lib.plan.Plan` and trains every run that is not finished (:func:`train_one`): a
+:func:`execute` takes a :class:`lib.scale.plan.Plan` and trains every run that is not finished (:func:`train_one`): a
 run starts once the runs it depends on have finished (a teacher before its students). Each slot keeps one worker
-process (``python -m lib.execute --serve``) that trains its runs one after another, so a run does not pay the
+process (``python -m lib.scale.execute --serve``) that trains its runs one after another, so a run does not pay the
 interpreter's start and the imports (4–8 s) again; a worker that dies fails only its run, and the slot's next run
-gets a new worker. ``python -m lib.execute <recipe>`` trains one run in a process of its own (what a SLURM job
+gets a new worker. ``python -m lib.scale.execute <recipe>`` trains one run in a process of its own (what a SLURM job
 runs). Each worker slot gets its own device: slot ``i`` of ``workers × runs_per_gpu`` sees
 GPU ``i // runs_per_gpu`` (``CUDA_VISIBLE_DEVICES``; ``runs_per_gpu`` > 1 packs several small runs on one GPU). On a
 machine without a GPU the workers share the CPUs: each gets ``usable CPUs // slots`` threads. The run-folder lock
@@ -42,14 +42,14 @@ class ExecutionReport:
 def train_one(recipe: dict) -> str:
     """Train (or reuse) one planned run from its recipe; returns its run folder. The stages it depends on are reused
     (they finished first), or trained here when they were not (never twice: the run lock)."""
-    from .data import MLRDataset
-    from .methods import METHODS, run_variant
-    from .workflow import experiment_config, locate_dataset, output_dir
+    from ..data import MLRDataset
+    from ..methods import METHODS, run_variant
+    from ..workflow import experiment_config, locate_dataset, output_dir
 
     if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():  # a SLURM job: its allocation, not the node's CPUs
         import torch
 
-        from .engine.trainer import usable_cpus
+        from ..engine.trainer import usable_cpus
 
         torch.set_num_threads(usable_cpus())
     params = dict(recipe["params"])
@@ -64,10 +64,10 @@ def train_one(recipe: dict) -> str:
 
 
 def _slot_env(slot: int, slots: int, runs_per_gpu: int, gpus: int) -> dict[str, str]:
-    from .engine.trainer import usable_cpus
+    from ..engine.trainer import usable_cpus
 
     env = dict(os.environ)
-    env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(slot // runs_per_gpu % gpus)
         env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // slots)))
@@ -77,16 +77,16 @@ def _slot_env(slot: int, slots: int, runs_per_gpu: int, gpus: int) -> dict[str, 
 
 
 class _Worker:
-    """One long-lived ``python -m lib.execute --serve`` process of a slot: it trains the runs sent to it one after
+    """One long-lived ``python -m lib.scale.execute --serve`` process of a slot: it trains the runs sent to it one after
     another, so each run does not pay the interpreter's start and torch's import again (seconds a run). A worker that
     dies (``kill -9``, out of memory) fails its run; the slot starts a new one for the next."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.rfd, wfd = os.pipe()
         self.log = open(log, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "lib.execute", "--serve", str(wfd)], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "lib.scale.execute", "--serve", str(wfd)], env=env,
                                      stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT, text=True,
-                                     pass_fds=(wfd,), cwd=str(Path(__file__).resolve().parents[1]))
+                                     pass_fds=(wfd,), cwd=str(Path(__file__).resolve().parents[2]))
         os.close(wfd)
         self.results = os.fdopen(self.rfd, "r")
 
@@ -135,8 +135,8 @@ def _serve(result_fd: int) -> int:
     lines go to the run's log, its result as one JSON line to ``result_fd``."""
     import traceback
 
-    from .utils.progress import ENV
-    from .workflow import free_device_memory
+    from ..utils.progress import ENV
+    from ..workflow import free_device_memory
 
     results = os.fdopen(result_fd, "w")
     for line in sys.stdin:
@@ -179,7 +179,7 @@ def execute(plan, *, workers: int = 0, runs_per_gpu: int = 1, log_dir: str | Pat
     ``runs_per_gpu`` runs on each; dependencies first. Prints one line per start and end."""
     import torch
 
-    from .workflow import output_dir
+    from ..workflow import output_dir
 
     if runs_per_gpu < 1:
         raise ValueError(f"RUNS_PER_GPU: expected ≥ 1, found {runs_per_gpu}")
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) == 2 and argv[0] == "--serve":
         return _serve(int(argv[1]))
     if len(argv) != 1:
-        print("usage: python -m lib.execute '<recipe JSON>' (written by lib.plan)", file=sys.stderr)
+        print("usage: python -m lib.scale.execute '<recipe JSON>' (written by lib.scale.plan)", file=sys.stderr)
         return 2
     print(train_one(json.loads(argv[0])), flush=True)
     return 0

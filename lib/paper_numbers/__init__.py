@@ -1,6 +1,6 @@
 """The single registry of paper numbers (PROTOCOL.md §8).
 
-Paper numbers live in one data file, ``lib/registry/paper_results.yaml`` (shipped as package data);
+Paper numbers live in one data file, ``lib/paper_numbers/paper_results.yaml`` (shipped as package data);
 reproduced numbers come only from runs. This module loads and validates that file and gives the
 notebooks three views of it:
 

@@ -1,7 +1,7 @@
 """Training throughput per method, stage, backbone and device (issue #21 §1): what ``make bench`` measures and the
-plan of runs (:mod:`lib.plan`) reads for its device-hour estimate.
+plan of runs (:mod:`lib.scale.plan`) reads for its device-hour estimate.
 
-    python -m lib.bench --profile paper --tables all           # make bench PROFILE=paper (on the machine to estimate)
+    python -m lib.scale.bench --profile paper --tables all           # make bench PROFILE=paper (on the machine to estimate)
     python -m lib.workbook plan --profile paper --tables all   # make plan: now estimates every run so measured
 
 For each distinct ``(method, stage, backbone)`` of the plan of ``tables``, the bench takes the first run of the
@@ -17,7 +17,7 @@ The table is ``outputs/bench/throughput.json``: ``{"entries": [{method, stage, b
 device_name, precision, profile, steps, measured_at, command}]}``, one entry per ``(method, stage, backbone,
 device)``; a new measurement replaces the old one of its key, the others stay (measure a GPU and a CPU machine
 into one file by copying it between them). The plan prefers, in order: finished runs of its own output folder,
-this table, :data:`lib.plan.DEFAULT_THROUGHPUT`.
+this table, :data:`lib.scale.plan.DEFAULT_THROUGHPUT`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def device_name(dev) -> str:
 
     import torch
 
-    from .engine.precision import cpu_has_fast_bf16
+    from ..engine.precision import cpu_has_fast_bf16
 
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -61,7 +61,7 @@ def device_name(dev) -> str:
 
 
 def throughput_path() -> Path:
-    from .utils.paths import repo_root
+    from ..utils.paths import repo_root
 
     return repo_root() / THROUGHPUT_FILE
 
@@ -95,7 +95,7 @@ def load_throughput(path: str | Path | None = None) -> dict[tuple[str, str, str,
 
 def record_throughput(entries: Sequence[dict], path: str | Path | None = None) -> Path:
     """Merge ``entries`` into the table at ``path`` (a new entry replaces the one of its key); written atomically."""
-    from .utils import atomic_write_json
+    from ..utils import atomic_write_json
 
     p = Path(path) if path else throughput_path()
     load_throughput(p)  # an existing table must be readable before it is merged into
@@ -112,9 +112,9 @@ def record_throughput(entries: Sequence[dict], path: str | Path | None = None) -
 def bench_dataset(height: int, width: int, *, identities: int = 40, images: int = 4, root: str | Path | None = None):
     """A synthetic MLR set (``identities`` × 2 cameras × ``images``, half of the identities to train) with images of
     ``height × width`` on disk, built once under ``outputs/bench/`` (or ``root``)."""
-    from .data import MLRConfig, MLRDataset, build_mlr
-    from .data.synthetic import SyntheticConfig, generate_synthetic
-    from .utils.paths import repo_root
+    from ..data import MLRConfig, MLRDataset, build_mlr
+    from ..data.synthetic import SyntheticConfig, generate_synthetic
+    from ..utils.paths import repo_root
 
     base = Path(root) if root else repo_root() / "outputs" / "bench"
     folder = base / f"data-{height}x{width}-{identities}x{images}"
@@ -130,10 +130,10 @@ def bench_dataset(height: int, width: int, *, identities: int = 40, images: int 
 def _build(run, device: str, steps: int, data_root: Path | None, overrides: dict | None = None):
     """``(plan, runtime, precision, dataset)``: the stage of planned run ``run`` built as the run would be (its dependencies
     untrained) on the bench's synthetic set, with ``overrides`` on its configuration."""
-    from .core.runs import RunResult, build_stage, identity_key
-    from .methods import METHODS
-    from .models.weights import pretrained_weights_skipped
-    from .workflow import experiment_config
+    from ..core.runs import RunResult, build_stage, identity_key
+    from ..methods import METHODS
+    from ..models.weights import pretrained_weights_skipped
+    from ..workflow import experiment_config
 
     recipe = run.recipe
     cfg = experiment_config(recipe["params"], {**recipe["overrides"], "runtime.device": device, **(overrides or {})})
@@ -159,7 +159,7 @@ def _build(run, device: str, steps: int, data_root: Path | None, overrides: dict
 
 
 def _trainer(plan, runtime, prec, run_dir, epochs: int, steps: int, desc: str):
-    from .engine import Trainer
+    from ..engine import Trainer
 
     return Trainer(trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
                    sampler=plan.sampler, optim=dataclasses.replace(plan.optim, epochs=epochs), precision=prec,
@@ -168,8 +168,8 @@ def _trainer(plan, runtime, prec, run_dir, epochs: int, steps: int, desc: str):
 
 
 def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | None) -> dict[str, Any]:
-    """Train the stage of planned run ``run`` (:class:`lib.plan.PlannedRun`) for a few steps; its throughput."""
-    from .data.image_cache import activate, build_cache, deactivate
+    """Train the stage of planned run ``run`` (:class:`lib.scale.plan.PlannedRun`) for a few steps; its throughput."""
+    from ..data.image_cache import activate, build_cache, deactivate
 
     plan, runtime, prec, ds = _build(run, device, steps, data_root)
     cache = build_cache(ds) if runtime.uses_image_cache() else None  # as run_stage does for a run
@@ -192,11 +192,11 @@ def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | No
 
 def bench_plan(plan, *, device: str = "auto", steps: int = 10, epochs: int = 2, data_root: str | Path | None = None,
                report=print) -> list[dict[str, Any]]:
-    """One measurement per distinct ``(method, stage, backbone)`` of ``plan`` (:func:`lib.plan.make_plan`) that
+    """One measurement per distinct ``(method, stage, backbone)`` of ``plan`` (:func:`lib.scale.plan.make_plan`) that
     trains something, on ``device`` (``auto``: CUDA when this machine has it); ``report`` gets a line per measurement."""
     import torch
 
-    from .engine.precision import resolve_device
+    from ..engine.precision import resolve_device
 
     if steps < 1 or epochs < 2:
         raise ValueError(f"bench: steps ≥ 1 and epochs ≥ 2 (the first is warm-up) are required, found steps={steps}, "
@@ -212,7 +212,7 @@ def bench_plan(plan, *, device: str = "auto", steps: int = 10, epochs: int = 2, 
         t0 = time.time()
         e = _bench_stage(r, str(dev), steps, epochs, Path(data_root) if data_root else None)
         e |= {"device_name": name, "profile": plan.profile, "threads": torch.get_num_threads(),
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(["python -m lib.bench"]
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(["python -m lib.scale.bench"]
                                                                                        + sys.argv[1:])}
         report(f"{method}/{stage} ({backbone or 'no backbone'}) on {name}: {e['samples_per_s']:.1f} samples/s "
                f"({e['precision']}, {e['steps']} timed steps, data wait ≤ {e['data_frac']:.0%}, {time.time() - t0:.0f} s)")
@@ -223,7 +223,7 @@ def bench_plan(plan, *, device: str = "auto", steps: int = 10, epochs: int = 2, 
 def main(argv: Sequence[str] | None = None) -> int:
     from .plan import make_plan
 
-    p = argparse.ArgumentParser(prog="python -m lib.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lib.scale.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="cpu")
     p.add_argument("--tables", default="all", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -231,11 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs per stage; the first is warm-up")
     p.add_argument("--out", default="", help=f"the throughput table (default {THROUGHPUT_FILE})")
     p.add_argument("--pipelines", default="pshrnet/phase2",
-                   help="method/stage whose data paths (pil, tensor) are compared after the table (lib.bench_pipeline); "
+                   help="method/stage whose data paths (pil, tensor) are compared after the table (lib.scale.bench_pipeline); "
                         "'none' skips it")
     p.add_argument("--pipeline-steps", type=int, default=4, help="timed steps per figure of the data-path comparison")
     a = p.parse_args(argv)
-    from .workbook import TABLE_NOTEBOOKS
+    from ..workbook import TABLE_NOTEBOOKS
 
     tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
     plan = make_plan(a.profile, tables, None, device="cuda" if a.device.startswith("cuda") else "cpu")
@@ -250,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _compare_pipelines(plan, a) -> None:
     """The data-path comparison of ``a.pipelines`` (a ``method/stage`` of the plan), written next to the table."""
     from .bench_pipeline import PIPELINES_FILE, bench_pipelines
-    from .utils import atomic_write_json
-    from .utils.paths import repo_root
+    from ..utils import atomic_write_json
+    from ..utils.paths import repo_root
 
     method, _, stage = a.pipelines.partition("/")
     run = next((r for r in plan.runs if r.method == method and r.stage == stage and r.samples), None)
@@ -262,7 +262,7 @@ def _compare_pipelines(plan, a) -> None:
     print(f"data paths of {a.pipelines} ({run.backbone or 'no backbone'}), {a.pipeline_steps} timed steps each:")
     rows = bench_pipelines(run, device=a.device, steps=a.pipeline_steps)
     out = Path(a.out).with_name("pipelines.json") if a.out else repo_root() / PIPELINES_FILE
-    cmd = " ".join(["python -m lib.bench"] + sys.argv[1:])
+    cmd = " ".join(["python -m lib.scale.bench"] + sys.argv[1:])
     atomic_write_json(out, {"rows": rows, "profile": plan.profile, "command": cmd,
                             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     print(f"wrote the data-path comparison to {out}")
