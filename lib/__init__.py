@@ -15,19 +15,20 @@ Sub-packages
 ``lib.losses``     the loss terms of both papers, each citing its paper's equation, and the loss composer.
 ``lib.metrics``    ranking evaluation (CMC / mAP / mINP), the single-shot protocol, features, restoration quality.
 ``lib.engine``     the generic trainer (one overridable step), precision, checkpoints, DDP, evaluation, runtime.
-``lib.methods``    the methods by name (``pshrnet``, ``ftwa``), each in its own package: configuration, stages,
-                   steps, matching.
+``lib.methods``    the method contract (``contract``: ``Method``, ``MethodConfig``, the hooks) and the methods by
+                   name (``pshrnet``, ``ftwa``), each in its own package: configuration, stages, steps, matching.
 ``lib.paper_numbers``   the papers' published numbers (one registry file) and the table layouts.
-``lib.results``    summaries of finished runs and the paper | ours | Δ tables built from them.
+``lib.results``    summaries of finished runs and the paper | ours | Δ tables built from them (and the tables'
+                   extras: Table III's restoration report, the SR-signal diagnostic); handed finished
+                   experiments, it runs none.
 ``lib.inference``  trained runs outside the tables: load a run folder, match queries to a gallery.
 
 Modules the notebooks and ``make`` call
 ---------------------------------------
 ``lib.workflow`` (parameters → experiments → tables), ``lib.workbook`` (running the notebooks with a profile),
-``lib.scale.plan`` / ``lib.scale.execute`` (the plan of runs and the parallel pool), ``lib.scale.bench`` / ``lib.scale.bench_pipeline``
-(throughput and the data paths), ``lib.train`` (one variant from the command line, ``torchrun``), ``lib.mlr`` (the
-MLR command line), ``lib.rank`` (rank your own images), ``lib.explorer``, ``lib.robustness``,
-``lib.restoration_report``, ``lib.sr_signal_report``, ``lib.viz`` (figures), ``lib.browser_check``.
+``lib.scale`` (the plan of runs, the parallel pool and SLURM submission, the throughput bench), ``lib.train`` (one
+variant from the command line, ``torchrun``), ``lib.mlr`` (the MLR command line), ``lib.rank`` (rank your own
+images), ``lib.explorer``, ``lib.robustness``, ``lib.viz`` (figures), ``lib.browser_check``.
 """
 
 __version__ = "0.1.0"

@@ -33,6 +33,13 @@ __all__ = ["QueryView", "ExplorerData", "Explorer", "RATE_CHOICES", "profiles_wi
 RATE_CHOICES: tuple[int | None, ...] = (None, 1, 2, 3, 4, 5, 6, 7, 8)
 
 
+def _headlines() -> list[str]:
+    """Each registered method's headline output, ``method/default/output`` (what the explorer shows first)."""
+    from .methods import METHODS
+
+    return [f"{m.name}/default/{m.headline_output}" for m in METHODS.in_order()]
+
+
 def profiles_with_runs(output_root: str | Path = "outputs") -> list[str]:
     """Profiles under ``output_root`` that hold at least one finished run."""
     root = resolve_path(output_root)
@@ -199,7 +206,7 @@ def query_figure(view: QueryView):
     """The query panel: LR (true size), bilinear up-sampling, restorations with PSNR, HR original."""
     import matplotlib.pyplot as plt
 
-    from .viz import _bare
+    from .viz import bare_axes
 
     panels = [("LR query\n(true size)", view.lr), ("bilinear ×", view.upsampled)]
     for name, (img, psnr) in view.restorations.items():
@@ -213,7 +220,7 @@ def query_figure(view: QueryView):
         ax.set_xlim(0, max(w, img.shape[1]))
         ax.set_ylim(max(h, img.shape[0]), 0)
         ax.set_xlabel(title, fontsize=6.5)
-        _bare(ax)
+        bare_axes(ax)
     fig.tight_layout()
     return fig
 
@@ -311,7 +318,7 @@ class Explorer:
             return
         self._order = []  # another split: other queries
         outs = self.data.outputs(self.dataset.value, self.split.value)
-        want = self._want.pop("method", None) or next((o for o in outs if o.endswith("/default/pshrnet")), None)
+        want = self._want.pop("method", None) or next((o for o in outs if o in _headlines()), None)
         self._quiet(self.method, options=outs, value=self._pick(outs, want))
         self.cmc_image.value = figure_png(cmc_curves(self.data.cmc(self.dataset.value, self.split.value),
                                                      title=f"{self.dataset.value}, split {self.split.value}"), close=True)

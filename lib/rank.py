@@ -66,7 +66,7 @@ def resolve_run(path: str | Path) -> tuple[Path, str | None]:
     """``(stage folder, output)``: a stage folder / link as it is (finished or not: :func:`load_run` says what is
     missing); a variant split folder → its last stage (one no other stage there depends on — ``phase2`` over
     ``phase1``, ``solo_sr`` in the Solo SR variant) and that stage's first output."""
-    from .methods import METHODS
+    from .methods import METHODS, PLUGINS_ENV
 
     p = Path(path)
     if not p.is_dir() or any((p / n).exists() for n in ("metrics.json", "model.pt", "identity.json", "checkpoints")):
@@ -80,8 +80,13 @@ def resolve_run(path: str | Path) -> tuple[Path, str | None]:
             if stage in present and stage not in deps:
                 return p / stage, output
     stages = sorted(c.name for c in p.iterdir() if c.is_dir())
+    parts = p.resolve().parts  # runs/<method>/<dataset>/variants/<variant>/split<k>
+    at = len(parts) - 1 - parts[::-1].index("runs") if "runs" in parts else None
+    unknown = [parts[at + 1]] if at is not None and at + 1 < len(parts) and parts[at + 1] not in METHODS else []
+    hint = (f"; its method {unknown[0]!r} is not registered (known: {', '.join(METHODS.names())}; a method package "
+            f"outside lib/methods is imported through {PLUGINS_ENV}=package)") if unknown else ""
     raise RankError(f"--run {p}: neither a run folder (model.pt + metrics.json) nor a variant split folder holding "
-                    f"one (found: {', '.join(stages) or 'nothing'})")
+                    f"one (found: {', '.join(stages) or 'nothing'}){hint}")
 
 
 def rank(run_path: str | Path, queries: list[Path], gallery: list[Path], *, output: str | None = None):

@@ -25,16 +25,28 @@ from .inference import QuerySource, RunLoadError, load_run, output_runs
 from .utils.io import atomic_write_json, atomic_write_text
 from .utils.paths import resolve_path
 
-__all__ = ["DEFAULT_OUTPUTS", "DEFAULT_RATES", "sweep", "robustness_markdown", "robustness_figure", "write_robustness"]
+__all__ = ["DEFAULT_OUTPUTS", "default_outputs", "DEFAULT_RATES", "sweep", "robustness_markdown", "robustness_figure", "write_robustness"]
 
-#: The methods swept by default: each method's default variant (those absent in a profile are skipped).
-DEFAULT_OUTPUTS = ("pshrnet/default/pshrnet", "pshrnet/default/baseline", "pshrnet/default/teacher_lr",
-                   "ftwa/default/ftwa")
+def default_outputs() -> tuple[str, ...]:
+    """The outputs swept by default, ``method/variant/output``: each registered method's ``sweep_outputs`` (its
+    headline's default variant unless it names others), in registration order; those absent in a profile are
+    skipped. Also :data:`DEFAULT_OUTPUTS` (computed when read, so a method registered later is included)."""
+    from .methods import METHODS
+
+    return tuple(label for m in METHODS.in_order() for label in m.default_sweep)
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT_OUTPUTS":
+        return default_outputs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DEFAULT_RATES = tuple(range(1, 9))
 TRAINING_RATES = (2, 3, 4)
 
 
-def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, rates: Sequence[int] = DEFAULT_RATES,
+def sweep(profile_dir: str | Path, *, outputs: Sequence[str] | None = None, rates: Sequence[int] = DEFAULT_RATES,
           datasets: Sequence[str] | None = None, splits: Sequence[int] | None = None,
           progress: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
     """Evaluate ``outputs`` (``method/variant/output`` labels) at every rate on every dataset / split of a profile.
@@ -47,6 +59,7 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] = DEFAULT_OUTPUTS, 
     from .utils.progress import bars_off
 
     profile_dir = resolve_path(profile_dir)
+    outputs = default_outputs() if outputs is None else tuple(outputs)
     rates = [int(r) for r in rates]
     if not rates or any(r < 1 for r in rates):
         raise ValueError(f"rates: expected rates ≥ 1, found {rates}")
@@ -210,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="tiny")
     ap.add_argument("--output-root", default="outputs")
-    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_OUTPUTS), help="method/variant/output labels")
+    ap.add_argument("--methods", nargs="+", default=list(default_outputs()), help="method/variant/output labels")
     ap.add_argument("--datasets", nargs="*", default=None)
     ap.add_argument("--splits", type=int, nargs="*", default=None)
     ap.add_argument("--rates", type=int, nargs="+", default=list(DEFAULT_RATES))

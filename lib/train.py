@@ -74,9 +74,9 @@ def _main(a: argparse.Namespace) -> int:
     from .methods import load_config
 
     cfg = load_config(a.config)
-    from .methods import METHODS
+    from .methods import METHODS, method_of
 
-    method = next(METHODS.get(n) for n in METHODS.names() if isinstance(cfg, METHODS.get(n).config_class))
+    method = method_of(cfg)
     outputs = a.outputs or list(method.outputs)
     exp = run_experiment(params, {a.variant: {}}, {a.variant: outputs}, progress=not a.no_progress)
     if D.is_main():

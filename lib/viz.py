@@ -247,7 +247,7 @@ def ranking_plot(frame, metric_label: str = "Rank-1 (%)"):
     return fig
 
 
-def _bare(ax) -> None:
+def bare_axes(ax) -> None:
     """No ticks and no frame, but keep the axis labels (used as captions)."""
     ax.set_xticks([])
     ax.set_yticks([])
@@ -302,7 +302,7 @@ def restoration_grid(examples: list[dict], names=None, space: str | None = None)
         row[-1].imshow(np.asarray(ex["hr"]), interpolation="nearest")
         row[-1].set_xlabel(f"{h}×{w}", fontsize=7)
         for ax in row:
-            _bare(ax)
+            bare_axes(ax)
     for ax, title in zip(axes[0], titles):
         ax.set_title(title, fontsize=8)
     where = "Y channel (BT.601)" if space == "y" else "RGB"
@@ -397,7 +397,7 @@ def ranked_list(query: np.ndarray, gallery: list[np.ndarray], *, matches=None, d
             text += f"\n{captions[k]}"
         ax.set_xlabel(text, fontsize=6.5)
     for ax in axes:
-        _bare(ax)
+        bare_axes(ax)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()

@@ -241,40 +241,94 @@ def _trust(path: Path) -> None:
         print(f"[workbook] note: {path.name} not signed as trusted ({type(e).__name__}: {e})", file=sys.stderr)
 
 
-#: The notebooks that make each table (in order); notebook 01 runs first, once per dataset.
-TABLE_NOTEBOOKS: dict[str, tuple[str, ...]] = {
-    "1": ("02_phase1_hr_reid", "03_phase2_pseudo_siamese", "04_table1"),
-    "2": ("05_ablation_losses",),
-    "3": ("08_restoration_quality",),
-    "4": ("07_ablation_sr_modules",),
-    "5": ("09_ablation_pooling",),
-    "6": ("10_ablation_heads",),
-    "7": ("06_ablation_ps_components",),
-    "ftwa1": ("11_ftwa",),
-    "ftwa2": ("12_ftwa_ablation",),
-    "methods": ("11_ftwa",),
-    "robustness": ("14_resolution_robustness",),
-}
+#: The workbook's own tables, beyond any one method, as ``(name, spec, notebooks)`` of a
+#: :class:`lib.methods.WorkbookTable`: the methods side by side (notebook 11 writes it beside FTWA's Table 1) and the
+#: resolution sweep of every finished run. Each method lists its own (:attr:`lib.methods.Method.tables`). (Plain
+#: data: this module does not import torch until a table is asked for.)
+WORKBOOK_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("methods", "methods", ("11_ftwa",)),
+    ("robustness", "robustness", ("14_resolution_robustness",)),
+)
+
+
+def workbook_tables() -> dict[str, "WorkbookTable"]:
+    """Every table ``make reproduce TABLES=…`` knows, by name: each registered method's (registration order), then
+    :data:`WORKBOOK_TABLES`.
+
+    Raises:
+        ValueError: two tables with one name or one spec, naming both.
+    """
+    from .methods import METHODS, WorkbookTable
+
+    out: dict[str, WorkbookTable] = {}
+    owner: dict[str, str] = {}
+    own = [("workbook", WorkbookTable(*t)) for t in WORKBOOK_TABLES]
+    for who, t in [*((m.name, t) for m in METHODS.in_order() for t in m.tables), *own]:
+        for key in dict.fromkeys((t.name, t.spec)):
+            if key in owner:
+                raise ValueError(f"table {key!r} of {who} is already a table of {owner[key]}")
+            owner[key] = who
+        out[t.name] = t
+    return out
+
+
+def table_notebooks() -> dict[str, tuple[str, ...]]:
+    """``{table: notebooks}``, in order (notebook 01 runs first, once per dataset); also :data:`TABLE_NOTEBOOKS`."""
+    return {name: t.notebooks for name, t in workbook_tables().items()}
+
+
+def __getattr__(name: str):
+    if name == "TABLE_NOTEBOOKS":  # computed when read, so a method registered later is included
+        return table_notebooks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def table_name(table: str | int) -> str:
+    """A ``TABLES`` entry as the workbook names it: ``3`` / ``table3`` → ``3``, ``ftwa_table1`` → ``ftwa1``.
+
+    Raises:
+        ValueError: an unknown table, naming the known ones.
+    """
+    tables = workbook_tables()
+    t = str(table)
+    if t in tables:
+        return t
+    by_spec = {e.spec: name for name, e in tables.items()}
+    if t in by_spec:
+        return by_spec[t]
+    raise ValueError(f"TABLES: unknown table {t!r}; the workbook has {', '.join(tables)}")
 
 
 def table_spec_name(table: str) -> str:
     """The spec / output name of a ``TABLES`` entry: ``3`` → ``table3``, ``ftwa1`` → ``ftwa_table1``, ``methods``."""
-    if table.isdigit():
-        return f"table{table}"
-    return {"ftwa1": "ftwa_table1", "ftwa2": "ftwa_table2"}.get(table, table)
+    return workbook_tables()[table_name(table)].spec
+
+
+def table_paper_datasets(table: str) -> list[str] | None:
+    """The datasets of the paper table behind ``table`` (workbook names: ``viper`` …); ``None`` for the sweep,
+    which runs on every dataset with runs."""
+    from .paper_numbers import paper_table_info
+    from .results import load_table_spec
+    from .results.methods_table import load_methods_spec
+    from .results.tables import PAPER_DATASETS
+
+    name = table_name(table)
+    if name == "robustness":
+        return None
+    if name == "methods":
+        paper, tab = load_methods_spec().datasets_of
+    else:
+        spec = load_table_spec(table_spec_name(name))
+        paper, tab = spec.paper, spec.table
+    return [PAPER_DATASETS[d] for d in paper_table_info(paper, tab)["datasets"]]
 
 
 def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
     """The paper table's own datasets when present under DATA_ROOT, else every dataset found (a substitution the
     table states above itself)."""
-    from .paper_numbers import paper_table_info
-    from .results import load_table_spec
-    from .results.tables import PAPER_DATASETS
-
-    if table == "robustness":  # beyond the papers: every dataset with runs
+    own = table_paper_datasets(table)
+    if own is None:  # beyond the papers: every dataset with runs
         return list(found)
-    spec = load_table_spec(table_spec_name("ftwa1" if table == "methods" else table))  # methods: Table 1's datasets
-    own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
     present = [d for d in own if d in found]
     return present or list(found)
 
@@ -282,7 +336,7 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
 def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",),
               weights: str | os.PathLike | None = None, workers: int | None = None, runs_per_gpu: int = 1) -> list[Path]:
     """Every table in ``tables`` for the datasets under ``data_root``: notebook 01 for each dataset found, then each
-    table's notebooks (:data:`TABLE_NOTEBOOKS`) with ``DATASETS`` / ``DATA_ROOT`` set.
+    table's notebooks (:func:`workbook_tables`) with ``DATASETS`` / ``DATA_ROOT`` set.
 
     ``weights``: a YAML file ``backbone: weight source`` (:func:`lib.workflow.load_weights_file`), given to every
     notebook as ``WEIGHTS``: each row, the methods table's included, takes its backbone's file.
@@ -298,11 +352,18 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
 
     weights_map = load_weights_file(weights) if weights else {}  # a bad file fails before anything runs
     pname = profile_name(profile)  # before any notebook runs: the name decides where everything goes
-    tables = [str(t) if str(t).startswith("ftwa_table") else str(t).removeprefix("table") for t in tables]
-    tables = [{"ftwa_table1": "ftwa1", "ftwa_table2": "ftwa2"}.get(t, t) for t in tables]
-    unknown = [t for t in tables if t not in TABLE_NOTEBOOKS]
+    known = workbook_tables()
+    unknown = []
+    for t in tables:
+        try:
+            table_name(t)
+        except ValueError:
+            unknown.append(str(t))
     if unknown:
-        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(TABLE_NOTEBOOKS)}")
+        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(known)}")
+    tables = [table_name(t) for t in tables]
+    for t in tables:
+        known[t].planned_by  # a table no notebook makes fails here, before anything runs
     if str(data_root) == "synthetic":
         found, missing = {"synthetic": Path("synthetic")}, {}
     else:
@@ -336,7 +397,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     written, ran = [], set()
     for t in tables:
         names = [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok] if ok else []
-        for stem in TABLE_NOTEBOOKS[t]:
+        for stem in known[t].notebooks:
             if (stem, tuple(names)) in ran:  # e.g. "ftwa1 methods": notebook 11 makes both
                 continue
             ran.add((stem, tuple(names)))
@@ -411,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         return 0
     if a.cmd == "reproduce":  # "none": only notebook 01 for every dataset (e.g. before submitting to SLURM)
-        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else \
+        tables = list(workbook_tables()) if a.tables.strip() == "all" else \
             [] if a.tables.strip() == "none" else a.tables.replace(",", " ").split()
         try:
             workers = int(a.workers) if str(a.workers).strip() else None
@@ -425,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .scale.plan import format_plan, make_plan, write_plan
         from .workflow import output_dir
 
-        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
             plan = make_plan(a.profile, tables, a.data_root or None, device=a.device)
         except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
@@ -440,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .scale.plan import format_plan, make_plan
         from .workflow import output_dir
 
-        tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
             plan = make_plan(a.profile, tables, a.data_root or None)
             provisional = [r.run_id for r in plan.runs if not r.exact and r.state != "finished"]

@@ -21,7 +21,7 @@ from .data.synthetic import SyntheticConfig, generate_synthetic
 from .engine import distributed as D
 from .metrics.intervals import DEFAULT_B
 from .core.runs import release
-from .methods import METHODS, differences, load_config, run_variant
+from .methods import METHODS, differences, load_config, method_of, run_variant
 from .results import build_table, load_table_spec, write_summary, write_table
 from .results.tables import frame_markdown
 from .results.specs import TABLE_EXTRAS, RowSpec, TableSpec
@@ -31,6 +31,7 @@ from .utils.paths import check_name, resolve_path
 __all__ = [
     "DATA_DEFAULTS",
     "PARAM_TYPES",
+    "param_types",
     "validate_params",
     "output_dir",
     "manifest_path",
@@ -48,10 +49,12 @@ __all__ = [
     "find_datasets",
     "check_weights_map",
     "load_weights_file",
+    "methods_requests",
+    "run_methods_table",
 ]
 
-#: The type of every notebook parameter (a test checks each notebook's defaults against it): ``int``, ``float``
-#: (an int is accepted), ``bool``, ``str``, ``dict``, ``list[int]``, ``list[str]``, or ``"list[str]|str"`` unions.
+#: The type of every shared notebook parameter (a method adds its own: :func:`param_types`; a test checks each
+#: notebook's defaults against them): ``int``, ``float`` (an int is accepted), ``bool``, ``str``, ``dict``, ``list[int]``, ``list[str]``, or ``"list[str]|str"`` unions.
 #: Model, data and training settings are not notebook parameters: they live in the configuration files
 #: (``CONFIG``, ``configs/<method>/*.yaml``) and are changed with ``OVERRIDES`` (dotted keys).
 PARAM_TYPES: dict[str, str] = {
@@ -59,10 +62,22 @@ PARAM_TYPES: dict[str, str] = {
     "SEED": "int", "RATES": "list[int]", "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int",
     "SYN_NUM_IDENTITIES": "int", "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int",
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
-    "OVERRIDES": "dict", "RUN_BASELINE": "bool", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
+    "OVERRIDES": "dict", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
     "SPLIT": "int", "METHOD": "str", "ORDER": "str", "QUERY": "int", "QUERY_RATE": "int", "TOP_K": "int",
     "METHODS": "list[str]", "QUERY_RATES": "list[int]", "BOOTSTRAP": "int", "WEIGHTS": "dict",
 }
+
+
+def param_types() -> dict[str, str]:
+    """Every notebook parameter's type: the shared :data:`PARAM_TYPES` plus each registered method's own
+    (:attr:`lib.methods.Method.notebook_params`, e.g. PS-HRNet's ``RUN_BASELINE``)."""
+    out = dict(PARAM_TYPES)
+    for m in METHODS.in_order():
+        for key, spec in m.notebook_params.items():
+            if out.setdefault(key, spec) != spec:
+                raise ValueError(f"method {m.name!r}: notebook parameter {key} has type {spec!r}, but it is already "
+                                 f"{out[key]!r}")
+    return out
 
 
 def _type_ok(value: Any, spec: str) -> bool:
@@ -82,10 +97,11 @@ def _type_ok(value: Any, spec: str) -> bool:
 
 
 def validate_params(params: Mapping[str, Any], *, where: str = "parameters") -> None:
-    """Check every known parameter's type (:data:`PARAM_TYPES`); raise ``TypeError`` naming the key, the
+    """Check every known parameter's type (:func:`param_types`); raise ``TypeError`` naming the key, the
     expected type and the value found. Unknown keys are the notebooks' business (papermill checks them)."""
+    types = param_types()
     for key, value in params.items():
-        spec = PARAM_TYPES.get(key)
+        spec = types.get(key)
         if spec is None or _type_ok(value, spec):
             continue
         hint = ""
@@ -229,7 +245,7 @@ def experiment_config(params: Mapping[str, Any], overrides: Mapping[str, Any] | 
     if not weights:
         return cfg
     flat = flatten(jsonable(to_dict(cfg)))
-    method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+    method = method_of(cfg)
     extra = {wkey: weights[flat[bkey]] for bkey, wkey in method.weights_keys
              if wkey not in ov and flat.get(bkey) in weights}  # a row or OVERRIDES naming its weights keeps them
     return load_config(path, {**ov, **extra}) if extra else cfg
@@ -325,7 +341,7 @@ def run_experiment(params: Mapping[str, Any], variants: Mapping[str, Mapping[str
         exp.datasets[ds.name] = ds
         for variant, ov in variants.items():
             cfg = experiment_config(params, ov)
-            method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+            method = method_of(cfg)
             exp.method, exp.configs[variant] = method.name, cfg
             paper = load_config(method.paper_config, (paper_variants or {}).get(variant, ov))
             per_split: dict[str, list[dict]] = {}
@@ -475,6 +491,7 @@ class TableReport:
     files: list[Path]
     ranking: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None  # the profile's output folder (what a table's extras write under)
 
 
 def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
@@ -492,6 +509,63 @@ def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
         return frame
     frame["mean"] = frame.mean(axis=1)
     return frame.sort_values("mean", ascending=False).round(2)
+
+
+# ------------------------------------------------------------------------------------- the methods side by side
+def _config_for(method: str, params: Mapping[str, Any]) -> str:
+    """``configs/<method>/<profile>.yaml`` for the profile the notebook's ``CONFIG`` names (its file's stem)."""
+    stem = Path(str(params.get("CONFIG", DEFAULT_CONFIG))).stem
+    path = Path("configs") / method / f"{stem}.yaml"
+    if not resolve_path(path).is_file():
+        raise FileNotFoundError(f"methods table: CONFIG {params.get('CONFIG', DEFAULT_CONFIG)!r} names the profile "
+                                f"{stem!r}, but method {method!r} has no {path} (each method needs a configuration "
+                                "of the same profile)")
+    return str(path)
+
+
+def _own_method(params: Mapping[str, Any]) -> str:
+    """The method of the notebook's own ``CONFIG``."""
+    from .core.config import load_config_file
+    from .methods import config_method
+
+    path = resolve_path(str(params.get("CONFIG", DEFAULT_CONFIG)))
+    return config_method(load_config_file(path), str(path)).name
+
+
+def methods_requests(params: Mapping[str, Any], spec: Any = None
+                     ) -> dict[str, tuple[dict[str, Any], dict[str, dict], dict[str, list[str]]]]:
+    """``{method: (params, variants, outputs)}``: what the methods table (:mod:`lib.results.methods_table`) needs
+    :func:`run_experiment` to run for each method (trains nothing; :func:`run_methods_table` and the plan of runs
+    use it)."""
+    from .results.methods_table import load_methods_spec
+
+    spec = spec or load_methods_spec()
+    out = {}
+    for method in dict.fromkeys(r.method for r in spec.rows):
+        METHODS.get(method)  # an unknown method names the registered ones
+        rows = [r for r in spec.rows if r.method == method]
+        variants = {r.variant: {} for r in rows}
+        outputs = {v: list(dict.fromkeys(r.output for r in rows if r.variant == v)) for v in variants}
+        # the notebook's OVERRIDES are dotted keys of its own method's configuration: the other methods run as
+        # their profile's configuration stands
+        own = method == _own_method(params)
+        out[method] = ({**params, "CONFIG": _config_for(method, params)} | ({} if own else {"OVERRIDES": {}}),
+                       variants, outputs)
+    return out
+
+
+def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec: Any = None):
+    """Run (or reuse) every methods-table row's variant on ``DATASETS`` × ``SPLITS``, then build and write
+    ``tables/methods.{csv,md}`` from the finished experiments (:func:`lib.results.methods_table.methods_table`).
+    Returns ``(frame, markdown, paths)``."""
+    from .results.methods_table import load_methods_spec, methods_table
+
+    spec = spec or load_methods_spec()
+    requests = methods_requests(params, spec)
+    exps = {method: run_experiment(p, variants, outputs, progress=progress)
+            for method, (p, variants, outputs) in requests.items()}
+    configs = {method: p["CONFIG"] for method, (p, _, _) in requests.items()}
+    return methods_table(spec, exps, configs, params, output_dir(params))
 
 
 def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = True) -> TableReport:
@@ -513,7 +587,7 @@ def run_and_tabulate(params: Mapping[str, Any], table: str, *, progress: bool = 
         text = f"# {spec.title}: variants ranked by mean Rank-1 (%) over the datasets run\n\n" + frame_markdown(rank) + "\n"
         files.append(atomic_write_text(out / "tables" / f"{table}_ranking.md", text))
         files.append(save_figure(ranking_plot(rank.drop(columns="mean")), out / "figures" / f"{table}_ranking.png"))
-    report = TableReport(exp, rows, long, md, files, rank)
+    report = TableReport(exp, rows, long, md, files, rank, out=output_dir(params))
     for name in spec.extras:  # e.g. Table III's per-rate quality and Fig. 5
         report.extras[name] = TABLE_EXTRAS.get(name)(params, report)
         report.files += list(getattr(report.extras[name], "files", []))
@@ -547,5 +621,5 @@ def results_frame(exp: Experiment, labels: Mapping[str, str] | None = None):
     return pd.DataFrame(rows)
 
 
-from . import restoration_report as _restoration_report  # noqa: E402,F401  (registers the "restoration" extra)
-from . import sr_signal_report as _sr_signal_report  # noqa: E402,F401  (registers the "sr_signal" extra)
+from .results import restoration_report as _restoration_report  # noqa: E402,F401  (registers the "restoration" extra)
+from .results import sr_signal_report as _sr_signal_report  # noqa: E402,F401  (registers the "sr_signal" extra)

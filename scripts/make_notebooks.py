@@ -339,7 +339,7 @@ NOTEBOOKS = {
         ("code", "from lib.methods.ftwa.matching import match_frame\n\nmatch_frame(report.experiment.summaries)", {}),
         ("markdown", "## PS-HRNet and FTWA side by side\nSame profile for both methods (`configs/<method>/<profile>"
          ".yaml`), each against its own paper; parameters and test-time cost per query (`tables/methods.md`).", {}),
-        ("code", "from lib.results.methods_table import run_methods_table\n\nif COMPARE_METHODS:\n"
+        ("code", "from lib.workflow import run_methods_table\n\nif COMPARE_METHODS:\n"
          "    methods, methods_md, _ = run_methods_table(params)\n    display(Markdown(methods_md))", {}),
     ],
     "12_ftwa_ablation": [

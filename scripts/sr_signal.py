@@ -3,7 +3,7 @@
 For each ``--config``, a fresh G of that configuration at each initialisation (``he``, ``authors``, ``identity``);
 for each ``--runs`` folder (a stage with a G: ``phase2``, ``solo_sr``), its trained G — all on the same batch of
 training pairs of ``--manifest``'s split 0 (never test images), as notebook 08 does beside Table III
-(:mod:`lib.models.sr.diagnostics`, :mod:`lib.sr_signal_report`). Prints the summary (body gain, residual / input,
+(:mod:`lib.models.sr.diagnostics`, :mod:`lib.results.sr_signal_report`). Prints the summary (body gain, residual / input,
 gradient at G's first and last convolutions) and the gain per block; ``--figure`` draws the first configuration.
 
     PYTHONPATH=. python scripts/sr_signal.py --manifest outputs/cpu/mlr/viper-seed0 \\
@@ -43,7 +43,7 @@ def _main(a: argparse.Namespace) -> int:
     from lib.methods import load_config
     from lib.models import build_sr
     from lib.models.sr.diagnostics import SUMMARY, compare_inits, signal_report
-    from lib.sr_signal_report import training_batch
+    from lib.results.sr_signal_report import training_batch
 
     pd.set_option("display.width", 200)
     pd.set_option("display.float_format", "{:.3g}".format)

@@ -326,7 +326,7 @@ def test_methods_table_shows_mean_and_std_over_several_splits():
 
 
 def test_methods_table_needs_a_configuration_per_method(tmp_path):
-    from lib.results.methods_table import _config_for, _own_method
+    from lib.workflow import _config_for, _own_method
 
     assert _config_for("ftwa", {"CONFIG": "configs/pshrnet/cpu.yaml"}) == "configs/ftwa/cpu.yaml"
     assert _own_method({"CONFIG": "configs/ftwa/tiny.yaml"}) == "ftwa"  # its OVERRIDES are FTWA keys only

@@ -124,9 +124,11 @@ def test_table3_solo_sr_bicubic_and_restoration_numbers(tiny):
     assert solo_r1.delta.isna().all()  # the paper's printed 0.04 is not a target (no_delta)
     assert "PSNR (dB)" in md and "Y channel of YCbCr" in md and "teacher" in md
 
-    from lib.restoration_report import restoration_report
+    from lib.results.restoration_report import restoration_report
+    from lib.workflow import output_dir
 
-    q = restoration_report(params, type("R", (), {"experiment": exp, "rows": rows})(), num_examples=1)
+    fake = type("R", (), {"experiment": exp, "rows": rows, "out": output_dir(params)})()
+    q = restoration_report(params, fake, num_examples=1)
     assert set(q.per_rate.r) >= {2, 3, 4, "all"} and set(q.solo_vs_bicubic.r) >= {2, 3, 4}
     names = {p.name for p in q.files}
     assert {"fig5.png", "fig5_synthetic.png", "table3_per_rate.md", "table3_quality_vs_rate.png"} <= names

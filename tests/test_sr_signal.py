@@ -81,7 +81,7 @@ def test_authors_init_redraws_the_attention_convs_and_identity_opens_the_gates()
     assert s.loc["identity", "body_gain"] > 100 * s.loc["he", "body_gain"]  # open gates pass the signal
     assert s.loc["identity", "head_grad_norm"] == 0.0  # nothing flows back through a zero tail ...
     assert s.loc["identity", "tail_grad_norm"] > 100 * s.loc["he", "tail_grad_norm"]  # ... but its first update is big
-    from lib.sr_signal_report import conclusion
+    from lib.results.sr_signal_report import conclusion
 
     text = conclusion(summary)
     assert f"{s.loc['he', 'body_gain']:.2g}" in text and "paper's initialisation" in text

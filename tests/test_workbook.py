@@ -120,7 +120,7 @@ def test_every_table_has_a_spec_and_notebooks():
 def test_reproduce_rejects_unknown_tables_before_running(tmp_path):
     from lib.workbook import main, reproduce
 
-    with pytest.raises(ValueError, match=r"TABLES: unknown table\(s\) \['8'\]; the workbook has 1, 2, 3, 4, 5, 6, 7, ftwa1, ftwa2, methods"):
+    with pytest.raises(ValueError, match=r"TABLES: unknown table\(s\) \['table8'\]; the workbook has 1, 2, 3, 4, 5, 6, 7, ftwa1, ftwa2, methods"):
         reproduce("tiny", tmp_path, ["1", "table8"])
     assert not any(tmp_path.iterdir())
     with pytest.raises(FileNotFoundError, match="no dataset under"):

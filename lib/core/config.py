@@ -28,7 +28,12 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-__all__ = ["ConfigError", "load_config_file", "merge", "apply_overrides", "from_dict", "to_dict", "flatten"]
+__all__ = [
+    "NEUTRAL_DEFAULT", "ConfigError", "load_config_file", "merge", "apply_overrides", "from_dict", "to_dict", "flatten"]
+
+#: Field metadata of an option left out of run identities while it holds its default (an option added after runs
+#: exist; :mod:`lib.core.tracking` records the reads): ``field(default=…, metadata=NEUTRAL_DEFAULT)``.
+NEUTRAL_DEFAULT = {"identity": "omit_default"}
 
 T = TypeVar("T")
 

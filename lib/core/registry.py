@@ -103,6 +103,20 @@ class Registry:
         """Return the registered names, sorted."""
         return sorted(self._objects)
 
+    def in_order(self) -> list[Any]:
+        """The registered objects in the order they were registered (how a table lists methods)."""
+        return list(self._objects.values())
+
+    def unregister(self, name: str) -> Any:
+        """Remove ``name`` and return its object (tests that register a temporary entry clean up with it).
+
+        Raises:
+            UnknownNameError: as :meth:`get`.
+        """
+        obj = self.get(name)
+        del self._objects[name]
+        return obj
+
     def __getitem__(self, name: str) -> Any:
         """``REG[name]``: :meth:`get`."""
         return self.get(name)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -48,7 +48,7 @@ from ..utils.seed import seed_everything
 from ..utils.progress import report
 from .tracking import ConfigReader
 
-__all__ = ["Stage", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",
+__all__ = ["Stage", "BuildModules", "StageContext", "StagePlan", "RunResult", "run_stage", "identity_key", "saved_history", "PER_QUERY_FILE",
            "HIDDEN_SECTIONS", "run_lock", "RUN_LOCK_FILE",
            "LazyModules", "release", "build_stage", "stage_dir", "finished_record"]
 
@@ -99,15 +99,26 @@ class StagePlan:
     chance: dict[str, float] = field(default_factory=dict)  # history column of an identity loss → its chance level
 
 
+class BuildModules(Protocol):
+    """``(cfg, identity, {stage: run}) -> {name: module}``: a stage's modules, untrained, from a configuration, the
+    facts its ``build`` recorded in the identity (``num_classes`` …) and its loaded dependency runs. The stage's
+    ``build`` makes its modules with it, and :func:`lib.inference.load_run` rebuilds a finished run's with it, so
+    the two cannot drift apart."""
+
+    def __call__(self, cfg: Any, identity: Mapping[str, Any], deps: Mapping[str, RunResult]) -> dict[str, nn.Module]: ...
+
+
 @dataclass(frozen=True)
 class Stage:
     """A node of a method's stage graph: ``build(ctx) -> StagePlan``; ``deps`` are run first (their results are
-    ``ctx.deps``); ``seed_offset`` is added to the configuration's seed for this stage."""
+    ``ctx.deps``); ``seed_offset`` is added to the configuration's seed for this stage; ``modules``
+    (:class:`BuildModules`) makes the stage's modules, for its ``build`` and for rebuilding a finished run."""
 
     name: str
     build: Callable[[StageContext], StagePlan]
     deps: tuple[str, ...] = ()
     seed_offset: int = 0
+    modules: BuildModules | None = None
 
 
 @dataclass

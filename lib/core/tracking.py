@@ -24,8 +24,7 @@ from typing import Any
 
 __all__ = ["ConfigReader", "LateConfigRead", "unwrap", "NEUTRAL_DEFAULT"]
 
-#: Field metadata of an option left out of identities while it holds its default (see the module docstring).
-NEUTRAL_DEFAULT = {"identity": "omit_default"}
+from .config import NEUTRAL_DEFAULT  # noqa: E402  (declared with the configuration; recorded here)
 
 
 class LateConfigRead(RuntimeError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.tracking import NEUTRAL_DEFAULT
+from ..core.config import NEUTRAL_DEFAULT
 from .datasets import PAIR_MODES
 from .tensor_pipeline import PIPELINES
 

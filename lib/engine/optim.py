@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..core.registry import Registry
-from ..core.tracking import NEUTRAL_DEFAULT
+from ..core.config import NEUTRAL_DEFAULT
 
 __all__ = ["OptimConfig", "OPTIMIZERS", "SCHEDULES", "lr_factor", "make_optimizer", "module_param_groups"]
 

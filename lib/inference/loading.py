@@ -3,7 +3,7 @@
 A run's ``metrics.json`` holds its identity: the method, the stage and every configuration value the stage read
 while it was built (:mod:`lib.core.tracking`), plus the evaluation settings. Replaying those reads on the method's
 configuration class rebuilds the configuration the stage saw (what it did not read cannot shape its modules);
-the method's ``build_modules`` hook makes the modules, ``model.pt`` fills them. Dependencies (phase 2's and Solo
+the stage's ``modules`` hook (the one its ``build`` makes them with) makes the modules, ``model.pt`` fills them. Dependencies (phase 2's and Solo
 SR's teacher) are the sibling folders the identity names.
 
     run = load_run("outputs/tiny/runs/pshrnet/synthetic/variants/default/split0/phase2")
@@ -160,7 +160,7 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
         RunLoadError: the folder does not exist, holds no finished run (no ``model.pt`` / ``metrics.json``: still
             training, killed — rerun its notebook to resume), or belongs to an unknown method or stage.
     """
-    from ..methods import METHODS
+    from ..methods import METHODS, PLUGINS_ENV
 
     p = resolve_path(path)
     if not p.exists():
@@ -180,12 +180,14 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise RunLoadError(f"{run_dir / 'metrics.json'}: not a run record ({e})") from None
     if name not in METHODS:
-        raise RunLoadError(f"{run_dir}: method {name!r} is not registered (known: {', '.join(METHODS.names())})")
+        raise RunLoadError(f"{run_dir}: method {name!r} is not registered (known: {', '.join(METHODS.names())}; a "
+                           f"method package outside lib/methods is imported through {PLUGINS_ENV}=package)")
     method = METHODS.get(name)
     if stage not in method.stages:
         raise RunLoadError(f"{run_dir}: method {name!r} has no stage {stage!r}")
-    if method.build_modules is None:
-        raise RunLoadError(f"method {name!r} cannot rebuild its modules outside a training run")
+    if not method.can_rebuild(stage):
+        raise RunLoadError(f"{run_dir}: method {name!r}'s stage {stage!r} has no `modules` hook "
+                           "(lib.core.runs.Stage), so its modules cannot be rebuilt outside a training run")
     deps = {}
     for dep, key in identity.get("deps", {}).items():
         dep_dir = run_dir.parent / f"{dep}-{key}"
@@ -198,7 +200,7 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
     cfg = config_from_identity(method, identity, record.get("eval"), inherited)
     prec = _precision(identity.get("precision", "fp32"), device)
     with pretrained_weights_skipped():  # model.pt overwrites every tensor: no weights are fetched or read
-        modules = method.build_modules(stage, cfg, identity, deps)
+        modules = method.modules(stage, cfg, identity, deps)
     try:
         state = load_checkpoint(run_dir / "model.pt")
     except UnsafeCheckpointError as e:  # a pickle that would run code: refused, never loaded
@@ -264,8 +266,9 @@ class OutputRun:
 
 
 def output_runs(profile_dir: str | Path, dataset: str | None = None, split: int | None = None,
-                skip_outputs: tuple[str, ...] = ("teacher_hr",)) -> list[OutputRun]:
-    """The LR-query outputs of the finished runs of a profile (``teacher_hr`` — HR queries — is skipped), optionally
+                skip_outputs: tuple[str, ...] = (), skip_keys: tuple[str, ...] = ("hr",)) -> list[OutputRun]:
+    """The LR-query outputs of the finished runs of a profile (outputs read from the metrics key ``hr`` — HR
+    queries, such as PS-HRNet's ``teacher_hr`` — are skipped; ``skip_outputs`` names more), optionally
     of one dataset and split, sorted by (dataset, split, label). Variants that share a run (Table VII's variants
     share one teacher) give it once, under ``default`` where that is one of them, else the first variant by name."""
     from ..methods import METHODS
@@ -278,8 +281,8 @@ def output_runs(profile_dir: str | Path, dataset: str | None = None, split: int 
             continue
         if e.method not in METHODS:
             continue
-        for o, (stage, _) in METHODS.get(e.method).outputs.items():
-            if stage == e.stage and o not in skip_outputs and (e.path.resolve(), o) not in seen:
+        for o, (stage, key) in METHODS.get(e.method).outputs.items():
+            if stage == e.stage and o not in skip_outputs and key not in skip_keys and (e.path.resolve(), o) not in seen:
                 seen.add((e.path.resolve(), o))
                 out.append(OutputRun(f"{e.method}/{e.variant}/{o}", e, o))
     return sorted(out, key=lambda r: (r.dataset, r.split, r.label))

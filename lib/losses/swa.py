@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.tracking import NEUTRAL_DEFAULT
+from ..core.config import NEUTRAL_DEFAULT
 from .compose import LOSS_TERMS, LossConfig, LossInputs
 from .triplet import batch_hard_triplet_loss
 

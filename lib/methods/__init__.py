@@ -12,9 +12,9 @@ plus a few dotted overrides (``phase2.losses.ps: 0``).
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,12 @@ from ..core.registry import Registry
 from ..core.runs import RunResult, Stage, run_stage
 from ..utils.io import jsonable
 from ..utils.paths import repo_root, resolve_path
+from .contract import (BuildModules, MatcherHook, Method, MethodConfig, MethodsRow, QueryPath, TestConfig,
+                       WorkbookTable)
 
-__all__ = ["METHODS", "Method", "load_config", "config_method", "run_variant", "differences", "RESULT_RUNTIME_KEYS"]
+__all__ = ["METHODS", "Method", "MethodConfig", "TestConfig", "QueryPath", "BuildModules", "MatcherHook",
+           "WorkbookTable", "MethodsRow", "load_config", "config_method", "method_of", "run_variant", "differences",
+           "RESULT_RUNTIME_KEYS", "PLUGINS_ENV", "import_plugins"]
 
 #: Runtime settings that change what a run computes (listed among a table's differences from the paper).
 RESULT_RUNTIME_KEYS = ("runtime.max_steps_per_epoch",)
@@ -33,54 +37,18 @@ RESULT_RUNTIME_KEYS = ("runtime.max_steps_per_epoch",)
 METHODS = Registry("method")
 
 
-@dataclass(frozen=True)
-class Method:
-    """A re-ID method: its configuration class, stages and outputs.
-
-    Attributes:
-        name: the registry name (also the first level of its run folders).
-        config_class: the typed configuration dataclass (with ``seed``, ``test`` and ``runtime`` sections).
-        stages: the stage graph, in dependency order.
-        outputs: ``output -> (stage, metrics key)``, e.g. ``'pshrnet': ('phase2', 'lr')``.
-        paper_config: the configuration file holding the paper's setting (what differences are measured against).
-        not_compared: configuration keys (dotted prefixes) that are never differences from the paper: execution
-            settings and sections the paper has no counterpart for.
-        query_path: ``(output, {stage: RunResult}, cfg) -> (module, resize_interpolation)``: what runs on one LR
-            query image at test time for an output (its feature extractor), for the methods table's cost columns.
-        build_modules: ``(stage, cfg, identity, deps) -> {name: module}``: a stage's modules, untrained, from its
-            rebuilt configuration, recorded identity (``num_classes`` …) and loaded dependency runs (phase 2's
-            student starts as a copy of its teacher), for :func:`lib.inference.load_run`.
-        matcher: ``(output, {stage: run}, cfg, precision) -> Matcher``: the output's test as one object
-            (:class:`lib.inference.Matcher`), for the explorer, the resolution sweep and ``python -m lib.rank``.
-        weights_keys: ``(backbone key, weights key)`` pairs of the configuration: where a reproduction's
-            per-backbone weight files (the notebooks' ``WEIGHTS``) are applied.
-    """
-
-    name: str
-    config_class: type
-    stages: dict[str, Stage]
-    outputs: dict[str, tuple[str, str]]
-    paper_config: str
-    not_compared: tuple[str, ...] = field(default=("test.batch_size",))
-    query_path: Any = None
-    build_modules: Any = None
-    matcher: Any = None
-    weights_keys: tuple[tuple[str, str], ...] = (("model.backbone", "model.weights"),)
-
-    def stages_for(self, outputs: Iterable[str]) -> list[str]:
-        """The stages (dependencies first) needed for ``outputs``; unknown outputs list the method's."""
-        need: list[str] = []
-
-        def add(stage: str) -> None:
-            for d in self.stages[stage].deps:
-                add(d)
-            if stage not in need:
-                need.append(stage)
-        for o in outputs:
-            if o not in self.outputs:
-                raise KeyError(f"method {self.name!r} has no output {o!r}; its outputs: {', '.join(self.outputs)}")
-            add(self.outputs[o][0])
-        return [s for s in self.stages if s in need]
+def method_of(cfg: Any) -> Method:
+    """The registered :class:`Method` whose configuration class ``cfg`` is an instance of."""
+    for name in METHODS.names():
+        m = METHODS.get(name)
+        if type(cfg) is m.config_class:
+            return m
+    for name in METHODS.names():
+        m = METHODS.get(name)
+        if isinstance(cfg, m.config_class):
+            return m
+    raise TypeError(f"{type(cfg).__name__} is the configuration of no registered method (registered: "
+                    f"{', '.join(METHODS.names())}; a method outside lib/methods registers through {PLUGINS_ENV})")
 
 
 def config_method(data: Mapping[str, Any], where: str) -> Method:
@@ -175,5 +143,35 @@ def paper_config_path(method: Method) -> Path:
     return repo_root() / method.paper_config
 
 
-# Every method package registers itself (BasicSR's auto-import of *_arch.py, made explicit).
-from . import ftwa, pshrnet  # noqa: E402,F401
+#: Environment variable naming extra method packages to import (comma-separated module names, e.g.
+#: ``LIB_METHODS=my_lab.sr_reid``): each registers its :class:`Method` on import, and every part of the workbook —
+#: tables, plan, explorer, sweep, ``python -m lib.rank`` — then knows it without an edit under ``lib/``.
+PLUGINS_ENV = "LIB_METHODS"
+
+
+def import_plugins(names: str | None = None) -> list[str]:
+    """Import the method packages named in ``names`` (default: the :data:`PLUGINS_ENV` variable); returns them.
+
+    Raises:
+        ImportError: a package that cannot be imported, naming it and the variable it came from.
+    """
+    names = os.environ.get(PLUGINS_ENV, "") if names is None else names
+    done = []
+    for mod in (n.strip() for n in names.split(",")):
+        if not mod:
+            continue
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ImportError(f"{PLUGINS_ENV}={names!r}: cannot import method package {mod!r} ({e}); it must be "
+                              "importable from the working directory or PYTHONPATH") from e
+        done.append(mod)
+    return done
+
+
+# Every method package registers itself (BasicSR's auto-import of *_arch.py, made explicit), in the order tables
+# and the methods table list them; then the packages named in LIB_METHODS.
+from . import pshrnet  # noqa: E402,F401
+from . import ftwa  # noqa: E402,F401
+
+import_plugins()

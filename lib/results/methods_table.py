@@ -1,19 +1,23 @@
 """Beyond both papers: the methods side by side on the same data, splits, backbone and epoch budget.
 
-``configs/methods_table.yaml`` lists the rows: a method's output (PS-HRNet's student, the bicubic + ID baseline,
-FTWA …), each from the configuration of the same profile (``configs/<method>/<profile>.yaml``, where ``<profile>``
+Each registered method lists its rows (:attr:`lib.methods.Method.methods_rows`: PS-HRNet's student and the bicubic
++ ID baseline, FTWA …) and ``configs/methods_table.yaml`` gives the title, notes and reference row. Each row comes
+from the configuration of the same profile (``configs/<method>/<profile>.yaml``, where ``<profile>``
 is the stem of the notebook's ``CONFIG``: the profiles are written to match — backbone, input size, P × K, epochs),
 and the paper number each is compared with (its own paper's Table I / Table 1). Columns: Rank-1 / Rank-5 per
 dataset (mean ± std over the splits) with the paper's Rank-1 and Δ, the number of parameters (all trained; and
 those one LR query passes through at test time) and the test-time cost in ms per query (the query's feature, one
 forward pass without the flip, measured on this machine). ``tables/methods.{csv,md}``.
+
+This module is handed finished experiments (:func:`methods_table`); :func:`lib.workflow.run_methods_table` runs
+or reuses them first.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,50 +26,71 @@ import torch
 from torch import nn
 
 from ..core.config import ConfigError, from_dict, load_config_file
+from ..methods.contract import MethodsRow
 from ..metrics.intervals import DEFAULT_B, Interval, interval_columns
 from ..utils.io import atomic_write_text
 from ..utils.paths import repo_root
 from .effects import row_interval
-from .tables import INTERVAL_METHOD, PAPER_DATASETS, _label, cell, not_learning_splits
+from .tables import INTERVAL_METHOD, PAPER_DATASETS, dataset_label, cell, not_learning_splits
 
-__all__ = ["MethodRow", "MethodsSpec", "load_methods_spec", "run_methods_table", "query_cost", "SPEC_FILE"]
+__all__ = ["MethodRow", "MethodsSpec", "load_methods_spec", "methods_table", "query_cost", "SPEC_FILE"]
 
 SPEC_FILE = "configs/methods_table.yaml"
 
 
 @dataclass(frozen=True)
-class MethodRow:
-    """One row: ``output`` of ``method``'s ``variant``; ``paper`` / ``paper_table`` / ``paper_row``: the registry
-    row it is compared with (``None``: a row of ours only)."""
+class MethodRow(MethodsRow):
+    """One row: a method's :class:`~lib.methods.MethodsRow` (``output`` of its ``variant``, the paper-numbers row it
+    is compared with) and the ``method`` it belongs to."""
 
-    label: str
-    method: str
-    output: str
-    variant: str = "default"
-    paper: str | None = None
-    paper_table: str | None = None
-    paper_row: str | None = None
+    method: str = ""
 
 
 @dataclass(frozen=True)
 class MethodsSpec:
-    """``reference``: the label of the row every other row's Rank-1 is compared with, each effect with its
-    interval (:mod:`lib.metrics.intervals`; ``None``: no effects)."""
+    """``rows``: every registered method's rows, in registration order (filled by :func:`load_methods_spec`);
+    ``reference``: the label of the row every other row's Rank-1 is compared with, each effect with its interval
+    (:mod:`lib.metrics.intervals`; ``None``: no effects); ``datasets_of``: ``(paper, table)`` of the paper-numbers
+    table whose datasets ``make reproduce TABLES=methods`` runs on."""
 
     title: str
-    rows: tuple[MethodRow, ...]
+    rows: tuple[MethodRow, ...] = ()
     notes: tuple[str, ...] = ()
     reference: str | None = None
+    datasets_of: tuple[str, ...] = ("ftwa", "table1")
 
     def __post_init__(self) -> None:
-        if self.reference is not None and self.reference not in {r.label for r in self.rows}:
+        if self.reference is not None and self.rows and self.reference not in {r.label for r in self.rows}:
             raise ValueError(f"reference {self.reference!r} is not a row label ({', '.join(r.label for r in self.rows)})")
+        if len(self.datasets_of) != 2:
+            raise ValueError(f"datasets_of: expected [paper, table], found {list(self.datasets_of)}")
+
+
+def method_rows() -> tuple[MethodRow, ...]:
+    """Every registered method's methods-table rows (:attr:`lib.methods.Method.methods_rows`), in registration
+    order."""
+    from ..methods import METHODS
+
+    return tuple(MethodRow(**{f: getattr(r, f) for f in MethodsRow.__dataclass_fields__}, method=m.name)
+                 for m in METHODS.in_order() for r in m.methods_rows)
 
 
 def load_methods_spec(path: str | Path = SPEC_FILE) -> MethodsSpec:
+    """The methods table's spec: title, notes, reference and ``datasets_of`` from ``path``, rows from the
+    registered methods.
+
+    Raises:
+        ConfigError: a bad file, naming it and the key — a ``rows`` key included: rows come from each method's
+            ``methods_rows``, not from this file.
+    """
     p = repo_root() / path
+    data = load_config_file(p)
+    if "rows" in data:
+        raise ConfigError(f"{p}: 'rows' is not read from this file: each method lists its rows in its Method "
+                          "(methods_rows, lib/methods/<method>/__init__.py)", key="rows")
     try:
-        return from_dict(MethodsSpec, load_config_file(p), where=str(p))
+        spec = from_dict(MethodsSpec, data, where=str(p))
+        return replace(spec, rows=method_rows())
     except ValueError as e:
         raise ConfigError(f"{p}: {e}") if not isinstance(e, ConfigError) else e from None
 
@@ -112,60 +137,15 @@ def query_cost(module: nn.Module, images, *, size, interpolation: str, precision
             "batch": len(x)}
 
 
-def _config_for(method: str, params: Mapping[str, Any]) -> str:
-    from ..workflow import DEFAULT_CONFIG
-
-    stem = Path(str(params.get("CONFIG", DEFAULT_CONFIG))).stem
-    path = Path("configs") / method / f"{stem}.yaml"
-    if not (repo_root() / path).is_file():
-        raise FileNotFoundError(f"methods table: CONFIG {params.get('CONFIG', DEFAULT_CONFIG)!r} names the profile "
-                                f"{stem!r}, but method {method!r} has no {path} (each method needs a configuration "
-                                "of the same profile)")
-    return str(path)
-
-
-def _own_method(params: Mapping[str, Any]) -> str:
-    from ..methods import config_method
-    from ..workflow import DEFAULT_CONFIG
-
-    path = repo_root() / str(params.get("CONFIG", DEFAULT_CONFIG))
-    return config_method(load_config_file(path), str(path)).name
-
-
-def methods_requests(params: Mapping[str, Any], spec: MethodsSpec | None = None
-                     ) -> dict[str, tuple[dict[str, Any], dict[str, dict], dict[str, list[str]]]]:
-    """``{method: (params, variants, outputs)}``: what the methods table asks :func:`lib.workflow.run_experiment` to
-    run for each method (trains nothing; :func:`run_methods_table` and the plan of runs use it)."""
-    from ..methods import METHODS
-
-    spec = spec or load_methods_spec()
-    out = {}
-    for method in dict.fromkeys(r.method for r in spec.rows):
-        METHODS.get(method)  # an unknown method names the registered ones
-        rows = [r for r in spec.rows if r.method == method]
-        variants = {r.variant: {} for r in rows}
-        outputs = {v: list(dict.fromkeys(r.output for r in rows if r.variant == v)) for v in variants}
-        # the notebook's OVERRIDES are dotted keys of its own method's configuration: the other methods run as
-        # their profile's configuration stands
-        own = method == _own_method(params)
-        out[method] = ({**params, "CONFIG": _config_for(method, params)} | ({} if own else {"OVERRIDES": {}}),
-                       variants, outputs)
-    return out
-
-
-def run_methods_table(params: Mapping[str, Any], *, progress: bool = True, spec: MethodsSpec | None = None):
-    """Run (or reuse) every row's variant on ``DATASETS`` × ``SPLITS``, measure each row's test-time cost on the first
-    dataset's first split, and write ``tables/methods.{csv,md}``. Returns ``(frame, markdown, paths)``."""
+def methods_table(spec: MethodsSpec, exps: Mapping[str, Any], configs: Mapping[str, str], params: Mapping[str, Any],
+                  out: Path):
+    """The methods table of finished experiments ``exps`` (``{method: Experiment}``, each holding its rows'
+    variants on the same datasets and splits; ``configs``: ``{method: configuration file}``): each row's test-time
+    cost measured on the first dataset's first split, its Rank-1 / Rank-5, the paper's, and its effect against the
+    reference row; writes ``out/tables/methods.{csv,md}``. Returns ``(frame, markdown, paths)``. Trains nothing."""
     from ..methods import METHODS
     from ..paper_numbers import paper_table
-    from ..workflow import output_dir, run_experiment
 
-    spec = spec or load_methods_spec()
-    out = output_dir(params)
-    requests = methods_requests(params, spec)
-    exps = {method: run_experiment(p, variants, outputs, progress=progress)
-            for method, (p, variants, outputs) in requests.items()}
-    configs = {method: p["CONFIG"] for method, (p, _, _) in requests.items()}
     records, costs, stuck = [], {}, {}
     for r in spec.rows:
         exp = exps[r.method]
@@ -247,11 +227,11 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
                     "machine vary by tens of per cent — compare rows of one table, not tables.")
     for label, bad in (stuck or {}).items():
         for d, splits in bad.items():
-            head.append(f"- ⚠ **Not learning**: row **{label}** on {_label(d)}, "
+            head.append(f"- ⚠ **Not learning**: row **{label}** on {dataset_label(d)}, "
                         + "; ".join(f"split {k}: {why}" for k, why in splits) + ".")
     cols = ["Method", "Params (M)", "Query params (M)", "ms / query"]
     for d in datasets:
-        cols += [f"{_label(d)} R1", f"{_label(d)} R5", f"{_label(d)} paper R1", f"{_label(d)} Δ R1"]
+        cols += [f"{dataset_label(d)} R1", f"{dataset_label(d)} R5", f"{dataset_label(d)} paper R1", f"{dataset_label(d)} Δ R1"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for label, c in costs.items():
         shown = f"{label} ⚠ not learning" if (stuck or {}).get(label) else label
@@ -271,7 +251,7 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
     if effects:
         lines += ["", f"Rank-1 change against **{spec.reference}** (points; 95 % interval, {INTERVAL_METHOD}; "
                   "**bold** and * = the interval excludes 0):", "",
-                  "| Method | " + " | ".join(f"{_label(d)}" for d in datasets) + " |",
+                  "| Method | " + " | ".join(f"{dataset_label(d)}" for d in datasets) + " |",
                   "|" + "---|" * (len(datasets) + 1)]
         for label in dict.fromkeys(k[0] for k in effects):
             cells = []

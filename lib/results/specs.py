@@ -22,9 +22,9 @@ from typing import Any
 from ..core.config import ConfigError, from_dict, load_config_file
 from ..core.registry import Registry
 from ..losses.pseudo_siamese import PS_COMPONENTS
-from ..utils.paths import check_name, repo_root
+from ..utils.paths import check_name, repo_root, resolve_path
 
-__all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "VARIANT_GENERATORS", "TABLE_EXTRAS", "TABLES_DIR"]
+__all__ = ["RowSpec", "TableSpec", "load_table_spec", "table_names", "spec_file", "method_table_specs", "VARIANT_GENERATORS", "TABLE_EXTRAS", "TABLES_DIR"]
 
 TABLES_DIR = "configs/tables"
 #: ``name -> () -> {variant: (label, overrides)}``.
@@ -120,15 +120,31 @@ class TableSpec:
         return {n: variants[n] for n in names}, [r for r in rows if r.variant in names]
 
 
+def method_table_specs() -> dict[str, Path]:
+    """``{spec name: file}`` of the tables registered methods keep outside ``configs/tables/``
+    (:attr:`lib.methods.WorkbookTable.spec_file`: a method package of its own ships its table specs)."""
+    from ..methods import METHODS
+
+    return {t.spec: resolve_path(t.spec_file) for m in METHODS.in_order() for t in m.tables if t.spec_file}
+
+
 def table_names() -> list[str]:
-    """The table specs shipped under ``configs/tables/``."""
-    return sorted(p.stem for p in (repo_root() / TABLES_DIR).glob("*.yaml"))
+    """The table specs shipped under ``configs/tables/`` and those of registered methods' own files."""
+    return sorted({p.stem for p in (repo_root() / TABLES_DIR).glob("*.yaml")} | set(method_table_specs()))
+
+
+def spec_file(name: str) -> Path:
+    """Where the spec ``name`` lives: a registered method's own file (:func:`method_table_specs`), else
+    ``configs/tables/<name>.yaml``."""
+    check_name(name, "table")
+    return method_table_specs().get(name) or repo_root() / TABLES_DIR / f"{name}.yaml"
 
 
 def load_table_spec(name: str) -> TableSpec:
-    """The spec ``configs/tables/<name>.yaml`` (typed: a wrong key or type names the file and the key). ``name`` must
-    be a plain name (:func:`~lib.utils.paths.check_name`): it is also the name of the table's output files."""
-    path = repo_root() / TABLES_DIR / f"{check_name(name, 'table')}.yaml"
+    """The spec ``configs/tables/<name>.yaml`` or a registered method's own spec file (:func:`spec_file`; typed: a
+    wrong key or type names the file and the key). ``name`` must be a plain name
+    (:func:`~lib.utils.paths.check_name`): it is also the name of the table's output files."""
+    path = spec_file(name)
     if not path.is_file():
         raise FileNotFoundError(f"table {name!r}: {path} does not exist; known tables: {', '.join(table_names())}")
     data = load_config_file(path)

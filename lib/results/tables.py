@@ -29,7 +29,7 @@ from .effects import row_interval
 from .specs import RowSpec, TableSpec
 from .summaries import load_summaries
 
-__all__ = ["PAPER_DATASETS", "build_table", "compact_markdown", "frame_markdown", "write_table", "cell",
+__all__ = ["PAPER_DATASETS", "dataset_label", "build_table", "compact_markdown", "frame_markdown", "write_table", "cell",
            "not_learning_splits"]
 
 #: Registry dataset keys → the workbook's dataset names.
@@ -60,7 +60,7 @@ def _scale(unit: Any, metric: str) -> float:
     return 100.0 if u == "percent" else 1.0
 
 
-def _label(ds: str) -> str:
+def dataset_label(ds: str) -> str:
     keys = [k for k, v in PAPER_DATASETS.items() if v == ds and k.startswith("mlr_")] or [k for k, v in PAPER_DATASETS.items() if v == ds]
     return DATASET_LABELS[keys[0]] if keys else ds
 
@@ -150,7 +150,7 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
     long = pd.DataFrame(recs)
     idx = {(r["row"], r["source"], r["dataset"], r["metric"]): r for r in recs}
     cols = [(ds, m) for ds in datasets for m in metrics_of(ds)]
-    lines = ["| Method | " + " | ".join(f"{_label(ds)} {_LABEL.get(m, m)}" for ds, m in cols) + " |",
+    lines = ["| Method | " + " | ".join(f"{dataset_label(ds)} {_LABEL.get(m, m)}" for ds, m in cols) + " |",
              "|" + "---|" * (len(cols) + 1)]
 
     def line(name: str, source: str, bold: bool,
@@ -180,17 +180,17 @@ def build_table(spec: TableSpec, out_dir: str | os.PathLike, profile: str, rows:
             f"reproduced rows: this profile's runs (`results/{spec.method}/<dataset>/<variant>.json`), mean ± sample std over "
             "identity splits, in % (PSNR in dB, SSIM as a ratio). Spec: `configs/tables/" + spec.name + ".yaml`.",
             spec.protocol or PROTOCOL, ""] + [f"- {n}" for n in spec.notes]
-    missing = [_label(d) for d in paper_ds if d not in have]
+    missing = [dataset_label(d) for d in paper_ds if d not in have]
     if extra and len(missing) == len(paper_ds):
-        head.append(f"- **Substitution**: the paper ran this table on {', '.join(_label(d) for d in paper_ds)}; none has a "
-                    f"run in this profile, so it is reproduced on {', '.join(_label(d) for d in extra)}. Δ against the paper "
+        head.append(f"- **Substitution**: the paper ran this table on {', '.join(dataset_label(d) for d in paper_ds)}; none has a "
+                    f"run in this profile, so it is reproduced on {', '.join(dataset_label(d) for d in extra)}. Δ against the paper "
                     "exists only on the paper's own datasets" + ("; compare the effects below instead." if spec.reference else "."))
     elif missing:
         head.append(f"- **Missing** (no run in this profile): {', '.join(missing)}.")
     head += _provenance_lines(results, spec.method, shown)
     for r in shown:
         for ds, bad in stuck[r.label].items():
-            head.append(f"- ⚠ **Not learning**: row **{r.label}** on {_label(ds)}, "
+            head.append(f"- ⚠ **Not learning**: row **{r.label}** on {dataset_label(ds)}, "
                         + "; ".join(f"split {k}: {why}" for k, why in bad) + ".")
     diffs = {}
     for r in shown:  # a line found for only some datasets (e.g. "3 of 10 identity splits") is tagged with them
@@ -261,8 +261,8 @@ def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pv
     if ref is None:
         return f"(The reference {what} has no result yet, so no effects are shown.)", []
     ours_ds = [d for d in datasets if (ref.label, "reproduced", d, "rank1") in idx]
-    head = ["| Rank-1 change vs " + ref.label + " | paper (" + ", ".join(_label(d) for d in paper_ds) + ") | "
-            + " | ".join(f"ours {_label(d)}" for d in ours_ds) + " |", "|---|---|" + "---|" * len(ours_ds)]
+    head = ["| Rank-1 change vs " + ref.label + " | paper (" + ", ".join(dataset_label(d) for d in paper_ds) + ") | "
+            + " | ".join(f"ours {dataset_label(d)}" for d in ours_ds) + " |", "|---|---|" + "---|" * len(ours_ds)]
     records: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     for r in shown:
@@ -280,7 +280,7 @@ def _effects(spec: TableSpec, shown: list[RowSpec], idx: dict, row_ids: dict, pv
             iv, why = row_interval(out_dir, results[(spec.method, r.variant, d)], r.output,
                                    results[(spec.method, ref.variant, d)], ref.output, B=bootstrap)
             if iv is None:  # the difference of the two means, said to have no interval and why
-                missing.setdefault(why, f"{r.label} on {_label(d)}")
+                missing.setdefault(why, f"{r.label} on {dataset_label(d)}")
                 cells.append(f"{_signed(a['value'] - b['value'])} (no interval)")
                 continue
             shown = ("**" + iv.text() + "**") if iv.excludes_zero else iv.text()
@@ -339,7 +339,7 @@ def compact_markdown(long: pd.DataFrame, full: str, name: str, metric: str | Non
             paper_s = "—" if r.paper is None or pd.isna(r.paper) else f"{r.paper:.{digits}f} ({r.paper_row})"
             delta = "—" if r.delta is None or pd.isna(r.delta) else f"{r.delta:+.{digits}f}"
             mark = f" ⚠ not learning ({r.not_learning})" if getattr(r, "not_learning", "") else ""
-            lines.append(f"| {_label(ds)} | {r.row}{mark} | {best_s} | {paper_s} | "
+            lines.append(f"| {dataset_label(ds)} | {r.row}{mark} | {best_s} | {paper_s} | "
                          f"{cell(r.value, r.std, r.num_splits, digits)} | {delta} |")
     return head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + tail
 

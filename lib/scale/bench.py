@@ -127,17 +127,17 @@ def bench_dataset(height: int, width: int, *, identities: int = 40, images: int 
     return MLRDataset.load(manifest)
 
 
-def _build(run, device: str, steps: int, data_root: Path | None, overrides: dict | None = None):
+def build_bench_stage(run, device: str, steps: int, data_root: Path | None, overrides: dict | None = None):
     """``(plan, runtime, precision, dataset)``: the stage of planned run ``run`` built as the run would be (its dependencies
     untrained) on the bench's synthetic set, with ``overrides`` on its configuration."""
     from ..core.runs import RunResult, build_stage, identity_key
-    from ..methods import METHODS
+    from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
     from ..workflow import experiment_config
 
     recipe = run.recipe
     cfg = experiment_config(recipe["params"], {**recipe["overrides"], "runtime.device": device, **(overrides or {})})
-    method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+    method = method_of(cfg)
     data = getattr(cfg, "data", None)
     p, k = int(getattr(data, "num_identities", 16)), int(getattr(data, "num_instances", 4))
     # enough training identities for steps + 1 batches an epoch: half of them train, each with 2 cameras × 4 images,
@@ -158,7 +158,7 @@ def _build(run, device: str, steps: int, data_root: Path | None, overrides: dict
     return plan, cfg.runtime, cfg.runtime.precision_for(), ds
 
 
-def _trainer(plan, runtime, prec, run_dir, epochs: int, steps: int, desc: str):
+def bench_trainer(plan, runtime, prec, run_dir, epochs: int, steps: int, desc: str):
     from ..engine import Trainer
 
     return Trainer(trainable=plan.modules, frozen=plan.frozen, make_step=plan.make_step, dataset=plan.dataset,
@@ -171,13 +171,13 @@ def _bench_stage(run, device: str, steps: int, epochs: int, data_root: Path | No
     """Train the stage of planned run ``run`` (:class:`lib.scale.plan.PlannedRun`) for a few steps; its throughput."""
     from ..data.image_cache import activate, build_cache, deactivate
 
-    plan, runtime, prec, ds = _build(run, device, steps, data_root)
+    plan, runtime, prec, ds = build_bench_stage(run, device, steps, data_root)
     cache = build_cache(ds) if runtime.uses_image_cache() else None  # as run_stage does for a run
     if cache is not None:
         activate(cache)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            trainer = _trainer(plan, runtime, prec, tmp, epochs, steps, f"bench {run.method}/{run.stage}")
+            trainer = bench_trainer(plan, runtime, prec, tmp, epochs, steps, f"bench {run.method}/{run.stage}")
             hist = trainer.fit()
     finally:
         if cache is not None:
@@ -235,9 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "'none' skips it")
     p.add_argument("--pipeline-steps", type=int, default=4, help="timed steps per figure of the data-path comparison")
     a = p.parse_args(argv)
-    from ..workbook import TABLE_NOTEBOOKS
+    from ..workbook import workbook_tables
 
-    tables = list(TABLE_NOTEBOOKS) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+    tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
     plan = make_plan(a.profile, tables, None, device="cuda" if a.device.startswith("cuda") else "cpu")
     entries = bench_plan(plan, device=a.device, steps=a.steps, epochs=a.epochs)
     path = record_throughput(entries, a.out or None)

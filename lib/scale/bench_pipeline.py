@@ -99,7 +99,7 @@ def bench_pipelines(run, *, device: str = "auto", steps: int = 4, batches: Seque
     docstring. ``batches`` default: ``[(4, 6), (16, 6)]`` on CUDA, ``[(4, 6), (8, 6)]`` on the CPU."""
     import torch
 
-    from .bench import _build, _trainer, device_name
+    from .bench import build_bench_stage, bench_trainer, device_name
     from ..data.image_cache import activate, build_cache, deactivate
     from ..engine.precision import resolve_device
 
@@ -111,7 +111,7 @@ def bench_pipelines(run, *, device: str = "auto", steps: int = 4, batches: Seque
     for p, k in batches:
         for pipe in pipelines:
             over = {"data.pipeline": pipe, "data.num_identities": p, "data.num_instances": k}
-            plan, runtime, prec, ds = _build(run, str(dev), steps + 1, data_root, over)
+            plan, runtime, prec, ds = build_bench_stage(run, str(dev), steps + 1, data_root, over)
             cache = build_cache(ds) if runtime.uses_image_cache() else None  # as run_stage does for a run
             if cache is not None:
                 activate(cache)
@@ -119,7 +119,7 @@ def bench_pipelines(run, *, device: str = "auto", steps: int = 4, batches: Seque
             try:
                 with tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp:
                     t0 = time.time()
-                    tr = _trainer(plan, runtime, prec, tmp, 2, steps, f"bench {run.method}/{run.stage} [{pipe}]")
+                    tr = bench_trainer(plan, runtime, prec, tmp, 2, steps, f"bench {run.method}/{run.stage} [{pipe}]")
                     torch.backends.cudnn.benchmark = tr.cudnn_benchmark  # all three figures as the run trains
                     try:
                         data_ps = _data_only(tr, 2)

@@ -43,7 +43,7 @@ def train_one(recipe: dict) -> str:
     """Train (or reuse) one planned run from its recipe; returns its run folder. The stages it depends on are reused
     (they finished first), or trained here when they were not (never twice: the run lock)."""
     from ..data import MLRDataset
-    from ..methods import METHODS, run_variant
+    from ..methods import METHODS, method_of, run_variant
     from ..workflow import experiment_config, locate_dataset, output_dir
 
     if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():  # a SLURM job: its allocation, not the node's CPUs
@@ -54,7 +54,7 @@ def train_one(recipe: dict) -> str:
         torch.set_num_threads(usable_cpus())
     params = dict(recipe["params"])
     cfg = experiment_config(params, recipe["overrides"])
-    method = next(m for m in (METHODS.get(n) for n in METHODS.names()) if isinstance(cfg, m.config_class))
+    method = method_of(cfg)
     stage = recipe["stage"]
     output = next(o for o, (s, _) in method.outputs.items() if s == stage)
     ds = MLRDataset.load(locate_dataset({**params, "DATASET": recipe["dataset"]}, progress=False))

@@ -4,7 +4,7 @@ share each, what each depends on, where each stands, and what the rest will cost
     python -m lib.workbook plan --profile paper --tables all --data-root /data      # make plan TABLES=all PROFILE=paper
 
 Each table is expanded exactly as its notebook runs it: the notebook's parameters from the profile, the table spec's
-selected variants and outputs (:func:`lib.workflow.table_request`, :func:`lib.results.methods_table.methods_requests`),
+selected variants and outputs (:func:`lib.workflow.table_request`, :func:`lib.workflow.methods_requests`),
 every dataset and split, and each output's stages in dependency order. Each stage is *built* without pretrained
 weights and without training (:func:`lib.core.runs.build_stage`), which gives its identity — the same key, and so
 the same run folder, as training it would — and its epoch length from its own sampler.
@@ -129,17 +129,16 @@ def _notebook_params(profile: str, stem: str, datasets: list[str], data_root: st
 
 def _requests(table: str, params: Mapping[str, Any]) -> list[tuple[dict, dict, dict, str]]:
     """``[(params, variants, outputs, label prefix)]`` that ``table``'s notebook runs."""
-    from ..results.methods_table import methods_requests
-    from ..workbook import table_spec_name
+    from ..workflow import methods_requests
+    from ..workbook import table_spec_name, workbook_tables
     from ..workflow import table_request
 
     if table == "robustness":  # sweeps finished runs; trains nothing
         return []
     if table == "methods":
         return [(p, v, o, "methods") for p, v, o in methods_requests(params).values()]
-    extra, skip = ([], [])
-    if table == "1":  # notebook 03: the teacher's results too, the baseline unless RUN_BASELINE is off
-        extra, skip = ["teacher_lr", "teacher_hr"], ([] if params.get("RUN_BASELINE", True) else ["baseline"])
+    # e.g. Table I's notebook 03: the teacher's results too, the baseline unless RUN_BASELINE is off
+    extra, skip = workbook_tables()[table].outputs_for(params)
     req = table_request(params, table_spec_name(table), extra_outputs=extra, skip_outputs=skip)
     return [(dict(params), req.variants, req.outputs, table_spec_name(table))]
 
@@ -201,21 +200,19 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     from ..core.runs import RunResult, build_stage, identity_key, stage_dir
     from ..data import MLRDataset
     from ..data.registry import get_dataset
-    from ..methods import METHODS
+    from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
-    from ..paper_numbers import paper_table_info
-    from ..results import load_table_spec
-    from ..results.tables import PAPER_DATASETS
     from ..utils.io import jsonable
-    from ..workbook import TABLE_NOTEBOOKS, profile_name, table_spec_name
+    from ..workbook import profile_name, table_paper_datasets, workbook_tables
     from ..workflow import experiment_config, find_datasets, manifest_path, output_dir
 
     t0 = time.time()
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device: expected cuda or cpu, found {device!r}")
-    unknown = [t for t in tables if t not in TABLE_NOTEBOOKS]
+    known = workbook_tables()
+    unknown = [str(t) for t in tables if str(t) not in known]
     if unknown:
-        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(TABLE_NOTEBOOKS)}")
+        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(known)}")
     if str(data_root) == "synthetic":  # the demo's data (make demo, the tiny profile)
         found: dict[str, Path] = {"synthetic": Path("synthetic")}
     else:
@@ -233,10 +230,9 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
         for table in tables:
             if table == "robustness":
                 continue
-            spec = load_table_spec(table_spec_name("ftwa1" if table == "methods" else table))
-            own = [PAPER_DATASETS[d] for d in paper_table_info(spec.paper, spec.table)["datasets"]]
+            own = table_paper_datasets(table) or []
             names = [d for d in own if d in found] or list(found) or own  # as `make reproduce` picks them
-            stem = TABLE_NOTEBOOKS[table][-2] if table == "1" else TABLE_NOTEBOOKS[table][0]
+            stem = workbook_tables()[table].planned_by
             params = _notebook_params(profile, stem, names, "" if str(data_root) == "synthetic" else str(data_root or ""),
                                       weights)
             params["PROFILE"] = pname
@@ -253,8 +249,7 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
                     splits = [int(k) for k in p.get("SPLITS", [0]) if 0 <= int(k) < n_splits]
                     for variant, ov in variants.items():
                         cfg = experiment_config(p, ov)
-                        method = next(m for m in (METHODS.get(n) for n in METHODS.names())
-                                      if isinstance(cfg, m.config_class))
+                        method = method_of(cfg)
                         backbone = str(getattr(getattr(cfg, "model", None), "backbone", ""))
                         for k in splits:
                             done: dict[str, RunResult] = {}

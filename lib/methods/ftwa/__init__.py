@@ -11,14 +11,16 @@ The network is :class:`lib.models.ftwa.FTWANet` (with :class:`lib.models.raft.RA
 
 from __future__ import annotations
 
-from .. import METHODS, Method
+from .. import METHODS, Method, MethodsRow, WorkbookTable
 from .config import FTWAConfig
-from .stages import STAGES, build_modules, matcher, query_path
+from .stages import STAGES, matcher, query_path
 
 __all__ = ["FTWA", "FTWAConfig"]
 
 FTWA = METHODS.register("ftwa", Method(
     name="ftwa", config_class=FTWAConfig, stages=STAGES, outputs={"ftwa": ("train", "lr")},
     paper_config="configs/ftwa/paper.yaml", not_compared=("test.batch_size", "test.match"), query_path=query_path,
-    build_modules=build_modules, matcher=matcher,
+    matcher=matcher, headline="ftwa",
+    tables=(WorkbookTable("ftwa1", "ftwa_table1", ("11_ftwa",)), WorkbookTable("ftwa2", "ftwa_table2", ("12_ftwa_ablation",))),
+    methods_rows=(MethodsRow("FTWA", "ftwa", paper="ftwa", paper_table="table1", paper_row="ftwa"),),
 ))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ...data.config import DataConfig
 from ...engine.optim import OptimConfig
-from ...engine.runtime import RuntimeConfig
+from ..contract import MethodConfig, TestConfig
 from ...losses import LOSS_TERMS, SWALossConfig
 from ...models import BACKBONES
 from ...models.raft import ATTENTIONS
@@ -105,14 +105,15 @@ class TrainConfig(OptimConfig):
 
 
 @dataclass(frozen=True)
-class FTWATestConfig:
+class FTWATestConfig(TestConfig):
+    """FTWA's evaluation settings: the shared ones (``flip``, ``num_repeats``, ``batch_size``) plus ``match`` and
+    ``weight_floor``."""
+
     match: str = "swa"
     weight_floor: float = 0.0  # chosen on validation for the floor variant: 0 gave 56.7, 0.1 gave 55.0 (README)
-    flip: bool = True
-    num_repeats: int = 10
-    batch_size: int = 64
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.match not in MATCHES:
             raise ValueError(f"match: expected one of {MATCHES}, found {self.match!r}")
         if not 0.0 <= self.weight_floor < 0.5:
@@ -124,18 +125,17 @@ def _data() -> DataConfig:
 
 
 @dataclass(frozen=True)
-class FTWAConfig:
-    """Everything that defines an FTWA experiment; see the module docstring for the sections."""
+class FTWAConfig(MethodConfig):
+    """Everything that defines an FTWA experiment; see the module docstring for the sections (``seed``, ``data``,
+    ``runtime`` and the shared part of ``test``: :class:`~lib.methods.MethodConfig`)."""
 
-    seed: int = 0
+    data: DataConfig = field(default_factory=_data)
     model: FTWAModelConfig = field(default_factory=FTWAModelConfig)
     raft: RAFTConfig = field(default_factory=RAFTConfig)
     swa: SWAConfig = field(default_factory=SWAConfig)
-    data: DataConfig = field(default_factory=_data)
     loss: SWALossConfig = field(default_factory=SWALossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: FTWATestConfig = field(default_factory=FTWATestConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         if self.data.pair_mode not in ("stored", "fresh"):

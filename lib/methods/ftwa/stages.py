@@ -7,6 +7,9 @@ queries vs HR gallery with the matching ``test.match`` (:mod:`.matching`; every 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ...core.learning import chance_ce
 from ...core.runs import Stage, StageContext, StagePlan
 from ...core.tracking import unwrap
@@ -18,7 +21,7 @@ from ...models.ftwa import FTWANet
 from .matching import FTWAMatcher, StreamEmbedder, evaluate_ftwa
 from .steps import FTWAStep
 
-__all__ = ["STAGES", "build_model", "query_path", "build_modules", "matcher"]
+__all__ = ["STAGES", "build_model", "query_path", "matcher"]
 
 
 def build_model(cfg, num_classes: int) -> FTWANet:
@@ -29,6 +32,11 @@ def build_model(cfg, num_classes: int) -> FTWANet:
     return FTWANet(num_classes, backbone=m.backbone, weights=m.weights, last_stride=m.last_stride,
                    two_stream=m.two_stream, raft=raft, swa=cfg.swa.enabled,
                    evaluator_hidden=cfg.swa.hidden if cfg.swa.enabled else 128, shared_classifier=m.shared_classifier)
+
+
+def _train_modules(cfg, identity: Mapping[str, Any], deps: Mapping[str, Any]) -> dict:
+    """The stage's one module: the network of ``num_classes`` identities."""
+    return {"model": build_model(cfg, int(identity.get("num_classes", 1)))}
 
 
 def build_train(ctx: StageContext) -> StagePlan:
@@ -42,7 +50,7 @@ def build_train(ctx: StageContext) -> StagePlan:
     if float(weights.get("raft", 0.0)) != 0.0 and not cfg.raft.enabled:
         raise ValueError("train.losses.raft is not 0 but raft.enabled is false: L_RAFT (FTWA Eq. (2)) trains T; set "
                          "the weight to 0 for a variant without RAFT")
-    model = prec.prepare_module(build_model(cfg, pairs.num_classes))
+    model = prec.prepare_module(_train_modules(cfg, {"num_classes": pairs.num_classes}, ctx.deps)["model"])
     loss = LossComposer(weights, cfg.loss)
     size, seed, rates, t = d.size, cfg.seed, tuple(unwrap(d.rates)), ctx.test
 
@@ -72,13 +80,6 @@ def query_path(output: str, runs: dict, cfg):
     return StreamEmbedder(runs["train"].modules["model"], "lr"), "bilinear"
 
 
-def build_modules(stage: str, cfg, identity: dict, deps: dict | None = None) -> dict:
-    """The untrained network of a ``train`` run (for :func:`lib.inference.load_run`)."""
-    if stage != "train":
-        raise KeyError(f"ftwa has no stage {stage!r}")
-    return {"model": build_model(cfg, int(identity.get("num_classes", 1)))}
-
-
 def matcher(output: str, runs: dict, cfg, precision) -> FTWAMatcher:
     """FTWA's test (``test.match``) as a :class:`lib.inference.Matcher`."""
     return FTWAMatcher(runs["train"].modules["model"], rates=cfg.data.rates, match=cfg.test.match, name=output,
@@ -88,4 +89,4 @@ def matcher(output: str, runs: dict, cfg, precision) -> FTWAMatcher:
 
 
 #: The stage graph.
-STAGES: dict[str, Stage] = {"train": Stage("train", build_train)}
+STAGES: dict[str, Stage] = {"train": Stage("train", build_train, modules=_train_modules)}

@@ -31,17 +31,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...core.tracking import NEUTRAL_DEFAULT
+from ...core.config import NEUTRAL_DEFAULT
 from ...data.config import MIN_INPUT, DataConfig
 from ...engine.optim import OptimConfig
-from ...engine.runtime import RuntimeConfig
+from ..contract import MethodConfig, TestConfig as SharedTestConfig
 from ...losses import LOSS_TERMS, LossConfig
 from ...models import BACKBONES, HEADS, SR_MODULES
 from ...models.sr import INTERPOLATIONS as SR_INTERPOLATIONS
 from ...models.sr.vdsr import INITS as SR_INITS
 from ...models.embedder import TEST_FEATURES
 
-__all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
+__all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "PSHRNetTestConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -103,33 +103,37 @@ class StageConfig(OptimConfig):
 
 
 @dataclass(frozen=True)
-class TestConfig:
-    flip: bool = True
-    num_repeats: int = 10
+class PSHRNetTestConfig(SharedTestConfig):
+    """PS-HRNet's evaluation settings: the shared ones (``flip``, ``num_repeats``, ``batch_size``) plus ``feature``
+    (the test feature of the HRNet-ReID head, :data:`~lib.models.embedder.TEST_FEATURES`) and ``restoration_space``
+    (where G's PSNR / SSIM are measured: ``y`` or ``rgb``)."""
+
     feature: str = "concat"
-    batch_size: int = 64
     restoration_space: str = "y"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.feature not in TEST_FEATURES:
             raise ValueError(f"feature: expected one of {TEST_FEATURES}, found {self.feature!r}")
         if self.restoration_space not in ("y", "rgb"):
             raise ValueError(f"restoration_space: expected 'y' or 'rgb', found {self.restoration_space!r}")
 
 
-@dataclass(frozen=True)
-class PSHRNetConfig:
-    """Everything that defines a PS-HRNet experiment; see the module docstring for the sections."""
+#: The name this section had before the shared :class:`~lib.methods.TestConfig` (kept for code that imports it).
+TestConfig = PSHRNetTestConfig
 
-    seed: int = 0
+
+@dataclass(frozen=True)
+class PSHRNetConfig(MethodConfig):
+    """Everything that defines a PS-HRNet experiment; see the module docstring for the sections (``seed``,
+    ``data``, ``runtime`` and the shared part of ``test``: :class:`~lib.methods.MethodConfig`)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     sr: SRConfig = field(default_factory=SRConfig)
-    data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     phase1: StageConfig = field(default_factory=StageConfig)
     phase2: StageConfig = field(default_factory=lambda: StageConfig(
         module_lr={"sr": 8.5e-4}, losses={**_id_losses(), "sr": 0.5, "ps": 0.5}))
     baseline: StageConfig = field(default_factory=lambda: StageConfig(epochs=140))
     solo_sr: StageConfig = field(default_factory=lambda: StageConfig(lr=8.5e-4, losses={"sr": 1.0}))
-    test: TestConfig = field(default_factory=TestConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    test: PSHRNetTestConfig = field(default_factory=PSHRNetTestConfig)

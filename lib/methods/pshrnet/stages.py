@@ -25,6 +25,7 @@ settings it uses.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -42,7 +43,7 @@ from ...metrics.restoration import restoration_quality
 from ...models import ReIDEmbedder, build_reid_model, build_sr
 from .steps import IDStep, PseudoSiameseStep, SoloSRStep
 
-__all__ = ["STAGES", "query_path", "build_modules", "matcher"]
+__all__ = ["STAGES", "query_path", "matcher"]
 
 
 def _augment(cfg: Any) -> PairedAugment:
@@ -124,9 +125,32 @@ def _sr_evaluate(ctx: StageContext, model, sr, size, seed: int, rates):
     return lambda: {"lr": _evaluator(ctx, emb, size, seed, resize_interpolation=interp)() | _restoration(ctx, sr, size, rates)}
 
 
+def _id_modules(cfg: Any, identity: Mapping[str, Any], deps: Mapping[str, Any]) -> dict:
+    """Phase 1's and the baseline's module: the re-ID network of ``num_classes`` identities."""
+    return {"model": build_reid_model(cfg.model, int(identity.get("num_classes", 1)))}
+
+
+def _phase2_modules(cfg: Any, identity: Mapping[str, Any], deps: Mapping[str, Any]) -> dict:
+    """Phase 2's student and G: with ``phase2.init: teacher`` the student is a copy of the loaded teacher (the stage
+    then never reads ``model``, so its identity does not describe the network), else a new re-ID network; G after
+    the student (the initialisation order of the first runs)."""
+    if cfg.phase2.init == "teacher":
+        if "phase1" not in deps:
+            raise ValueError("phase 2 with init: teacher needs its phase-1 run")
+        student = copy.deepcopy(deps["phase1"].modules["model"])
+    else:
+        student = build_reid_model(cfg.model, int(identity.get("num_classes", 1)))
+    return {"student": student, "sr": build_sr(cfg.sr)}
+
+
+def _solo_sr_modules(cfg: Any, identity: Mapping[str, Any], deps: Mapping[str, Any]) -> dict:
+    """Solo SR's module: G alone."""
+    return {"sr": build_sr(cfg.sr)}
+
+
 def _id_stage(ctx: StageContext, stage_cfg: Any, dataset, key: str, offset: int, evaluate) -> StagePlan:
     cfg, prec = ctx.cfg, ctx.prec
-    model = prec.prepare_module(build_reid_model(cfg.model, dataset.num_classes))
+    model = prec.prepare_module(_id_modules(cfg, {"num_classes": dataset.num_classes}, ctx.deps)["model"])
     loss = LossComposer(unwrap(stage_cfg.losses), cfg.loss)  # terms read only their own settings
     return StagePlan(
         modules={"model": model}, dataset=dataset, sampler=_sampler(dataset, cfg, cfg.seed + offset),
@@ -175,12 +199,9 @@ def build_phase2(ctx: StageContext) -> StagePlan:
         if n not in (None, pairs.num_classes):
             raise ValueError(f"phase 2: the teacher classifies {n} identities but the pair set has {pairs.num_classes}; "
                              "L_PS on ℓ_c needs the same label space (drop 'logits' from loss.ps_components)")
-    if cfg.phase2.init == "teacher":
-        student = copy.deepcopy(teacher)
-    else:
-        student = build_reid_model(cfg.model, pairs.num_classes)
-    student = prec.prepare_module(student.requires_grad_(True))
-    sr = prec.prepare_module(build_sr(cfg.sr))  # after the student: the initialisation order of the first runs
+    built = _phase2_modules(cfg, {"num_classes": pairs.num_classes}, ctx.deps)
+    student = prec.prepare_module(built["student"].requires_grad_(True))
+    sr = prec.prepare_module(built["sr"])
     pairs.resize_interpolation = sr.input_interpolation  # how the module wants its LR input resized
     frozen = prec.prepare_module(copy.deepcopy(teacher)).eval().requires_grad_(False)  # the caller's model is untouched
     loss = LossComposer(weights, cfg.loss)
@@ -202,7 +223,7 @@ def build_solo_sr(ctx: StageContext) -> StagePlan:
     teacher."""
     cfg, prec = ctx.cfg, ctx.prec
     teacher = prec.prepare_module(copy.deepcopy(ctx.deps["phase1"].modules["model"])).eval().requires_grad_(False)
-    sr = prec.prepare_module(build_sr(cfg.sr))
+    sr = prec.prepare_module(_solo_sr_modules(cfg, {}, ctx.deps)["sr"])
     pairs = _pairs(ctx, resize_interpolation=sr.input_interpolation, native_lr=False)  # no HR target: no L_SR
     size, seed, rates = cfg.data.size, cfg.seed, tuple(unwrap(cfg.data.rates))
     if any(p.requires_grad for p in sr.parameters()):
@@ -232,26 +253,6 @@ def query_path(output: str, runs: dict, cfg: Any):
     return ReIDEmbedder(runs["phase1"].modules["model"], feature=feature), "bilinear"  # teacher_lr / teacher_hr
 
 
-def build_modules(stage: str, cfg: Any, identity: dict, deps: dict | None = None) -> dict:
-    """A stage's modules, untrained (for :func:`lib.inference.load_run`): the re-ID network of ``num_classes``
-    identities and / or G, as the stage's ``build`` makes them — with ``phase2.init: teacher`` the student is a copy
-    of the loaded teacher (that stage never reads ``model``, so its identity does not describe the network)."""
-    n = int(identity.get("num_classes", 1))
-    if stage in ("phase1", "baseline"):
-        return {"model": build_reid_model(cfg.model, n)}
-    if stage == "phase2":
-        if cfg.phase2.init == "teacher":
-            if not deps or "phase1" not in deps:
-                raise ValueError("phase 2 with init: teacher needs its loaded phase-1 run")
-            student = copy.deepcopy(deps["phase1"].modules["model"])
-        else:
-            student = build_reid_model(cfg.model, n)
-        return {"student": student, "sr": build_sr(cfg.sr)}
-    if stage == "solo_sr":
-        return {"sr": build_sr(cfg.sr)}
-    raise KeyError(f"pshrnet has no stage {stage!r}")
-
-
 def matcher(output: str, runs: dict, cfg: Any, precision):
     """The test of ``output`` as a :class:`lib.inference.EmbedderMatcher`: query and gallery through the same
     embedder (G included where the output has one), resized as its evaluation resizes them, cosine distance."""
@@ -265,8 +266,8 @@ def matcher(output: str, runs: dict, cfg: Any, precision):
 
 #: The stage graph, in dependency order.
 STAGES: dict[str, Stage] = {
-    "phase1": Stage("phase1", build_phase1),
-    "phase2": Stage("phase2", build_phase2, deps=("phase1",), seed_offset=1),
-    "baseline": Stage("baseline", build_baseline, seed_offset=2),
-    "solo_sr": Stage("solo_sr", build_solo_sr, deps=("phase1",), seed_offset=3),
+    "phase1": Stage("phase1", build_phase1, modules=_id_modules),
+    "phase2": Stage("phase2", build_phase2, deps=("phase1",), seed_offset=1, modules=_phase2_modules),
+    "baseline": Stage("baseline", build_baseline, seed_offset=2, modules=_id_modules),
+    "solo_sr": Stage("solo_sr", build_solo_sr, deps=("phase1",), seed_offset=3, modules=_solo_sr_modules),
 }

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results.specs import TABLE_EXTRAS
+from .specs import TABLE_EXTRAS
 
 __all__ = ["RestorationReport", "quality_by_rate", "solo_vs_bicubic", "restoration_report"]
 
@@ -82,9 +82,9 @@ def _per_rate_markdown(frame: pd.DataFrame, space: str) -> str:
 
 def _fig5(exp, rows, ds_name: str, num_examples: int, space: str):
     """Fig. 5 for one dataset (split 0 or the first split run): each row's G from its run."""
-    from .metrics.restoration import restored_examples
-    from .methods import METHODS
-    from .viz import restoration_grid
+    from ..metrics.restoration import restored_examples
+    from ..methods import METHODS
+    from ..viz import restoration_grid
 
     method = METHODS.get(exp.method)
     split = min(k for (_, d, k) in exp.runs if d == ds_name)
@@ -110,12 +110,11 @@ def _fig5(exp, rows, ds_name: str, num_examples: int, space: str):
 def restoration_report(params: Mapping[str, Any], report, num_examples: int | None = None) -> RestorationReport:
     """Per-rate table and plot, Fig. 5 and the Solo SR vs bicubic check for a Table III report (see the module);
     ``num_examples`` (default the notebook's ``NUM_EXAMPLES``, else 2) persons in Fig. 5."""
-    from .utils.io import atomic_write_text
-    from .viz import quality_vs_rate, save_figure
-    from .results.tables import frame_markdown
-    from .workflow import output_dir
+    from ..utils.io import atomic_write_text
+    from ..viz import quality_vs_rate, save_figure
+    from .tables import frame_markdown
 
-    out = output_dir(params)
+    out = report.out
     num_examples = int(params.get("NUM_EXAMPLES", 2) if num_examples is None else num_examples)
     exp = report.experiment
     space = next((c.test.restoration_space for c in exp.configs.values()), "y")

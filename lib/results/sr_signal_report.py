@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .results.specs import TABLE_EXTRAS
+from .specs import TABLE_EXTRAS
 
 __all__ = ["SignalReport", "training_batch", "sr_signal_report", "conclusion"]
 
@@ -43,8 +43,8 @@ def training_batch(images, size: tuple[int, int], interpolation: str, rates=(2, 
     """``(x, target)``: the first ``num`` training images with an HR original as G's input (the stored LR image, or
     the HR one down-sampled as the MLR synthesis at the rates in turn, resized with ``interpolation``) and the HR
     original resized bilinearly (the training target), both normalised like the pipeline's tensors."""
-    from .data.mlr_build import downsample, load_rgb
-    from .data.transforms import normalize, resize, to_tensor
+    from ..data.mlr_build import downsample, load_rgb
+    from ..data.transforms import normalize, resize, to_tensor
 
     xs, ts = [], []
     usable = [im for im in images if im.has_hr_original][:num]
@@ -75,8 +75,8 @@ def conclusion(summary: pd.DataFrame) -> str:
 
 
 def _trained_gs(exp, rows, ds_name: str, split: int) -> dict[str, Any]:
-    from .methods import METHODS
-    from .models.sr.vdsr import VDSR
+    from ..methods import METHODS
+    from ..models.sr.vdsr import VDSR
 
     method, out = METHODS.get(exp.method), {}
     for row in rows:
@@ -100,11 +100,10 @@ def _markdown(summary: pd.DataFrame, text: str, cfg) -> str:
 @TABLE_EXTRAS.register("sr_signal")
 def sr_signal_report(params: Mapping[str, Any], report, num: int = 16) -> SignalReport | None:
     """The diagnostic for a Table III report (see the module); ``None`` when the table's G is not VDSR / VDSR-CA."""
-    from .models import build_sr
-    from .models.sr.diagnostics import SUMMARY, compare_inits, signal_report
-    from .utils.io import atomic_write_text
-    from .viz import save_figure, signal_gain_plot
-    from .workflow import output_dir
+    from ..models import build_sr
+    from ..models.sr.diagnostics import SUMMARY, compare_inits, signal_report
+    from ..utils.io import atomic_write_text
+    from ..viz import save_figure, signal_gain_plot
 
     exp = report.experiment
     if not exp.datasets or not exp.configs:
@@ -134,7 +133,7 @@ def sr_signal_report(params: Mapping[str, Any], report, num: int = 16) -> Signal
     gains = pd.concat([gains, pd.DataFrame(extra_g)], ignore_index=True) if extra_g else gains
     summary = pd.concat([summary, pd.DataFrame(extra_s)], ignore_index=True) if extra_s else summary
     text = conclusion(summary)
-    out = output_dir(params)
+    out = report.out
     fig = signal_gain_plot(gains, title=f"{cfg.sr.name} {cfg.sr.depth}×{cfg.sr.width} on {ds_name} training pairs")
     files = [atomic_write_text(out / "tables" / "sr_signal.csv", summary.to_csv(index=False)),
              atomic_write_text(out / "tables" / "sr_signal_gains.csv", gains.to_csv(index=False)),
