@@ -12,7 +12,8 @@ Sub-packages
                    identity splits, the decoded-image cache, torch datasets (PIL and tensor data paths), samplers.
 ``lib.models``     PS-HRNet's and the baselines' networks (backbones, SR modules, heads) and FTWA's, one concept a
                    file.
-``lib.losses``     the loss terms of both papers, each citing its paper's equation, and the loss composer.
+``lib.losses``     the losses of both papers, each citing its paper's equation, and the generic loss composer
+                   (a method's terms, their inputs and settings live in its package's ``losses``).
 ``lib.metrics``    ranking evaluation (CMC / mAP / mINP), the single-shot protocol, features, restoration quality.
 ``lib.engine``     the generic trainer (one overridable step), precision, checkpoints, DDP, evaluation, runtime.
 ``lib.methods``    the method contract (``contract``: ``Method``, ``MethodConfig``, the hooks) and the methods by

@@ -19,8 +19,8 @@ SEEDS = ROOT.parent / "shared" / "seeds"
 LAST_EQUATION = {"PS-HRNet": 12, "FTWA": 8}
 SEED_FILES = {"PS-HRNet": "001_b5cff2a35b794a4c.txt", "FTWA": "002_719b473bad947798.txt"}
 
-DOTTED = re.compile(r"^lib(?:\.\w+)+$")  # lib.losses.compose.PSTerm
-FILE_OBJ = re.compile(r"^([\w./-]+\.py)::(\w+(?:\.\w+)*)$")  # lib/losses/compose.py::PSTerm
+DOTTED = re.compile(r"^lib(?:\.\w+)+$")  # lib.methods.pshrnet.losses.PSTerm
+FILE_OBJ = re.compile(r"^([\w./-]+\.py)::(\w+(?:\.\w+)*)$")  # lib/methods/pshrnet/losses.py::PSTerm
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

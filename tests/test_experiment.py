@@ -15,8 +15,9 @@ import torch
 from lib.core.tracking import ConfigReader, LateConfigRead, unwrap
 from lib.engine import NonFiniteLossError, OptimConfig, Trainer, resolve_precision
 from lib.engine.distributed import ShardedBatchSampler
-from lib.losses import LOSS_TERMS, LossComposer, LossInputs
+from lib.losses import LOSS_TERMS, LossComposer
 from lib.methods import METHODS, differences, load_config, run_variant
+from lib.methods.pshrnet.losses import PSHRNetLossConfig, PSHRNetLossInputs
 from lib.models import ReIDOutput
 from lib.results import load_table_spec, table_names
 from lib.workflow import run_table, validate_params
@@ -140,7 +141,7 @@ def test_wrong_types_and_unknown_names_are_clear(tmp_path):
     with pytest.raises(ValueError, match=r"tiny.yaml.*sr: unknown SR module 'srgan'; registered: .*vdsr_ca"):
         _cfg(**{"sr.name": "srgan"})  # checked when the configuration loads, not when phase 2 is built
     with pytest.raises(KeyError, match="unknown loss term 'l2'; registered: ce, ps, raft, sr, swa_cls, swa_tri, triplet"):
-        LossComposer({"l2": 1.0})
+        LossComposer({"l2": 1.0}, PSHRNetLossConfig())
     from lib.models import build_backbone
 
     with pytest.raises(KeyError, match="unknown backbone 'vgg'; registered: .*mobilenet_v2"):
@@ -151,13 +152,13 @@ def test_loss_terms_compose_and_are_removable():
     torch.manual_seed(0)
     y = torch.tensor([0, 0, 1, 1])
     out = ReIDOutput(seq=[torch.randn(4, 8) for _ in range(5)], feat=torch.randn(4, 8), logits=torch.randn(4, 3))
-    full, parts = LossComposer({"ce": 1.15, "triplet": 0.2})(LossInputs(out, y))
-    ce_only, p2 = LossComposer({"ce": 1.15, "triplet": 0.0})(LossInputs(out, y))
+    full, parts = LossComposer({"ce": 1.15, "triplet": 0.2}, PSHRNetLossConfig())(PSHRNetLossInputs(out, y))
+    ce_only, p2 = LossComposer({"ce": 1.15, "triplet": 0.0}, PSHRNetLossConfig())(PSHRNetLossInputs(out, y))
     assert "bh" in parts and "bh" not in p2 and torch.isclose(full, 1.15 * parts["ce"] + 0.2 * parts["bh"])
     assert torch.isclose(ce_only, 1.15 * parts["ce"])
     assert all(not t.requires_grad for t in parts.values())  # detached tensors: no host sync in the step
     with pytest.raises(ValueError, match="needs restored, hr"):
-        LossComposer({"sr": 1.0})(LossInputs(out, y))
+        LossComposer({"sr": 1.0}, PSHRNetLossConfig())(PSHRNetLossInputs(out, y))
     assert LOSS_TERMS.names() == ["ce", "ps", "raft", "sr", "swa_cls", "swa_tri", "triplet"]
 
 

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from lib.core.config import ConfigError
-from lib.losses import LossComposer, LossInputs, SWALossConfig, swa_classification_loss, swa_triplet_loss
+from lib.losses import LossComposer, swa_classification_loss, swa_triplet_loss
 from lib.methods import METHODS, load_config, run_variant
+from lib.methods.ftwa.losses import FTWALossInputs, SWALossConfig
 from lib.methods.ftwa.matching import MATCHES, match_distance
 from lib.models import build_backbone
 from lib.models.ftwa import FTWANet
@@ -162,7 +163,7 @@ def test_eq8_composes_the_three_terms_with_the_papers_weights():
     net = FTWANet(5, backbone="mobilenet_v2", weights="none", raft={"width": 8, "blocks": 1}, evaluator_hidden=8)
     out = net(torch.randn(3, 3, 64, 32), torch.randn(3, 3, 64, 32), torch.randn(2, 3, 64, 32))
     cfg = load_config(TINY)
-    total, parts = LossComposer(cfg.train.losses, cfg.loss)(LossInputs(out, torch.tensor([0, 1, 2, 0, 1])))
+    total, parts = LossComposer(cfg.train.losses, cfg.loss)(FTWALossInputs(out, torch.tensor([0, 1, 2, 0, 1])))
     assert cfg.train.losses == {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}
     v = {k: float(t.detach()) for k, t in parts.items()}
     assert float(total.detach()) == pytest.approx(3 * v["cls"] + v["tri"] + 0.1 * v["raft"], rel=1e-5)

@@ -1,5 +1,6 @@
-"""Tests of lib.losses: hand-checked values, subsets, reductions, detachment, fp32 under bf16, and the terms
-composed by name with per-stage weights (L_TOTAL, Eq. (12))."""
+"""Tests of lib.losses and PS-HRNet's loss terms (lib.methods.pshrnet.losses): hand-checked values, subsets,
+reductions, detachment, fp32 under bf16, and the terms composed by name with per-stage weights (L_ID, PS-HRNet
+Eq. (10); L_TOTAL, PS-HRNet Eq. (12))."""
 
 from __future__ import annotations
 
@@ -9,28 +10,33 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.core import ConfigError, UnknownNameError, from_dict
+from lib.core import ConfigError, UnknownNameError, from_dict, to_dict
 from lib.losses import (
     DEFAULT_PS_COMPONENTS,
     LOSS_TERMS,
+    SEQ_NAMES,
     CrossEntropyLabelSmooth,
-    IDLoss,
     LossComposer,
-    LossConfig,
-    LossInputs,
     PseudoSiameseLoss,
     SRLoss,
     TripletLoss,
     batch_hard_triplet_loss,
+    check_terms,
     cross_entropy_label_smooth,
     pairwise_euclidean,
-    parts_to_floats,
 )
+from lib.methods.pshrnet.losses import PSHRNetLossConfig, PSHRNetLossInputs
 from lib.models import ReIDOutput
 
-#: The paper's stage weights: phase 1 / the baseline L_ID (Eq. (10)), phase 2 L_TOTAL (Eq. (12)).
+#: The paper's stage weights: phase 1 / the baseline L_ID (PS-HRNet Eq. (10)), phase 2 L_TOTAL (PS-HRNet Eq. (12)).
 ID_WEIGHTS = {"ce": 1.15, "triplet": 0.2}
 PAPER_WEIGHTS = {**ID_WEIGHTS, "sr": 0.5, "ps": 0.5}
+#: The paper's loss settings: m = 0.1, ε = 0.1, triplet summed over Seq1..Seq5, C = {Seq1, Seq4, Seq5, ℓ_c}.
+CFG = PSHRNetLossConfig()
+
+
+def _floats(parts: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: v.item() for k, v in parts.items()}
 
 
 def _out(seq, feat, logits) -> ReIDOutput:
@@ -132,32 +138,48 @@ def _toy_output(b=8, classes=4, seed=0, dtype=torch.float32, requires_grad=False
 TARGETS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
 
 
-def test_id_loss_matches_eq10_and_reductions():
+def _eq10(out, targets, on=SEQ_NAMES, reduction="sum", margin=0.1, eps=0.1):
+    """PS-HRNet Eq. (10) from the building blocks: ``(L_ID, L_CE, L_BH)`` with λ_CE = 1.15, λ_BH = 0.2 and L_BH the
+    batch-hard triplet losses (PS-HRNet Eq. (7)) of the sequences ``on``, summed (paper) or averaged (authors' code)."""
+    ce = cross_entropy_label_smooth(out.logits, targets, eps).item()
+    tris = [batch_hard_triplet_loss(out.seq[int(n[3:]) - 1], targets, margin).item() for n in on]
+    bh = sum(tris) if reduction == "sum" else sum(tris) / len(tris)
+    return 1.15 * ce + 0.2 * bh, ce, bh
+
+
+def test_id_loss_is_the_ce_and_triplet_terms_composed_as_eq10_and_reductions():
     out = _toy_output()
-    ce = cross_entropy_label_smooth(out.logits, TARGETS, 0.1)
-    tris = [batch_hard_triplet_loss(s, TARGETS, 0.1) for s in out.seq]
-    total, parts = IDLoss()(out, TARGETS)  # paper: 1.15 CE + 0.2 * sum_t triplet(Seq_t)
-    assert total.item() == pytest.approx(1.15 * ce.item() + 0.2 * sum(t.item() for t in tris), rel=1e-6)
-    assert set(parts) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "id"}
-    assert parts["bh"].item() == pytest.approx(sum(t.item() for t in tris), rel=1e-6)
-    mean_total, mean_parts = IDLoss(triplet_reduction="mean")(out, TARGETS)  # authors' code
-    assert mean_parts["bh"].item() == pytest.approx(sum(t.item() for t in tris) / 5, rel=1e-6)
-    assert mean_total.item() == pytest.approx(1.15 * ce.item() + 0.2 * mean_parts["bh"].item(), rel=1e-6)
-    # Subset of sequences.
-    _, sub = IDLoss(triplet_on=("seq5",))(out, TARGETS)
+    expected, ce, bh = _eq10(out, TARGETS)
+    # paper: 1.15 CE + 0.2 * sum_t triplet(Seq_t)
+    total, parts = LossComposer(ID_WEIGHTS, CFG)(PSHRNetLossInputs(out, TARGETS))
+    assert total.item() == pytest.approx(expected, rel=1e-6)
+    assert set(parts) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "total"}
+    assert parts["ce"].item() == pytest.approx(ce, rel=1e-6) and parts["bh"].item() == pytest.approx(bh, rel=1e-6)
+    for i, s in enumerate(out.seq):
+        tri = batch_hard_triplet_loss(s, TARGETS, 0.1).item()
+        assert parts[f"tri_seq{i + 1}"].item() == pytest.approx(tri, rel=1e-6)
+    # authors' code: the branch triplet losses averaged
+    mean_crit = LossComposer(ID_WEIGHTS, PSHRNetLossConfig(triplet_reduction="mean"))
+    mean_total, mean_parts = mean_crit(PSHRNetLossInputs(out, TARGETS))
+    expected_mean, _, bh_mean = _eq10(out, TARGETS, reduction="mean")
+    assert mean_parts["bh"].item() == pytest.approx(bh_mean, rel=1e-6) and bh_mean == pytest.approx(bh / 5)
+    assert mean_total.item() == pytest.approx(expected_mean, rel=1e-6)
+    # a subset of the sequences
+    _, sub = LossComposer(ID_WEIGHTS, PSHRNetLossConfig(triplet_on=("seq5",)))(PSHRNetLossInputs(out, TARGETS))
     assert set(k for k in sub if k.startswith("tri_")) == {"tri_seq5"}
-    assert sub["bh"].item() == pytest.approx(tris[4].item(), rel=1e-6)
+    assert sub["bh"].item() == pytest.approx(_eq10(out, TARGETS, on=("seq5",))[2], rel=1e-6)
 
 
 def test_id_loss_all_for_single_embedding_baselines_and_bad_names():
     out = _toy_output()
     base = _out([out.seq[0]], out.feat, out.logits)
-    _, parts = IDLoss(triplet_on="all")(base, TARGETS)
+    total, parts = LossComposer(ID_WEIGHTS, PSHRNetLossConfig(triplet_on="all"))(PSHRNetLossInputs(base, TARGETS))
     assert [k for k in parts if k.startswith("tri_")] == ["tri_seq1"]
+    assert total.item() == pytest.approx(_eq10(base, TARGETS, on=("seq1",))[0], rel=1e-6)
     with pytest.raises(KeyError, match="seq2"):
-        IDLoss()(base, TARGETS)  # default needs Seq1..Seq5
+        LossComposer(ID_WEIGHTS, CFG)(PSHRNetLossInputs(base, TARGETS))  # default needs Seq1..Seq5
     with pytest.raises(ValueError, match="seq9"):
-        IDLoss(triplet_on=("seq9",))
+        PSHRNetLossConfig(triplet_on=("seq9",))
 
 
 # --------------------------------------------------------------------------- L_SR
@@ -207,13 +229,13 @@ def test_ps_loss_teacher_gets_no_gradient():
 def test_total_loss_eq12_parts_and_phase1():
     s, t = _toy_output(seed=3, requires_grad=True), _toy_output(seed=4)
     restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
-    crit = LossComposer(PAPER_WEIGHTS, LossConfig())
+    crit = LossComposer(PAPER_WEIGHTS, CFG)
     assert set(crit.terms) == {"ce", "triplet", "sr", "ps"} and crit.weights == PAPER_WEIGHTS
-    total, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
-    id_total, id_parts = IDLoss()(s, TARGETS)
+    total, parts = crit(PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
+    id_total, ce, bh = _eq10(s, TARGETS)
     sr = (restored - hr).abs().mean()
     ps, _ = PseudoSiameseLoss()(t, s)
-    expected = id_total.item() + 0.5 * sr.item() + 0.5 * ps.item()
+    expected = id_total + 0.5 * sr.item() + 0.5 * ps.item()  # L_ID + λ_SR L_SR + λ_PS L_PS
     assert total.dtype == torch.float32 and total.requires_grad
     assert total.item() == pytest.approx(expected, rel=1e-6)
     # parts: detached float32 tensors (no host synchronisation per step)
@@ -221,49 +243,54 @@ def test_total_loss_eq12_parts_and_phase1():
     assert parts["total"].item() == pytest.approx(expected, rel=1e-6)
     assert set(parts) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "sr", "ps", "ps_seq1",
                           "ps_seq4", "ps_seq5", "ps_logits", "total"}
-    floats = parts_to_floats(parts)
-    assert floats["ce"] == pytest.approx(id_parts["ce"].item()) and floats["bh"] == pytest.approx(id_parts["bh"].item())
+    floats = _floats(parts)
+    assert floats["ce"] == pytest.approx(ce, rel=1e-6) and floats["bh"] == pytest.approx(bh, rel=1e-6)
     assert floats["sr"] == pytest.approx(sr.item()) and floats["ps"] == pytest.approx(ps.item())
     # Phase 1: L_ID only (the terms a stage names; no SR or teacher inputs needed).
-    total1, parts1 = LossComposer(ID_WEIGHTS)(LossInputs(s, TARGETS))
-    assert total1.item() == pytest.approx(id_total.item(), rel=1e-6)
+    total1, parts1 = LossComposer(ID_WEIGHTS, CFG)(PSHRNetLossInputs(s, TARGETS))
+    assert total1.item() == pytest.approx(id_total, rel=1e-6)
     assert "sr" not in parts1 and "ps" not in parts1
     # a term whose inputs the stage does not provide is an error naming them
     with pytest.raises(ValueError, match="loss term 'sr' needs hr"):
-        crit(LossInputs(s, TARGETS, restored=restored))
+        crit(PSHRNetLossInputs(s, TARGETS, restored=restored))
     with pytest.raises(ValueError, match="loss term 'ps' needs teacher_out"):
-        crit(LossInputs(s, TARGETS, restored=restored, hr=hr))
+        crit(PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr))
 
 
 def test_weights_select_terms_by_name():
     s, t = _toy_output(seed=3), _toy_output(seed=4)
     restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
-    x = LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t)
-    full, parts = LossComposer(PAPER_WEIGHTS)(x)
+    x = PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t)
+    full, parts = LossComposer(PAPER_WEIGHTS, CFG)(x)
     # weight 0 removes a term (Table II: ID, SR+ID); it is not even built
-    no_ps = LossComposer({**PAPER_WEIGHTS, "ps": 0.0})
+    no_ps = LossComposer({**PAPER_WEIGHTS, "ps": 0.0}, CFG)
     assert set(no_ps.terms) == {"ce", "triplet", "sr"} and "ps=" not in repr(no_ps)
-    total, p = no_ps(LossInputs(s, TARGETS, restored=restored, hr=hr))  # no teacher needed
+    total, p = no_ps(PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr))  # no teacher needed
     assert "ps" not in p and total.item() == pytest.approx(full.item() - 0.5 * parts["ps"].item(), rel=1e-6)
-    total, p = LossComposer({**PAPER_WEIGHTS, "sr": 0.0, "ps": 0.0})(LossInputs(s, TARGETS))
+    total, p = LossComposer({**PAPER_WEIGHTS, "sr": 0.0, "ps": 0.0}, CFG)(PSHRNetLossInputs(s, TARGETS))
     assert set(p) == {"ce", "tri_seq1", "tri_seq2", "tri_seq3", "tri_seq4", "tri_seq5", "bh", "total"}
     # other weights scale their term
-    total, _ = LossComposer({**PAPER_WEIGHTS, "ps": 2.0})(x)
+    total, _ = LossComposer({**PAPER_WEIGHTS, "ps": 2.0}, CFG)(x)
     assert total.item() == pytest.approx(full.item() + 1.5 * parts["ps"].item(), rel=1e-6)
     assert LOSS_TERMS.names() == ["ce", "ps", "raft", "sr", "swa_cls", "swa_tri", "triplet"]
     with pytest.raises(UnknownNameError, match=r"unknown loss term 'focal'; registered: ce, ps, raft, sr, swa_cls, swa_tri, triplet"):
-        LossComposer({"ce": 1.0, "focal": 1.0})
+        LossComposer({"ce": 1.0, "focal": 1.0}, CFG)
     with pytest.raises(ValueError, match="every weight is 0"):
-        LossComposer({"ce": 0.0, "triplet": 0})
+        LossComposer({"ce": 0.0, "triplet": 0}, CFG)
+    # a method's configuration names only its own terms: the error names the term, the allowed ones and the equation
+    check_terms(ID_WEIGHTS, ("ce", "triplet", "sr", "ps"), "PS-HRNet", "Eq. (12)")
+    with pytest.raises(ValueError, match=r"'raft' is not one of PS-HRNet's terms \('ce', 'triplet'\) "
+                                         r"\(PS-HRNet Eq. \(12\)\)"):
+        check_terms({"ce": 1.0, "raft": 0.1}, ("ce", "triplet"), "PS-HRNet", "Eq. (12)")
 
 
 def test_loss_terms_use_their_config():
     s, t = _toy_output(seed=3), _toy_output(seed=4)
-    cfg = LossConfig(margin=0.3, label_smooth=0.0, triplet_on=("seq5",), triplet_reduction="mean",
+    cfg = PSHRNetLossConfig(margin=0.3, label_smooth=0.0, triplet_on=("seq5",), triplet_reduction="mean",
                      ps_components=("logits",), sr_reduction="sum")
     restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
     _, parts = LossComposer({"ce": 1.0, "triplet": 1.0, "sr": 1.0, "ps": 1.0}, cfg)(
-        LossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
+        PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr, teacher_out=t))
     assert parts["ce"].item() == pytest.approx(F.cross_entropy(s.logits, TARGETS).item(), rel=1e-6)
     assert [k for k in parts if k.startswith("tri_")] == ["tri_seq5"]
     assert parts["bh"].item() == pytest.approx(batch_hard_triplet_loss(s.seq[4], TARGETS, 0.3).item(), rel=1e-6)
@@ -271,10 +298,10 @@ def test_loss_terms_use_their_config():
     assert {k for k in parts if k.startswith("ps_")} == {"ps_logits"}
     # 'all': every entry of the output's seq (single-embedding baselines)
     base = _out([s.seq[0]], s.feat, s.logits)
-    _, parts = LossComposer(ID_WEIGHTS, LossConfig(triplet_on=("all",)))(LossInputs(base, TARGETS))
+    _, parts = LossComposer(ID_WEIGHTS, PSHRNetLossConfig(triplet_on=("all",)))(PSHRNetLossInputs(base, TARGETS))
     assert [k for k in parts if k.startswith("tri_")] == ["tri_seq1"]
     with pytest.raises(KeyError, match="seq2"):
-        LossComposer(ID_WEIGHTS)(LossInputs(base, TARGETS))  # default needs Seq1..Seq5
+        LossComposer(ID_WEIGHTS, CFG)(PSHRNetLossInputs(base, TARGETS))  # default needs Seq1..Seq5
 
 
 def test_hr_mask_restricts_sr_and_ps_to_samples_with_an_hr_original():
@@ -282,40 +309,42 @@ def test_hr_mask_restricts_sr_and_ps_to_samples_with_an_hr_original():
     restored, hr = torch.rand(8, 3, 4, 2), torch.rand(8, 3, 4, 2)
     mask = torch.tensor([True, False, True, True, False, True, True, True])
     sub_t = _out([x[mask] for x in t.seq], t.feat[mask], t.logits[mask])
-    crit = LossComposer(PAPER_WEIGHTS)
-    _, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr[mask], teacher_out=sub_t, hr_mask=mask))
+    crit = LossComposer(PAPER_WEIGHTS, CFG)
+    _, parts = crit(PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr[mask], teacher_out=sub_t, hr_mask=mask))
     sub_s = _out([x[mask] for x in s.seq], s.feat[mask], s.logits[mask])
     assert parts["sr"].item() == pytest.approx((restored[mask] - hr[mask]).abs().mean().item(), rel=1e-6)
     assert parts["ps"].item() == pytest.approx(PseudoSiameseLoss()(sub_t, sub_s)[0].item(), rel=1e-6)
-    assert parts["ce"].item() == pytest.approx(IDLoss()(s, TARGETS)[1]["ce"].item(), rel=1e-6)  # every sample
+    id_total, ce, _ = _eq10(s, TARGETS)
+    assert parts["ce"].item() == pytest.approx(ce, rel=1e-6)  # every sample
     # a batch without any HR original: the identity terms only
     none = torch.zeros(8, dtype=torch.bool)
-    total, parts = crit(LossInputs(s, TARGETS, restored=restored, hr=hr[none], teacher_out=None, hr_mask=none))
+    total, parts = crit(PSHRNetLossInputs(s, TARGETS, restored=restored, hr=hr[none], teacher_out=None, hr_mask=none))
     assert "sr" not in parts and "ps" not in parts
-    assert total.item() == pytest.approx(IDLoss()(s, TARGETS)[0].item(), rel=1e-6)
+    assert total.item() == pytest.approx(id_total, rel=1e-6)
 
 
 def test_loss_config_from_dict_and_to_dict():
-    cfg = from_dict(LossConfig, {"margin": 0.3, "triplet_reduction": "mean", "ps_components": ["logits", "seq5"]})
+    cfg = from_dict(PSHRNetLossConfig,
+                    {"margin": 0.3, "triplet_reduction": "mean", "ps_components": ["logits", "seq5"]})
     assert cfg.margin == 0.3 and cfg.ps_components == ("seq5", "logits")
-    assert from_dict(LossConfig, cfg.to_dict()) == cfg
-    assert LossConfig().margin == 0.1 and LossConfig().label_smooth == 0.1
-    assert LossConfig().ps_components == DEFAULT_PS_COMPONENTS and LossConfig().triplet_on == tuple(f"seq{i}" for i in range(1, 6))
+    assert from_dict(PSHRNetLossConfig, to_dict(cfg)) == cfg
+    assert CFG.margin == 0.1 and CFG.label_smooth == 0.1
+    assert CFG.ps_components == DEFAULT_PS_COMPONENTS and CFG.triplet_on == tuple(f"seq{i}" for i in range(1, 6))
     # the λs are the stages' loss weights now (paper: Eq. (10) and (12))
     from lib.methods import load_config
 
     paper = load_config("configs/pshrnet/paper.yaml")
     assert paper.phase1.losses == ID_WEIGHTS == paper.baseline.losses and paper.phase2.losses == PAPER_WEIGHTS
-    assert paper.loss == LossConfig()
+    assert paper.loss == CFG
     with pytest.raises(ConfigError, match="unknown key 'lambda_xx'"):
-        from_dict(LossConfig, {"lambda_xx": 1.0})
+        from_dict(PSHRNetLossConfig, {"lambda_xx": 1.0})
     with pytest.raises(ValueError, match="seq7"):
-        LossConfig(ps_components=("seq7",))
+        PSHRNetLossConfig(ps_components=("seq7",))
     with pytest.raises(ValueError, match="triplet_on"):
-        LossConfig(triplet_on=("all", "seq1"))
+        PSHRNetLossConfig(triplet_on=("all", "seq1"))
     with pytest.raises(ValueError, match="triplet_on"):
-        LossConfig(triplet_on=("logits",))
-    assert LossConfig(triplet_on="all").triplet_on == ("all",)
+        PSHRNetLossConfig(triplet_on=("logits",))
+    assert PSHRNetLossConfig(triplet_on="all").triplet_on == ("all",)
 
 
 # --------------------------------------------------------------------------- numerics
@@ -326,19 +355,20 @@ def test_bf16_inputs_give_fp32_losses_close_to_fp32():
     r32, r16 = torch.rand(8, 3, 4, 2), None
     r16 = r32.bfloat16()
     hr = torch.rand(8, 3, 4, 2)
-    crit = LossComposer(PAPER_WEIGHTS)
-    total32, p32 = crit(LossInputs(s32, TARGETS, restored=r32, hr=hr, teacher_out=t32))
-    total16, p16 = crit(LossInputs(s16, TARGETS, restored=r16, hr=hr.bfloat16(), teacher_out=t16))
+    crit = LossComposer(PAPER_WEIGHTS, CFG)
+    total32, p32 = crit(PSHRNetLossInputs(s32, TARGETS, restored=r32, hr=hr, teacher_out=t32))
+    total16, p16 = crit(PSHRNetLossInputs(s16, TARGETS, restored=r16, hr=hr.bfloat16(), teacher_out=t16))
     assert total16.dtype == torch.float32 and all(v.dtype == torch.float32 for v in p16.values())
     assert total16.item() == pytest.approx(total32.item(), rel=2e-2)
-    p32, p16 = parts_to_floats(p32), parts_to_floats(p16)
+    p32, p16 = _floats(p32), _floats(p16)
     assert set(p16) == set(p32)
     for k in p32:
         assert p16[k] == pytest.approx(p32[k], rel=3e-2, abs=3e-3), k
     # Computing from the bf16 values in fp32 is what the loss does (no bf16 arithmetic).
     s16f = _out([x.float() for x in s16.seq], s16.feat.float(), s16.logits.float())
     t16f = _out([x.float() for x in t16.seq], t16.feat.float(), t16.logits.float())
-    total16f, _ = crit(LossInputs(s16f, TARGETS, restored=r16.float(), hr=hr.bfloat16().float(), teacher_out=t16f))
+    total16f, _ = crit(PSHRNetLossInputs(s16f, TARGETS, restored=r16.float(), hr=hr.bfloat16().float(),
+                                         teacher_out=t16f))
     assert total16.item() == pytest.approx(total16f.item(), rel=1e-6)
 
 
@@ -349,9 +379,9 @@ def test_losses_under_autocast_backward():
         y = lin(x)
         assert y.dtype == torch.bfloat16
         out = _out([y] * 5, y, y)
-        total, _ = IDLoss()(out, TARGETS)
-        composed, _ = LossComposer(ID_WEIGHTS)(LossInputs(out, TARGETS))
-    assert total.dtype == torch.float32 and composed.dtype == torch.float32
-    assert composed.item() == pytest.approx(total.item(), rel=1e-6)
+        total, _ = LossComposer(ID_WEIGHTS, CFG)(PSHRNetLossInputs(out, TARGETS))
+        expected = _eq10(out, TARGETS)[0]  # PS-HRNet Eq. (10) from the building blocks, under the same autocast
+    assert total.dtype == torch.float32
+    assert total.item() == pytest.approx(expected, rel=1e-6)
     total.backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()

@@ -396,7 +396,8 @@ def test_sr_and_head_registries_build_from_config_sections():
 
 # --------------------------------------------------------------------------- integration
 def test_phase2_step_under_bf16_autocast_channels_last():
-    from lib.losses import LossComposer, LossInputs
+    from lib.losses import LossComposer
+    from lib.methods.pshrnet.losses import PSHRNetLossConfig, PSHRNetLossInputs
 
     torch.manual_seed(0)
     teacher = HRNetReID("mobilenet_v2", num_classes=3).eval().requires_grad_(False)
@@ -411,8 +412,8 @@ def test_phase2_step_under_bf16_autocast_channels_last():
         restored = sr(lr)
         s_out = student(restored)
         assert s_out.seq[-1].dtype == torch.bfloat16
-    loss = LossComposer({"ce": 1.15, "triplet": 0.2, "sr": 0.5, "ps": 0.5})
-    total, parts = loss(LossInputs(s_out, y, restored=restored, hr=hr, teacher_out=t_out))
+    loss = LossComposer({"ce": 1.15, "triplet": 0.2, "sr": 0.5, "ps": 0.5}, PSHRNetLossConfig())
+    total, parts = loss(PSHRNetLossInputs(s_out, y, restored=restored, hr=hr, teacher_out=t_out))
     assert total.dtype == torch.float32 and {"ce", "bh", "sr", "ps", "total"} <= set(parts)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
     total.backward()

@@ -14,10 +14,11 @@ from lib.core import ConfigError
 from lib.data import MLRConfig, MLRDataset, PairDataset, PairedAugment, ValidationView, build_mlr
 from lib.engine import OptimConfig, lr_factor
 from lib.engine.optim import make_optimizer, module_param_groups
-from lib.losses import LossComposer, LossConfig, LossInputs
+from lib.losses import LossComposer
 from lib.methods import load_config
 from lib.methods.pshrnet import PSHRNetConfig
 from lib.methods.pshrnet import config as pshrnet_config
+from lib.methods.pshrnet.losses import PSHRNetLossConfig, PSHRNetLossInputs
 from lib.models import HRNetReID, ReIDEmbedder
 from lib.workflow import experiment_config
 
@@ -136,15 +137,16 @@ def test_native_lr_images_train_with_id_loss_only(csv_ds):
     mask = batch["has_hr"]
     assert 0 < int(mask.sum()) < 8
     out = model(batch["lr"])
-    loss = LossComposer(PHASE2_LOSSES, LossConfig())
+    loss = LossComposer(PHASE2_LOSSES, PSHRNetLossConfig())
     with torch.no_grad():
         t_out = model(batch["hr"][mask])
-    total, parts = loss(LossInputs(out, batch["label"], restored=batch["lr"], hr=batch["hr"][mask], teacher_out=t_out,
-                                   hr_mask=mask))
+    total, parts = loss(PSHRNetLossInputs(out, batch["label"], restored=batch["lr"], hr=batch["hr"][mask],
+                                          teacher_out=t_out, hr_mask=mask))
     sub = type(out)(*[[t[mask] for t in f] if isinstance(f, list) else f[mask] for f in out])
-    _, ref = loss(LossInputs(sub, batch["label"][mask], restored=batch["lr"][mask], hr=batch["hr"][mask], teacher_out=t_out))
+    _, ref = loss(PSHRNetLossInputs(sub, batch["label"][mask], restored=batch["lr"][mask], hr=batch["hr"][mask],
+                                    teacher_out=t_out))
     assert float(parts["sr"]) == pytest.approx(float(ref["sr"])) and float(parts["ps"]) == pytest.approx(float(ref["ps"]))
-    _, id_all = LossComposer({"ce": 1.15, "triplet": 0.2}, LossConfig())(LossInputs(out, batch["label"]))
+    _, id_all = LossComposer({"ce": 1.15, "triplet": 0.2}, PSHRNetLossConfig())(PSHRNetLossInputs(out, batch["label"]))
     assert float(parts["ce"]) == pytest.approx(float(id_all["ce"])) and float(parts["bh"]) == pytest.approx(float(id_all["bh"]))
     assert float(parts["ce"]) != pytest.approx(float(ref["ce"]))  # the identity terms did use the native LR samples
     expected = 1.15 * id_all["ce"] + 0.2 * id_all["bh"] + 0.5 * ref["sr"] + 0.5 * ref["ps"]
@@ -163,7 +165,7 @@ def test_phase2_step_masks_natively_lr_samples(csv_ds):
     student = HRNetReID("mobilenet_v2", num_classes=pairs.num_classes)
     teacher = copy.deepcopy(student).eval()
     prec = resolve_precision(torch.device("cpu"), "fp32", False)
-    step = PseudoSiameseStep(teacher, VDSRCA(depth=3, width=8), student, LossComposer(PHASE2_LOSSES, LossConfig()), prec)
+    step = PseudoSiameseStep(teacher, VDSRCA(depth=3, width=8), student, LossComposer(PHASE2_LOSSES, PSHRNetLossConfig()), prec)
     seen = []
     teacher.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     items = [pairs[i] for i in range(len(pairs))]
@@ -176,7 +178,7 @@ def test_phase2_step_masks_natively_lr_samples(csv_ds):
     assert torch.isfinite(total) and total.requires_grad
     # without L_PS (Table II's ID and SR+ID rows) the teacher is never run
     no_ps = PseudoSiameseStep(teacher, VDSRCA(depth=3, width=8), student,
-                              LossComposer({**PHASE2_LOSSES, "ps": 0.0}, LossConfig()), prec, needs_teacher=False)
+                              LossComposer({**PHASE2_LOSSES, "ps": 0.0}, PSHRNetLossConfig()), prec, needs_teacher=False)
     _, parts, _ = no_ps(mixed)
     assert seen == [4] and "ps" not in parts and "sr" in parts
 

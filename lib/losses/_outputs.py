@@ -11,10 +11,13 @@ from typing import Any
 
 import torch
 
+__all__ = ["SEQ_NAMES", "get_field", "get_part"]
+
 SEQ_NAMES: tuple[str, ...] = ("seq1", "seq2", "seq3", "seq4", "seq5")
 
 
-def _field(output: Any, name: str) -> Any:
+def get_field(output: Any, name: str) -> Any:
+    """The field ``name`` of a model output (a mapping or an object); a missing one names what there is."""
     if isinstance(output, Mapping):
         if name not in output:
             raise KeyError(f"model output has no {name!r} (keys: {sorted(output)})")
@@ -31,7 +34,7 @@ def get_part(output: Any, name: str) -> torch.Tensor:
     is ``ℓ_f``.
     """
     if name.startswith("seq") and name[3:].isdigit():
-        seq = _field(output, "seq")
+        seq = get_field(output, "seq")
         idx = int(name[3:]) - 1
         if not 0 <= idx < len(seq):
             raise KeyError(
@@ -40,5 +43,5 @@ def get_part(output: Any, name: str) -> torch.Tensor:
             )
         return seq[idx]
     if name in ("logits", "feat"):
-        return _field(output, name)
+        return get_field(output, name)
     raise KeyError(f"unknown output part {name!r}")

@@ -1,12 +1,13 @@
-"""FTWA's losses: the SWA classification loss (FTWA Eq. (5)), the SWA triplet loss (FTWA Eqs. (6)–(7)), L_RAFT
-(FTWA Eq. (2)), composed as ``L = λ₁ L_Cls + λ₂ L_Tri + λ₃ L_RAFT`` (FTWA Eq. (8): 3, 1, 0.1) by the shared
-:class:`LossComposer` with the terms ``swa_cls``, ``swa_tri`` and ``raft`` registered here.
+"""FTWA's losses: the SWA classification loss (FTWA Eq. (5)), the SWA triplet loss (FTWA Eqs. (6)–(7)) and L_RAFT
+(FTWA Eq. (2)) — the one implementation of each. FTWA's terms ``swa_cls``, ``swa_tri`` and ``raft``
+(:mod:`lib.methods.ftwa.losses`) call them and are composed as ``L = λ₁ L_Cls + λ₂ L_Tri + λ₃ L_RAFT``
+(FTWA Eq. (8): 3, 1, 0.1) by the shared :class:`~lib.losses.LossComposer`.
 
-Inputs (a :class:`~lib.models.ftwa.FTWAOutput` in ``LossInputs.out``): the vectors, weights and identity scores of
-the HR images (``hr``, with ``lr_p`` from their down-sampled versions) and of the LR images (``lr``, with ``hr_p``
-through T); ``LossInputs.targets`` holds the HR images' labels first, then the LR images'.
+The vectors and weights are keyed by image group: ``hr`` (the HR images), ``lr_p`` (their down-sampled versions),
+``lr`` (the LR images), ``hr_p`` (the LR images through T).
 
-Readings of what the paper leaves open (options of :class:`SWALossConfig`, README deviations table):
+Readings of what the paper leaves open (options of :class:`lib.methods.ftwa.losses.SWALossConfig`, README deviations
+table):
 
 * FTWA Eq. (5) is per pair: for an HR image ``(w_HR·CE(f_HR) + w'_LR·CE(f'_LR)) / (w_HR + w'_LR)``, for an LR image
   ``(w_LR·CE(f_LR) + w'_HR·CE(f'_HR)) / (w_LR + w'_HR)``; each averaged over its images, the two summed. With
@@ -29,37 +30,16 @@ Readings of what the paper leaves open (options of :class:`SWALossConfig`, READM
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..core.config import NEUTRAL_DEFAULT
-from .compose import LOSS_TERMS, LossConfig, LossInputs
 from .triplet import batch_hard_triplet_loss
 
-__all__ = ["SWALossConfig", "swa_classification_loss", "swa_triplet_loss", "raft_loss", "WEIGHT_GRADS", "floored"]
+__all__ = ["swa_classification_loss", "swa_triplet_loss", "raft_loss", "WEIGHT_GRADS", "floored"]
 
+#: How the gradient reaches the quality weights (``weight_grad`` of the functions below; see the module docstring).
 WEIGHT_GRADS = ("full", "detach_denominator")
-
-
-@dataclass(frozen=True)
-class SWALossConfig(LossConfig):
-    """FTWA's loss settings: margin 0.3 and plain softmax cross entropy (ε = 0) by default, plus the readings above."""
-
-    margin: float = 0.3
-    label_smooth: float = 0.0
-    weight_grad: str = "full"
-    raft_detach_target: bool = False
-    weight_floor: float = field(default=0.0, metadata=NEUTRAL_DEFAULT)  # added after the first runs: 0 stays out of identities
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.weight_grad not in WEIGHT_GRADS:
-            raise ValueError(f"weight_grad: expected one of {WEIGHT_GRADS}, found {self.weight_grad!r}")
-        if not 0.0 <= self.weight_floor < 0.5:
-            raise ValueError(f"weight_floor: expected a number in [0, 0.5), found {self.weight_floor!r}")
 
 
 def floored(p, floor: float):
@@ -127,66 +107,3 @@ def swa_triplet_loss(v: dict[str, torch.Tensor], w: dict[str, torch.Tensor], y_h
 def raft_loss(f_hr: torch.Tensor, t_lr_p: torch.Tensor, detach_target: bool = False) -> torch.Tensor:
     """FTWA Eq. (2): ``‖F_HR − T(F'_LR)‖₁``, the mean absolute difference (``nn.L1Loss``)."""
     return F.l1_loss(t_lr_p.float(), (f_hr.detach() if detach_target else f_hr).float())
-
-
-def _split_targets(x: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
-    n_h = x.out.v["hr"].shape[0]
-    return x.targets[:n_h], x.targets[n_h:]
-
-
-@LOSS_TERMS.register("swa_cls")
-class SWAClassificationTerm(nn.Module):
-    """``L^Cls_SWA`` (FTWA Eq. (5)) on C_HR / C_LR's scores."""
-
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.epsilon, self.weight_grad, self.floor = cfg.label_smooth, cfg.weight_grad, cfg.weight_floor
-
-    def forward(self, x: LossInputs):
-        y_hr, y_lr = _split_targets(x)
-        y = {"hr": y_hr, "lr_p": y_hr, "lr": y_lr, "hr_p": y_lr}
-        ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.epsilon)
-              for k in y}
-        lw = {k: t.float() for k, t in x.out.log_w.items()}
-        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True, floor=self.floor)
-        # its value at a uniform prediction: ln C for each image group the batch has (lib.core.learning)
-        groups = int(y_hr.numel() > 0) + int(y_lr.numel() > 0)
-        chance = loss.new_tensor(groups * math.log(max(t.shape[-1] for t in x.out.logits.values())))
-        parts = {"cls": loss.detach(), "cls_chance": chance} | {f"w_{k}": t.detach().exp().mean()
-                                                               for k, t in lw.items() if t.numel()}
-        # each classifier on each image group, unweighted: a stream whose weight collapsed is seen learning nothing
-        # even while the weighted sum falls (C_HR on F_HR: ce_hr, on T(F_LR): ce_hr_p; C_LR on F_LR: ce_lr, on F'_LR: ce_lr_p)
-        parts |= {f"ce_{k}": v.detach().mean() for k, v in ce.items() if v.numel()}
-        return loss, parts
-
-
-@LOSS_TERMS.register("swa_tri")
-class SWATripletTerm(nn.Module):
-    """``L^Tri_SWA`` (FTWA Eq. (7))."""
-
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.margin, self.weight_grad, self.floor = cfg.margin, cfg.weight_grad, cfg.weight_floor
-        self.normalize, self.no_positive = cfg.triplet_normalize, cfg.triplet_no_positive
-
-    def forward(self, x: LossInputs):
-        y_hr, y_lr = _split_targets(x)
-        loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.log_w.items()},
-                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive, log_w=True,
-                                floor=self.floor)
-        return loss, {"tri": loss.detach()}
-
-
-@LOSS_TERMS.register("raft")
-class RAFTTerm(nn.Module):
-    """``L_RAFT`` (FTWA Eq. (2)) on the HR images and their down-sampled versions."""
-
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.detach_target = cfg.raft_detach_target
-
-    def forward(self, x: LossInputs):
-        if x.out.f_hr.shape[0] == 0:
-            return None, {}
-        loss = raft_loss(x.out.f_hr, x.out.t_lr_p, self.detach_target)
-        return loss, {"raft": loss.detach()}

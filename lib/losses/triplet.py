@@ -5,7 +5,8 @@ identity) and the hardest negative (smallest distance, other identity) give
 
     [m + max_p ||f_a - f_p||_2 - min_n ||f_a - f_n||_2]_+ .
 
-PS-HRNet Eq. (7) sums this over the anchors (and over the sequences ``t``, see :mod:`lib.losses.id_loss`);
+PS-HRNet Eq. (7) sums this over the anchors (and over the sequences ``t``: the ``triplet`` term of
+:mod:`lib.methods.pshrnet.losses`);
 as in the authors' code and every public implementation the default here is the *mean* over the
 anchors (``reduction='sum'`` gives PS-HRNet Eq. (7) literally).
 

@@ -1,11 +1,12 @@
 """FTWA (ICIP): a two-stream ResNet-50 with a feature-transformation module (RAFT) and self-weighted attention (SWA).
 
 * :mod:`.config` — the typed configuration (``configs/ftwa/*.yaml``);
+* :mod:`.losses` — the loss terms of FTWA Eq. (8) (``swa_cls``, ``swa_tri``, ``raft``), their inputs and settings;
 * :mod:`.steps` — the training step (FTWA Eq. (8) over the HR and LR images of a batch);
 * :mod:`.stages` — one stage, ``train``;
 * :mod:`.matching` — how an LR query is matched to the HR gallery (the "weighted distance metric").
 
-The network is :class:`lib.models.ftwa.FTWANet` (with :class:`lib.models.raft.RAFT`), the losses
+The network is :class:`lib.models.ftwa.FTWANet` (with :class:`lib.models.raft.RAFT`), the losses' equations
 :mod:`lib.losses.swa`. Output: ``ftwa`` (LR query vs HR gallery).
 """
 

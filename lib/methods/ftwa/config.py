@@ -12,7 +12,7 @@ Loaded from YAML (``configs/ftwa/*.yaml``, ``_base_`` inheritance) by :func:`lib
   ``hidden`` units (128).
 * ``data`` — shared :class:`~lib.data.config.DataConfig`; FTWA's default ``pair_mode: stored`` (HR images get a
   fresh I'_LR, LR images enter the LR stream as stored: the paper's Sec. 2.1) and P × K = 16 × 4 (batch 64).
-* ``loss`` — :class:`~lib.losses.SWALossConfig`: margin 0.3, plain cross entropy, ``weight_grad``,
+* ``loss`` — :class:`~lib.methods.ftwa.losses.SWALossConfig`: margin 0.3, plain cross entropy, ``weight_grad``,
   ``raft_detach_target``, ``weight_floor`` (0: FTWA Eqs. (5) and (7) as written).
 * ``train`` — :class:`TrainConfig`: Adam, lr 7e-4, weight decay 5e-4 (biases too), 120 epochs, × 0.2 at epochs 40
   and 70, and the loss weights of FTWA Eq. (8) (``swa_cls`` 3, ``swa_tri`` 1, ``raft`` 0.1).
@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from ...data.config import DataConfig
 from ...engine.optim import OptimConfig
 from ..contract import MethodConfig, TestConfig
-from ...losses import LOSS_TERMS, SWALossConfig
+from ...losses import check_terms
 from ...models import BACKBONES
 from ...models.raft import ATTENTIONS
+from .losses import FTWA_TERMS, SWALossConfig
 from .matching import MATCHES
 
 __all__ = ["FTWAModelConfig", "RAFTConfig", "SWAConfig", "TrainConfig", "FTWATestConfig", "FTWAConfig"]
@@ -74,10 +75,6 @@ class SWAConfig:
     hidden: int = 128
 
 
-#: FTWA's loss terms (FTWA Eq. (8)); PS-HRNet's (ce, triplet, sr, ps) read other outputs.
-FTWA_TERMS = ("swa_cls", "swa_tri", "raft")
-
-
 def _eq8() -> dict[str, float]:
     return {"swa_cls": 3.0, "swa_tri": 1.0, "raft": 0.1}  # λ1, λ2, λ3 of FTWA Eq. (8)
 
@@ -98,10 +95,7 @@ class TrainConfig(OptimConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in self.losses:
-            LOSS_TERMS.get(name)
-            if name not in FTWA_TERMS:
-                raise ValueError(f"losses: {name!r} is not one of FTWA's terms {FTWA_TERMS} (FTWA Eq. (8))")
+        check_terms(self.losses, FTWA_TERMS, "FTWA", "Eq. (8)")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ...engine.precision import Precision
-from ...losses import LossComposer, LossInputs
+from ...losses import LossComposer
+from .losses import FTWALossInputs
 
 __all__ = ["FTWAStep"]
 
@@ -15,7 +16,7 @@ __all__ = ["FTWAStep"]
 class FTWAStep:
     """``batch -> (L, parts, batch size)``: items with ``lr_input`` are LR images (I_LR → F_LR, F'_HR = T(F_LR)), the
     others HR images (I_HR → F_HR and their down-sampled ``lr`` I'_LR → F'_LR). The loss sees the HR images' labels
-    first, then the LR images' (:mod:`lib.losses.swa`)."""
+    first, then the LR images' (:mod:`.losses`)."""
 
     def __init__(self, model: nn.Module, loss: LossComposer, prec: Precision) -> None:
         self.model, self.loss, self.prec = model, loss, prec
@@ -27,5 +28,5 @@ class FTWAStep:
         lr_p = self.prec.prepare_input(batch["lr"][h])
         lr = self.prec.prepare_input(batch["lr"][l])
         y = torch.cat([batch["label"][h], batch["label"][l]]).to(self.prec.device, non_blocking=True)
-        total, parts = self.loss(LossInputs(self.model(hr, lr_p, lr), y))
+        total, parts = self.loss(FTWALossInputs(self.model(hr, lr_p, lr), y))
         return total, parts, y.shape[0]

@@ -1,6 +1,8 @@
 """PS-HRNet (IEEE TIP): VDSR-CA + HRNet-ReID, trained as a pseudo-siamese pair (HR teacher, LR student).
 
 * :mod:`.config` — the typed configuration (``configs/pshrnet/*.yaml``);
+* :mod:`.losses` — the loss terms ``ce``, ``triplet``, ``sr``, ``ps`` of L_TOTAL (PS-HRNet Eq. (12)), their inputs and
+  settings;
 * :mod:`.steps` — the training steps (phase 1 / baseline: L_ID; phase 2: L_TOTAL, PS-HRNet Eq. (12));
 * :mod:`.stages` — the stage graph phase 1 → phase 2, the bicubic ID baseline, and Solo SR (G with L_SR only).
 

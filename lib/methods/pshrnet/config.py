@@ -17,7 +17,7 @@ a wrong type names the key, the expected type and the value found. Sections:
   ``pair_mode`` (``fresh`` paper: a new r per sample | ``mlr`` authors' code: the stored MLR image), ``rates``
   (2, 3, 4), ``pad`` (10), ``random_erasing`` (0; BoT 0.5), ``native_lr`` (phase 2 and the baseline also train on
   natively LR images such as CAVIAR camera 2, with the identity terms only; on).
-* ``loss`` — the loss terms' hyper-parameters (:class:`~lib.losses.LossConfig`).
+* ``loss`` — the loss terms' hyper-parameters (:class:`~lib.methods.pshrnet.losses.PSHRNetLossConfig`).
 * ``phase1`` / ``phase2`` / ``baseline`` / ``solo_sr`` — :class:`StageConfig`: optimiser, schedule and loss weights
   per stage. ``solo_sr`` (Table III's "Solo SR") trains G alone with L_SR (PS-HRNet Eq. (5)); paper default: the
   paper's rate for G (8.5e-4, SGD); the classic VDSR recipe (``lr: 0.1`` with ``grad_clip``) and Adam are options.
@@ -35,11 +35,12 @@ from ...core.config import NEUTRAL_DEFAULT
 from ...data.config import MIN_INPUT, DataConfig
 from ...engine.optim import OptimConfig
 from ..contract import MethodConfig, TestConfig as SharedTestConfig
-from ...losses import LOSS_TERMS, LossConfig
+from ...losses import check_terms
 from ...models import BACKBONES, HEADS, SR_MODULES
 from ...models.sr import INTERPOLATIONS as SR_INTERPOLATIONS
 from ...models.sr.vdsr import INITS as SR_INITS
 from ...models.embedder import TEST_FEATURES
+from .losses import PSHRNET_TERMS, PSHRNetLossConfig
 
 __all__ = ["ModelConfig", "SRConfig", "DataConfig", "StageConfig", "PSHRNetTestConfig", "TestConfig", "PSHRNetConfig", "MIN_INPUT"]
 
@@ -74,10 +75,6 @@ class SRConfig:
             raise ValueError(f"interpolation: expected one of {SR_INTERPOLATIONS}, found {self.interpolation!r}")
 
 
-#: PS-HRNet's loss terms (PS-HRNet Eq. (12)); FTWA's (swa_cls, swa_tri, raft) read another network's outputs.
-PSHRNET_TERMS = ("ce", "triplet", "sr", "ps")
-
-
 def _id_losses() -> dict[str, float]:
     return {"ce": 1.15, "triplet": 0.2}  # L_ID, PS-HRNet Eq. (10): λ_CE = 1.15, λ_BH = 0.2
 
@@ -96,10 +93,7 @@ class StageConfig(OptimConfig):
         super().__post_init__()
         if self.init not in ("weights", "teacher"):
             raise ValueError(f"init: expected 'weights' or 'teacher', found {self.init!r}")
-        for name in self.losses:
-            LOSS_TERMS.get(name)
-            if name not in PSHRNET_TERMS:
-                raise ValueError(f"losses: {name!r} is not one of PS-HRNet's terms {PSHRNET_TERMS} (PS-HRNet Eq. (12))")
+        check_terms(self.losses, PSHRNET_TERMS, "PS-HRNet", "Eq. (12)")
 
 
 @dataclass(frozen=True)
@@ -130,7 +124,7 @@ class PSHRNetConfig(MethodConfig):
 
     model: ModelConfig = field(default_factory=ModelConfig)
     sr: SRConfig = field(default_factory=SRConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    loss: PSHRNetLossConfig = field(default_factory=PSHRNetLossConfig)
     phase1: StageConfig = field(default_factory=StageConfig)
     phase2: StageConfig = field(default_factory=lambda: StageConfig(
         module_lr={"sr": 8.5e-4}, losses={**_id_losses(), "sr": 0.5, "ps": 0.5}))

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ...engine.precision import Precision
-from ...losses import LossComposer, LossInputs
+from ...losses import LossComposer
+from .losses import PSHRNetLossInputs
 
 __all__ = ["IDStep", "PseudoSiameseStep", "SoloSRStep"]
 
@@ -27,7 +28,7 @@ class IDStep:
     def __call__(self, batch: dict):
         x = self.prec.prepare_input(batch[self.key])
         y = batch["label"].to(self.prec.device, non_blocking=True)
-        total, parts = self.loss(LossInputs(self.model(x), y))
+        total, parts = self.loss(PSHRNetLossInputs(self.model(x), y))
         return total, parts, x.shape[0]
 
 
@@ -54,8 +55,8 @@ class PseudoSiameseStep:
             with torch.no_grad():
                 t_out = self.teacher(hr)
         restored = self.sr(lr)
-        total, parts = self.loss(LossInputs(self.student(restored), y, restored=restored, hr=hr, teacher_out=t_out,
-                                            hr_mask=mask))
+        total, parts = self.loss(PSHRNetLossInputs(self.student(restored), y, restored=restored, hr=hr,
+                                                   teacher_out=t_out, hr_mask=mask))
         return total, parts, lr.shape[0]
 
 
@@ -68,5 +69,5 @@ class SoloSRStep:
     def __call__(self, batch: dict):
         lr, hr = self.prec.prepare_input(batch["lr"]), self.prec.prepare_input(batch["hr"])
         y = batch["label"].to(self.prec.device, non_blocking=True)
-        total, parts = self.loss(LossInputs(None, y, restored=self.sr(lr), hr=hr))
+        total, parts = self.loss(PSHRNetLossInputs(None, y, restored=self.sr(lr), hr=hr))
         return total, parts, lr.shape[0]
