@@ -1,5 +1,6 @@
 # Cross-resolution re-ID workbook. `make demo` runs the pipeline on the embedded synthetic data,
-# `make test` runs the unit tests and executes every notebook on the tiny profile.
+# `make test` runs the unit tests and executes every notebook on the tiny profile; `make test-fast` the tests not marked
+# slow, without the notebooks (docs/tests.md#the-fast-loop).
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
@@ -19,7 +20,7 @@ RUNS_PER_GPU ?= 1
 POOL    := --workers "$(WORKERS)" --runs-per-gpu $(RUNS_PER_GPU)
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help setup demo test lab bench bench-phase2 bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
+.PHONY: help setup demo test test-fast lab bench bench-phase2 bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
 
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
@@ -31,6 +32,7 @@ help:
 	@echo "                     then both data paths (pil, tensor) of phase 2: data-only, model step, end to end"
 	@echo "make bench-phase2    phase-2 throughput per numerics variant: model step and end to end (data included)"
 	@echo "make test            unit tests + every notebook executed on the tiny profile (nbval)"
+	@echo "make test-fast       the tests not marked slow, no notebooks (the edit loop; docs/tests.md)"
 	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
 	@echo "make browser-check   open the executed explorer in JupyterLab in headless Chromium and check what it shows"
 	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
@@ -68,6 +70,10 @@ reproduce-table1: setup
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=20 tests --nbval-lax notebooks
+
+# The edit loop: no trained profiles, notebooks, DDP, kill/resume or worker pools (tests marked slow; docs/tests.md).
+test-fast: setup
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=10 -m "not slow" tests
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.

@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny fake datasets in their release layouts, and the real data when present."""
+"""Shared fixtures: tiny fake datasets in their release layouts, and the real data when present.
+
+The ``slow`` marker (docs/tests.md#the-fast-loop): a test is slow when it took 3 s or more in the measured full run, or
+trains, kills or resumes runs in other processes (DDP, worker pools, kill/resume), or starts a browser; those carry
+``@pytest.mark.slow`` themselves. Every test that uses ``trained_profile`` is marked slow here, whatever its own time:
+the fixture trains short runs of both methods (about a minute on 2 cores) before the first such test."""
 
 from __future__ import annotations
 
@@ -21,6 +26,13 @@ def write_image(path: Path, size=(32, 16), seed: int = 0, fmt: str | None = None
     arr = np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8)
     Image.fromarray(arr).save(path, format=fmt)
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need ``trained_profile`` (directly or through another fixture) are slow: see the module docstring."""
+    for item in items:
+        if "trained_profile" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ def _losses(compile, tmp_path) -> list[float]:
     return out
 
 
+@pytest.mark.slow
 def test_compiled_step_gives_the_eager_loss(tmp_path):
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile's CPU backend (inductor) needs a C compiler; none is installed")

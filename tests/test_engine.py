@@ -191,6 +191,7 @@ def _run(manifest: Path, out: Path, method: str = "pshrnet") -> dict:
 
 
 @pytest.mark.parametrize("method", ["pshrnet", "ftwa"])
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted(tiny_mlr, tmp_path, method):
     """A run (PS-HRNet's phase 2, FTWA's one stage) SIGKILLed after its first checkpoint, then restarted, ends
     exactly like a clean run: same metrics, bit-identical weights, every epoch once in the history."""
@@ -239,6 +240,7 @@ def _run_stage(name, cfg, ds, root, deps=None, variant=None):
                      progress=False)
 
 
+@pytest.mark.slow
 def test_finished_run_is_reused_and_teacher_stays_frozen(tiny_mlr, tmp_path):
     ds = MLRDataset.load(tiny_mlr)
     cfg = load_config(TINY, SMALL)
@@ -290,6 +292,7 @@ def test_finished_run_is_reused_and_teacher_stays_frozen(tiny_mlr, tmp_path):
     assert any(not torch.equal(st[k], teacher.state_dict()[k]) for k in st if st[k].is_floating_point())
 
 
+@pytest.mark.slow
 def test_phase1_identity_ignores_phase2_settings(tiny_mlr, tmp_path):
     """Variants that differ in phase 2 only (Tables II and VII) share one phase-1 run (one teacher); the identity is
     what the stage read, so no hand-kept key list decides this."""

@@ -31,6 +31,7 @@ def _cfg(**over):
     return load_config("configs/pshrnet/tiny.yaml", {**FAST, **over})
 
 
+@pytest.mark.slow
 def test_identity_is_what_a_stage_reads(tiny, tmp_path):
     _, ds = tiny
     m = METHODS.get("pshrnet")
@@ -50,6 +51,7 @@ def test_identity_is_what_a_stage_reads(tiny, tmp_path):
     assert a["phase2"].identity["deps"] == {"phase1": a["phase1"].key}
 
 
+@pytest.mark.slow
 def test_evaluation_change_reevaluates_without_retraining(tiny, tmp_path):
     _, ds = tiny
     m = METHODS.get("pshrnet")
@@ -78,6 +80,7 @@ def test_late_config_read_is_refused():
         r.runtime
 
 
+@pytest.mark.slow
 def test_table7_variants_share_one_teacher(tiny):
     root, _ = tiny
     params = {"PROFILE": "t7", "OUTPUT_ROOT": str(root / "outputs"), "DATASETS": ["synthetic"],
@@ -208,6 +211,7 @@ def _free_port() -> int:
         return sk.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo(tiny, tmp_path):
     """torchrun with 2 CPU processes (gloo) trains phase 1 on the tiny data; rank 0 writes the run."""
     root, _ = tiny

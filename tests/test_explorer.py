@@ -239,6 +239,7 @@ def test_bars_follow_ci_workbook_quiet_and_tqdm_disable(monkeypatch, capsys):
     assert "should-not-show" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_training_run_reports_each_epoch(tiny, tmp_path, monkeypatch):
     from lib.methods import METHODS, load_config, run_variant
 

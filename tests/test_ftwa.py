@@ -271,6 +271,7 @@ def test_config_errors_are_clear(tiny):
     assert isinstance(SWALossConfig(), SWALossConfig) and SWALossConfig().margin == 0.3
 
 
+@pytest.mark.slow
 def test_ftwa_trains_and_records_every_matching(tiny, tmp_path):
     _, ds = tiny
     cfg = load_config(TINY, {"train.epochs": 1, "data.num_identities": 3, "data.num_instances": 2, "raft.width": 8,

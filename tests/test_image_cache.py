@@ -88,6 +88,7 @@ def test_a_truncated_cache_is_refused_and_another_manifest_gets_its_own(fresh, t
     assert ic.open_cache(other) is None and ic.build_cache(other).num_images > 0
 
 
+@pytest.mark.slow
 def test_a_run_with_the_cache_is_the_run_without_it(tiny, tmp_path):
     """``runtime.image_cache`` is not part of the identity and changes no number: the same key, the same metrics."""
     from lib.methods import METHODS, load_config, run_variant
@@ -110,6 +111,7 @@ def test_a_run_with_the_cache_is_the_run_without_it(tiny, tmp_path):
             p.unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_a_cache_that_cannot_be_written_is_said_and_the_run_decodes_the_files(tiny, tmp_path, monkeypatch, capsys):
     from lib.methods import METHODS, load_config, run_variant
 

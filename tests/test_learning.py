@@ -39,6 +39,7 @@ def test_a_missing_column_is_not_judged():
     assert not_learning([{"epoch": i, "loss_total": 1.0} for i in range(9)], CHANCE) is None
 
 
+@pytest.mark.slow
 def test_a_stuck_run_is_marked_in_its_metrics_and_its_table(tiny, tmp_path):
     """A real FTWA run that cannot learn (learning rate 1e-12) for PATIENCE epochs: its metrics say not_learning, the
     table's row is marked."""

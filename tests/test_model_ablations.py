@@ -98,6 +98,7 @@ def test_gradient_clipping_bounds_every_step(tmp_path):
     assert train(0.0) > 1.0
 
 
+@pytest.mark.slow
 def test_table3_solo_sr_bicubic_and_restoration_numbers(tiny):
     root, _ = tiny
     params = _params(root, "t3")
@@ -135,6 +136,7 @@ def test_table3_solo_sr_bicubic_and_restoration_numbers(tiny):
     assert len(q.fig5.axes) == 3 * 6  # r = 2, 3, 4 × (LR, 4 rows, HR)
 
 
+@pytest.mark.slow
 def test_table4_keeps_the_profiles_backbone_and_states_the_papers(tiny):
     root, _ = tiny
     params = _params(root, "t4", VARIANTS=["t4_bicubic", "t4_srcnn"])
@@ -152,6 +154,7 @@ def test_table4_keeps_the_profiles_backbone_and_states_the_papers(tiny):
     assert "SRCNN + BNNeck" in md and "Bicubic + BNNeck" in md
 
 
+@pytest.mark.slow
 def test_tables5_and_6_test_hr_queries_and_share_the_default_teacher(tiny):
     root, _ = tiny
     params = _params(root, "t56", VARIANTS=["pool_max", "default"])

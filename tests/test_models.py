@@ -119,7 +119,7 @@ def test_head_on_maps_smaller_than_grid_and_channels_last():
     "name, channels",
     [
         ("hrnet_w18_small", (128, 256, 512, 1024)),
-        ("resnet50", (256, 512, 1024, 2048)),
+        pytest.param("resnet50", (256, 512, 1024, 2048), marks=pytest.mark.slow),  # 6 s in the measured run
         ("mobilenet_v2", (24, 32, 96, 1280)),
     ],
 )
@@ -155,6 +155,7 @@ def test_hrnet_w32_at_256x128_paper_dims(hrnet_w32):
     assert hrnet_w32.test_feature(out).shape == (1, 6656) and hrnet_w32.test_dim == 6656
 
 
+@pytest.mark.slow
 def test_baselines_shapes():
     r = ResNet50ReID(num_classes=5).eval()
     with torch.no_grad():
@@ -241,6 +242,7 @@ OFFICIAL_W32_KEYS = {
 }
 
 
+@pytest.mark.slow
 def test_official_hrnet_key_mapping_round_trip(tmp_path, hrnet_w32):
     official = _fake_official_hrnet("hrnet_w32")
     for k, shape in OFFICIAL_W32_KEYS.items():
@@ -395,6 +397,7 @@ def test_sr_and_head_registries_build_from_config_sections():
 
 
 # --------------------------------------------------------------------------- integration
+@pytest.mark.slow
 def test_phase2_step_under_bf16_autocast_channels_last():
     from lib.losses import LossComposer
     from lib.methods.pshrnet.losses import PSHRNetLossConfig, PSHRNetLossInputs

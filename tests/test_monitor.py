@@ -16,6 +16,7 @@ def _history(run) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_phase2_history_logs_g_against_its_input_every_epoch(tiny, tmp_path):
     _, ds = tiny
     cfg = load_config("configs/pshrnet/tiny.yaml", SHORT)

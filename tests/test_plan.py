@@ -19,6 +19,7 @@ def profile(tiny, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_the_plan_names_the_runs_a_table_trains_and_sees_them_finish(profile):
     from lib.workflow import run_table
 
@@ -48,6 +49,7 @@ def test_the_plan_names_the_runs_a_table_trains_and_sees_them_finish(profile):
     assert f"{len(again.runs)} distinct runs" in text and "finished" in text
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_partial_with_its_epochs(profile, tiny):
     from lib.methods import METHODS, load_config, run_variant
 
@@ -69,6 +71,7 @@ def test_a_killed_run_is_partial_with_its_epochs(profile, tiny):
     assert again.samples_left == again.samples * (teacher.epochs - 2) // teacher.epochs
 
 
+@pytest.mark.slow
 def test_a_plan_without_the_datasets_estimates_from_the_protocol(tmp_path):
     plan = make_plan("paper", ["1"], None, output_root=str(tmp_path), throughput=tmp_path / "no_bench.json")
     assert set(plan.datasets.values()) == {"absent"}
@@ -158,6 +161,7 @@ def test_submitit_local_executor_trains_the_plan_dependencies_first(profile, tmp
 
 
 
+@pytest.mark.slow
 def test_make_bench_measures_every_stage_and_the_plan_estimates_with_it(tmp_path):
     """Issue #21 §1: the bench trains each distinct (method, stage, backbone) of a plan a few steps and writes the
     throughput table; the plan prices every run so measured from it."""
@@ -205,6 +209,7 @@ def test_a_malformed_throughput_table_names_the_file_and_the_entry(tmp_path):
         make_plan("tiny", ["1"], None, output_root=str(tmp_path), throughput=p)
 
 
+@pytest.mark.slow
 def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(tmp_path):
     """The slot's long-lived worker (``python -m lib.scale.execute --serve``): a run that raises is reported with its error
     and the worker serves the next; a worker killed mid-run fails that run with its exit code."""
@@ -235,6 +240,7 @@ def test_a_pool_worker_survives_a_failed_run_and_a_dead_one_fails_only_its_run(t
         w.close()
 
 
+@pytest.mark.slow
 def test_make_bench_compares_both_data_paths(tmp_path, capsys):
     """Issue #22 §3: for one stage, each data path's data-only, model-step and end-to-end pairs/s and its share of
     time waiting for data, per batch size, in one run."""

@@ -88,6 +88,7 @@ def test_random_erasing_same_box_in_every_image():
         PairedAugment(erase_prob=1.5)
 
 
+@pytest.mark.slow
 def test_test_features(csv_ds, tmp_path):
     from lib.core.runs import run_stage
     from lib.core.tracking import ConfigReader
@@ -248,6 +249,7 @@ def test_rank1_per_split_figure():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["ID", "SR+ID"]
 
 
+@pytest.mark.slow
 def test_stages_train_and_evaluate_on_validation_identities(csv_ds, tmp_path):
     """What scripts/tune.py does: a stage on a ValidationView trains on the remaining training identities and is
     evaluated on the held-out ones; its runs never mix with the test runs (another dataset fingerprint)."""
@@ -271,6 +273,7 @@ def test_stages_train_and_evaluate_on_validation_identities(csv_ds, tmp_path):
     assert rec["data"]["validation"]["num_ids"] == 2
 
 
+@pytest.mark.slow
 def test_tune_script_on_validation_ids(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

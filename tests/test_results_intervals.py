@@ -158,6 +158,7 @@ def test_text_marks_intervals_that_exclude_zero():
     assert Interval(-0.05, -0.08, -0.01, 3, 300, 1000).text() == "−5.0 [−8.0, −1.0] *"
 
 
+@pytest.mark.slow
 def test_a_run_without_per_query_records_is_re_evaluated_not_retrained(tmp_path):
     import json
 

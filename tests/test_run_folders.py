@@ -118,6 +118,7 @@ def test_a_finished_run_keeps_model_pt_and_drops_its_resume_checkpoint(trained_p
     assert (ftwa / "checkpoints" / "last.pt").is_file() and (ftwa / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tiny, tmp_path, monkeypatch):
     from lib.engine.trainer import Trainer
 
@@ -133,6 +134,7 @@ def test_checkpoint_every_writes_every_nth_epoch_and_the_last(tiny, tmp_path, mo
         load_config("configs/pshrnet/tiny.yaml", {"runtime.checkpoint_every": 0})
 
 
+@pytest.mark.slow
 def test_reusing_a_finished_run_reads_no_pretrained_weights(tiny, tmp_path):
     """A run trained from a local weights file is reused, and loads, after the file is gone (tables rebuild
     offline); before, reuse built the backbone with its weights first."""
@@ -204,6 +206,7 @@ def test_weights_per_backbone_go_to_the_rows_of_that_backbone_only(tmp_path):
         assert ("OVERRIDES" in declared) == ("WEIGHTS" in declared), nb.name
 
 
+@pytest.mark.slow
 def test_an_experiment_frees_each_runs_modules_and_reads_them_back_on_demand(tiny, tmp_path):
     from lib.core.runs import LazyModules
     from lib.engine.checkpoint import load_checkpoint

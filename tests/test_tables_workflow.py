@@ -203,6 +203,7 @@ def test_baseline_rows_get_no_delta(tmp_path):
     assert "Δ Bicubic" not in md
 
 
+@pytest.mark.slow
 def test_ablation_table_end_to_end(tmp_path):
     """Table II's variants on tiny synthetic data: one summary per variant, one shared teacher, the table with each
     row's effect against the reference variant."""
@@ -254,6 +255,7 @@ def test_ablation_table_end_to_end(tmp_path):
     assert "**Substitution**" in md  # the paper's Table II is on MLR-Market-1501
 
 
+@pytest.mark.slow
 def test_summary_names_the_configuration_file_used(tmp_path):
     from lib.workflow import run_experiment
 

@@ -51,7 +51,8 @@ def caviar_like(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode,size,interp", [("fresh", SIZE, "bilinear"), ("mlr", SIZE, "bilinear"),
-                                              ("stored", SIZE, "bilinear"), ("fresh", (160, 80), "bicubic"),
+                                              ("stored", SIZE, "bilinear"),
+                                              pytest.param("fresh", (160, 80), "bicubic", marks=pytest.mark.slow),
                                               ("stored", (48, 24), "bicubic"), ("fresh", (48, 40), "bilinear")])
 def test_pairs_match_the_pil_path_with_the_same_draws(tiny, mode, size, interp):
     """Every pair mode; enlarging and shrinking (both sides, or one of each), bilinear and bicubic (PIL clips a
@@ -167,6 +168,7 @@ def test_the_pipeline_enters_the_identity_only_when_tensor(tiny):
     assert "pipeline" not in flat["pil"] and "'data.pipeline': 'tensor'" in flat["tensor"]
 
 
+@pytest.mark.slow
 def test_a_stage_trains_on_the_tensor_path(tiny, tmp_path):
     from lib.methods import METHODS, load_config, run_variant
 
@@ -181,6 +183,7 @@ def test_a_stage_trains_on_the_tensor_path(tiny, tmp_path):
         assert np.isfinite(rec["loss_total"]) and "render_frac" in rec, rec
 
 
+@pytest.mark.slow
 def test_workers_gather_the_same_raw_batches(tiny, tmp_path):
     """DataLoader workers (persistent) hand the trainer the raw batches the main process would make."""
     from lib.data import RandomIdentitySampler
@@ -204,6 +207,7 @@ def test_workers_gather_the_same_raw_batches(tiny, tmp_path):
     assert torch.equal(rendered(0), rendered(2))
 
 
+@pytest.mark.slow
 def test_ftwa_trains_and_evaluates_on_the_tensor_path(tiny, tmp_path):
     from lib.methods import METHODS, load_config, run_variant
 
