@@ -14,6 +14,7 @@ import pytest
 from lib.methods import METHODS, PLUGINS_ENV, import_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # it trains two runs and starts two processes
 
 
 @pytest.fixture(scope="module")
