@@ -40,6 +40,12 @@ def _headlines() -> list[str]:
     return [f"{m.name}/default/{m.headline_output}" for m in METHODS.in_order()]
 
 
+def default_output(outputs: list[str]) -> str | None:
+    """The output the explorer shows first among ``outputs``: the first registered method's headline that has runs
+    (PS-HRNet's student before FTWA), else the first output."""
+    return next((h for h in _headlines() if h in outputs), outputs[0] if outputs else None)
+
+
 def profiles_with_runs(output_root: str | Path = "outputs") -> list[str]:
     """Profiles under ``output_root`` that hold at least one finished run."""
     root = resolve_path(output_root)
@@ -318,7 +324,7 @@ class Explorer:
             return
         self._order = []  # another split: other queries
         outs = self.data.outputs(self.dataset.value, self.split.value)
-        want = self._want.pop("method", None) or next((o for o in outs if o in _headlines()), None)
+        want = self._want.pop("method", None) or default_output(outs)
         self._quiet(self.method, options=outs, value=self._pick(outs, want))
         self.cmc_image.value = figure_png(cmc_curves(self.data.cmc(self.dataset.value, self.split.value),
                                                      title=f"{self.dataset.value}, split {self.split.value}"), close=True)

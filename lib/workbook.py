@@ -272,6 +272,12 @@ def workbook_tables() -> dict[str, "WorkbookTable"]:
     return out
 
 
+def all_tables() -> list[str]:
+    """What ``--tables all`` means: every table a notebook makes (a method's table made only from Python is left
+    out; name it to be told so)."""
+    return [name for name, t in workbook_tables().items() if t.notebooks]
+
+
 def table_notebooks() -> dict[str, tuple[str, ...]]:
     """``{table: notebooks}``, in order (notebook 01 runs first, once per dataset); also :data:`TABLE_NOTEBOOKS`."""
     return {name: t.notebooks for name, t in workbook_tables().items()}
@@ -472,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         return 0
     if a.cmd == "reproduce":  # "none": only notebook 01 for every dataset (e.g. before submitting to SLURM)
-        tables = list(workbook_tables()) if a.tables.strip() == "all" else \
+        tables = all_tables() if a.tables.strip() == "all" else \
             [] if a.tables.strip() == "none" else a.tables.replace(",", " ").split()
         try:
             workers = int(a.workers) if str(a.workers).strip() else None
@@ -486,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .scale.plan import format_plan, make_plan, write_plan
         from .workflow import output_dir
 
-        tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        tables = all_tables() if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
             plan = make_plan(a.profile, tables, a.data_root or None, device=a.device)
         except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
@@ -501,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .scale.plan import format_plan, make_plan
         from .workflow import output_dir
 
-        tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+        tables = all_tables() if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
             plan = make_plan(a.profile, tables, a.data_root or None)
             provisional = [r.run_id for r in plan.runs if not r.exact and r.state != "finished"]

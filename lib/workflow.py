@@ -515,7 +515,7 @@ def ranking(exp: Experiment, rows: list[RowSpec], metric: str = "rank1"):
 def _config_for(method: str, params: Mapping[str, Any]) -> str:
     """``configs/<method>/<profile>.yaml`` for the profile the notebook's ``CONFIG`` names (its file's stem)."""
     stem = Path(str(params.get("CONFIG", DEFAULT_CONFIG))).stem
-    path = Path("configs") / method / f"{stem}.yaml"
+    path = Path(METHODS.get(method).configs) / f"{stem}.yaml"
     if not resolve_path(path).is_file():
         raise FileNotFoundError(f"methods table: CONFIG {params.get('CONFIG', DEFAULT_CONFIG)!r} names the profile "
                                 f"{stem!r}, but method {method!r} has no {path} (each method needs a configuration "

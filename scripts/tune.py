@@ -34,7 +34,7 @@ import time
 import yaml
 
 from lib.data import MLRDataset, ValidationView
-from lib.methods import METHODS, run_variant
+from lib.methods import METHODS, method_of, run_variant
 from lib.methods.ftwa.matching import MATCHES  # FTWA's test-time matchings: a column each
 from lib.utils.io import atomic_write_text
 from lib.utils.paths import check_name
@@ -123,7 +123,7 @@ def _main(a: argparse.Namespace) -> int:
     except TypeError as e:
         raise ValueError(str(e)) from None
     cfg = experiment_config(params)
-    method = next(METHODS.get(n) for n in METHODS.names() if isinstance(cfg, METHODS.get(n).config_class))
+    method = method_of(cfg)
     foreign = [st for st in stages if st not in method.stages]
     if foreign:
         raise SystemExit(f"--stages {','.join(foreign)}: not stages of {method.name} ({params.get('CONFIG')}, from the "

@@ -105,3 +105,53 @@ def test_without_the_plugin_variable_the_error_names_it(toy_table, tmp_path):
     assert r.returncode != 0 and "'toy' is not registered" in r.stderr and PLUGINS_ENV in r.stderr, r.stderr[-2000:]
     with pytest.raises(ImportError, match=f"{PLUGINS_ENV}='no_such_package_xyz'"):
         import_plugins("no_such_package_xyz")
+
+
+def test_the_explorer_opens_the_first_methods_headline_not_the_first_name():
+    from lib.explorer import default_output
+
+    outs = ["ftwa/default/ftwa", "pshrnet/as_written/pshrnet", "pshrnet/default/baseline", "pshrnet/default/pshrnet"]
+    assert default_output(outs) == "pshrnet/default/pshrnet"  # registration order, not the alphabet
+    assert default_output(["ftwa/default/ftwa"]) == "ftwa/default/ftwa"
+    assert default_output(["pshrnet/x/pshrnet"]) == "pshrnet/x/pshrnet" and default_output([]) is None
+
+
+def test_method_of_takes_the_nearest_registered_configuration_class(toy):
+    from dataclasses import dataclass
+
+    from lib.methods import method_of
+    from lib.methods.pshrnet import PSHRNetConfig
+    from tests.third_method import ToyConfig
+
+    @dataclass(frozen=True)
+    class MyToy(ToyConfig):
+        pass
+
+    @dataclass(frozen=True)
+    class MyPSHRNet(PSHRNetConfig):
+        pass
+
+    assert method_of(MyToy()).name == "toy" and method_of(MyPSHRNet()).name == "pshrnet"
+    with pytest.raises(TypeError, match="no registered method.*LIB_METHODS"):
+        method_of(object())
+
+
+def test_a_table_no_notebook_makes_is_left_out_of_all_and_refused_by_name(toy, tmp_path):
+    from lib.workbook import all_tables, reproduce, table_spec_name, workbook_tables
+
+    assert "toy" in workbook_tables() and table_spec_name("toy_table") == "toy_table"
+    assert "toy" not in all_tables() and {"1", "ftwa2", "methods", "robustness"} <= set(all_tables())
+    with pytest.raises(ValueError, match="table 'toy': no notebook makes it"):
+        reproduce("tiny", tmp_path, ["toy"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_pool_workers_find_a_plugin_found_from_the_callers_folder(tmp_path, monkeypatch):
+    from lib.scale.execute import _slot_env
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+    assert str(tmp_path) not in _slot_env(0, 1, 1, 0)["PYTHONPATH"].split(os.pathsep)
+    monkeypatch.setenv(PLUGINS_ENV, "my_lab.method")
+    assert _slot_env(0, 1, 1, 0)["PYTHONPATH"].split(os.pathsep) == ["/somewhere", str(tmp_path)]

@@ -39,14 +39,10 @@ METHODS = Registry("method")
 
 def method_of(cfg: Any) -> Method:
     """The registered :class:`Method` whose configuration class ``cfg`` is an instance of."""
-    for name in METHODS.names():
-        m = METHODS.get(name)
-        if type(cfg) is m.config_class:
-            return m
-    for name in METHODS.names():
-        m = METHODS.get(name)
-        if isinstance(cfg, m.config_class):
-            return m
+    mro = type(cfg).__mro__  # the registered configuration class nearest to cfg's own class
+    hits = [(mro.index(m.config_class), m) for m in METHODS.in_order() if m.config_class in mro]
+    if hits:
+        return min(hits, key=lambda h: h[0])[1]
     raise TypeError(f"{type(cfg).__name__} is the configuration of no registered method (registered: "
                     f"{', '.join(METHODS.names())}; a method outside lib/methods registers through {PLUGINS_ENV})")
 
@@ -55,8 +51,8 @@ def config_method(data: Mapping[str, Any], where: str) -> Method:
     """The :class:`Method` a configuration mapping names in its ``method`` key."""
     name = data.get("method")
     if not isinstance(name, str) or name not in METHODS:
-        raise ConfigError(f"{where}: 'method' must name a registered method (one of {', '.join(METHODS.names())}), "
-                          f"found {name!r}")
+        raise ConfigError(f"{where}: 'method' must name a registered method (one of {', '.join(METHODS.names())}; a "
+                          f"method package outside lib/methods is imported through {PLUGINS_ENV}), found {name!r}")
     return METHODS.get(name)
 
 
@@ -164,7 +160,7 @@ def import_plugins(names: str | None = None) -> list[str]:
             importlib.import_module(mod)
         except ImportError as e:
             raise ImportError(f"{PLUGINS_ENV}={names!r}: cannot import method package {mod!r} ({e}); it must be "
-                              "importable from the working directory or PYTHONPATH") from e
+                              "importable from PYTHONPATH (the pool's workers start in the repository root)") from e
         done.append(mod)
     return done
 

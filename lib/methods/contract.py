@@ -167,6 +167,8 @@ class Method:
         methods_rows: its rows in the methods-side-by-side table.
         notebook_params: ``{NAME: type}`` of notebook parameters its notebooks add to the shared ones
             (:func:`lib.workflow.param_types`; the type strings of :data:`lib.workflow.PARAM_TYPES`).
+        config_dir: the folder of its profile configurations (``<profile>.yaml``; default ``configs/<name>``),
+            where the methods table finds the configuration of the notebook's profile.
     """
 
     name: str
@@ -183,6 +185,7 @@ class Method:
     tables: tuple[WorkbookTable, ...] = ()
     methods_rows: tuple[MethodsRow, ...] = ()
     notebook_params: Mapping[str, str] = field(default_factory=dict)
+    config_dir: str | None = None
 
     def __post_init__(self) -> None:
         where = f"method {self.name!r}"
@@ -206,6 +209,11 @@ class Method:
             if r.output not in self.outputs:
                 raise ValueError(f"{where}: methods-table row {r.label!r} names output {r.output!r}; its outputs: "
                                  f"{list(self.outputs)}")
+
+    @property
+    def configs(self) -> str:
+        """The folder of its profile configurations (:attr:`config_dir`, default ``configs/<name>``)."""
+        return self.config_dir or f"configs/{self.name}"
 
     @property
     def headline_output(self) -> str:

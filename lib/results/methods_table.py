@@ -215,7 +215,7 @@ def _markdown(spec: MethodsSpec, frame: pd.DataFrame, costs: dict, configs: dict
     datasets = list(dict.fromkeys(frame.dataset)) if len(frame) else []
     head = [f"# {spec.title}", "", f"Profile **`{profile}`**. Configurations: "
             + ", ".join(f"`{c}`" for c in configs.values())
-            + f"; rows: `{SPEC_FILE}`. Reproduced numbers: mean ± sample std over identity splits (%); paper: each "
+            + f"; rows: each method's `methods_rows`, title and reference `{SPEC_FILE}`. Reproduced numbers: mean ± sample std over identity splits (%); paper: each "
             "method's own paper (registry), Δ = ours − paper. Protocol: LR query vs HR gallery (single-shot VIPeR / "
             "CUHK03 / CAVIAR; multi-shot Market / Duke / synthetic). Parameters: every trained module of the run "
             "(M); 'query' counts those one LR query's feature passes through. ms / query: one forward pass of a "

@@ -115,6 +115,8 @@ def restoration_report(params: Mapping[str, Any], report, num_examples: int | No
     from .tables import frame_markdown
 
     out = report.out
+    if out is None:
+        raise ValueError("report.out: the profile's output folder is not set (lib.workflow.run_and_tabulate sets it)")
     num_examples = int(params.get("NUM_EXAMPLES", 2) if num_examples is None else num_examples)
     exp = report.experiment
     space = next((c.test.restoration_space for c in exp.configs.values()), "y")

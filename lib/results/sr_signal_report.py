@@ -134,6 +134,8 @@ def sr_signal_report(params: Mapping[str, Any], report, num: int = 16) -> Signal
     summary = pd.concat([summary, pd.DataFrame(extra_s)], ignore_index=True) if extra_s else summary
     text = conclusion(summary)
     out = report.out
+    if out is None:
+        raise ValueError("report.out: the profile's output folder is not set (lib.workflow.run_and_tabulate sets it)")
     fig = signal_gain_plot(gains, title=f"{cfg.sr.name} {cfg.sr.depth}×{cfg.sr.width} on {ds_name} training pairs")
     files = [atomic_write_text(out / "tables" / "sr_signal.csv", summary.to_csv(index=False)),
              atomic_write_text(out / "tables" / "sr_signal_gains.csv", gains.to_csv(index=False)),

@@ -235,9 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "'none' skips it")
     p.add_argument("--pipeline-steps", type=int, default=4, help="timed steps per figure of the data-path comparison")
     a = p.parse_args(argv)
-    from ..workbook import workbook_tables
+    from ..workbook import all_tables
 
-    tables = list(workbook_tables()) if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
+    tables = all_tables() if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
     plan = make_plan(a.profile, tables, None, device="cuda" if a.device.startswith("cuda") else "cpu")
     entries = bench_plan(plan, device=a.device, steps=a.steps, epochs=a.epochs)
     path = record_throughput(entries, a.out or None)

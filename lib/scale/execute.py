@@ -68,6 +68,8 @@ def _slot_env(slot: int, slots: int, runs_per_gpu: int, gpus: int) -> dict[str, 
 
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    if env.get("LIB_METHODS"):  # a method package found from the caller's folder is found by the workers too
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*env["PYTHONPATH"].split(os.pathsep), os.getcwd()]))
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(slot // runs_per_gpu % gpus)
         env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // slots)))
