@@ -305,6 +305,23 @@ def table_name(table: str | int) -> str:
     raise ValueError(f"TABLES: unknown table {t!r}; the workbook has {', '.join(tables)}")
 
 
+def table_names(tables: Sequence[str | int]) -> list[str]:
+    """Every entry of ``tables`` as :func:`table_name` names it.
+
+    Raises:
+        ValueError: naming every unknown entry (as written) and the known tables, before anything runs.
+    """
+    unknown = []
+    for t in tables:
+        try:
+            table_name(t)
+        except ValueError:
+            unknown.append(str(t))
+    if unknown:
+        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(workbook_tables())}")
+    return [table_name(t) for t in tables]
+
+
 def table_spec_name(table: str) -> str:
     """The spec / output name of a ``TABLES`` entry: ``3`` → ``table3``, ``ftwa1`` → ``ftwa_table1``, ``methods``."""
     return workbook_tables()[table_name(table)].spec
@@ -359,15 +376,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     weights_map = load_weights_file(weights) if weights else {}  # a bad file fails before anything runs
     pname = profile_name(profile)  # before any notebook runs: the name decides where everything goes
     known = workbook_tables()
-    unknown = []
-    for t in tables:
-        try:
-            table_name(t)
-        except ValueError:
-            unknown.append(str(t))
-    if unknown:
-        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(known)}")
-    tables = [table_name(t) for t in tables]
+    tables = table_names(tables)
     for t in tables:
         known[t].planned_by  # a table no notebook makes fails here, before anything runs
     if str(data_root) == "synthetic":

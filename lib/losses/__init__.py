@@ -19,7 +19,7 @@ Every loss casts its inputs to float32, so it can follow a bf16/fp16 autocast fo
 """
 
 from ._outputs import SEQ_NAMES, get_field, get_part
-from .compose import LOSS_TERMS, LossComposer, LossInputs, check_terms
+from .compose import LOSS_TERMS, LossComposer, LossInputs, LossTerm, check_terms
 from .cross_entropy_label_smooth import CrossEntropyLabelSmooth, cross_entropy_label_smooth
 from .pseudo_siamese import DEFAULT_PS_COMPONENTS, PS_COMPONENTS, PseudoSiameseLoss
 from .sr_loss import SRLoss, sr_loss
@@ -41,6 +41,7 @@ __all__ = [
     "PS_COMPONENTS",
     "DEFAULT_PS_COMPONENTS",
     "LossInputs",
+    "LossTerm",
     "LOSS_TERMS",
     "LossComposer",
     "check_terms",

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..core.registry import Registry
 
-__all__ = ["LOSS_TERMS", "LossInputs", "LossComposer", "check_terms"]
+__all__ = ["LOSS_TERMS", "LossInputs", "LossTerm", "LossComposer", "check_terms"]
 
 #: ``name -> (the method's loss configuration) -> term``; a term is ``(LossInputs) -> (loss, parts)``.
 LOSS_TERMS = Registry("loss term")
@@ -45,6 +45,24 @@ class LossInputs:
         if missing:
             raise ValueError(f"loss term {term!r} needs {', '.join(missing)}, which this stage does not provide "
                              f"(set its weight to 0 or remove it from the stage's losses)")
+
+
+class LossTerm(nn.Module):
+    """Base of a registered loss term: it takes the settings named in ``reads`` from its method's loss configuration
+    when it is built — inside the stage's build, so they are part of the run's identity — and keeps each as an
+    attribute of the same name; ``setup()`` then builds what the term needs from them. ``forward(inputs) ->
+    (loss or None, {part: value})``: ``None`` when the batch has nothing the term applies to."""
+
+    reads: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        for name in self.reads:
+            setattr(self, name, getattr(cfg, name))
+        self.setup()
+
+    def setup(self) -> None:
+        """Build sub-modules from the settings read (nothing by default)."""
 
 
 def check_terms(losses: Iterable[str], allowed: Iterable[str], paper: str, equation: str) -> None:

@@ -203,22 +203,13 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
     from ..utils.io import jsonable
-    from ..workbook import profile_name, table_name, table_paper_datasets, workbook_tables
+    from ..workbook import profile_name, table_names, table_paper_datasets, workbook_tables
     from ..workflow import experiment_config, find_datasets, manifest_path, output_dir
 
     t0 = time.time()
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device: expected cuda or cpu, found {device!r}")
-    known = workbook_tables()
-    unknown = []
-    for t in tables:
-        try:
-            table_name(t)
-        except ValueError:
-            unknown.append(str(t))
-    if unknown:
-        raise ValueError(f"TABLES: unknown table(s) {unknown}; the workbook has {', '.join(known)}")
-    tables = [table_name(t) for t in tables]
+    tables = table_names(tables)
     if str(data_root) == "synthetic":  # the demo's data (make demo, the tiny profile)
         found: dict[str, Path] = {"synthetic": Path("synthetic")}
     else:

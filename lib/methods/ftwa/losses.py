@@ -19,10 +19,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ...core.config import NEUTRAL_DEFAULT
-from ...losses import LOSS_TERMS, LossInputs
+from ...losses import LOSS_TERMS, LossInputs, LossTerm
 from ...losses.swa import WEIGHT_GRADS, raft_loss, swa_classification_loss, swa_triplet_loss
 
 __all__ = ["FTWA_TERMS", "SWALossConfig", "FTWALossInputs", "SWAClassificationTerm", "SWATripletTerm", "RAFTTerm"]
@@ -73,20 +72,18 @@ class FTWALossInputs(LossInputs):
 
 
 @LOSS_TERMS.register("swa_cls")
-class SWAClassificationTerm(nn.Module):
+class SWAClassificationTerm(LossTerm):
     """``L^Cls_SWA`` (FTWA Eq. (5)) on C_HR / C_LR's scores."""
 
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.epsilon, self.weight_grad, self.floor = cfg.label_smooth, cfg.weight_grad, cfg.weight_floor
+    reads = ("label_smooth", "weight_grad", "weight_floor")
 
     def forward(self, x: FTWALossInputs):
         y_hr, y_lr = x.split_targets()
         y = {"hr": y_hr, "lr_p": y_hr, "lr": y_lr, "hr_p": y_lr}
-        ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.epsilon)
+        ce = {k: F.cross_entropy(x.out.logits[k].float(), y[k], reduction="none", label_smoothing=self.label_smooth)
               for k in y}
         lw = {k: t.float() for k, t in x.out.log_w.items()}
-        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True, floor=self.floor)
+        loss = swa_classification_loss(ce, lw, self.weight_grad, log_w=True, floor=self.weight_floor)
         # its value at a uniform prediction: ln C for each image group the batch has (lib.core.learning)
         groups = int(y_hr.numel() > 0) + int(y_lr.numel() > 0)
         chance = loss.new_tensor(groups * math.log(max(t.shape[-1] for t in x.out.logits.values())))
@@ -99,32 +96,27 @@ class SWAClassificationTerm(nn.Module):
 
 
 @LOSS_TERMS.register("swa_tri")
-class SWATripletTerm(nn.Module):
+class SWATripletTerm(LossTerm):
     """``L^Tri_SWA`` (FTWA Eq. (7)) over the batch-hard triplet losses of FTWA Eq. (6)."""
 
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.margin, self.weight_grad, self.floor = cfg.margin, cfg.weight_grad, cfg.weight_floor
-        self.normalize, self.no_positive = cfg.triplet_normalize, cfg.triplet_no_positive
+    reads = ("margin", "weight_grad", "weight_floor", "triplet_normalize", "triplet_no_positive")
 
     def forward(self, x: FTWALossInputs):
         y_hr, y_lr = x.split_targets()
         loss = swa_triplet_loss({k: t.float() for k, t in x.out.v.items()}, {k: t.float() for k, t in x.out.log_w.items()},
-                                y_hr, y_lr, self.margin, self.weight_grad, self.normalize, self.no_positive, log_w=True,
-                                floor=self.floor)
+                                y_hr, y_lr, self.margin, self.weight_grad, self.triplet_normalize, self.triplet_no_positive,
+                                log_w=True, floor=self.weight_floor)
         return loss, {"tri": loss.detach()}
 
 
 @LOSS_TERMS.register("raft")
-class RAFTTerm(nn.Module):
+class RAFTTerm(LossTerm):
     """``L_RAFT`` (FTWA Eq. (2)) on the HR images and their down-sampled versions."""
 
-    def __init__(self, cfg: SWALossConfig) -> None:
-        super().__init__()
-        self.detach_target = cfg.raft_detach_target
+    reads = ("raft_detach_target",)
 
     def forward(self, x: FTWALossInputs):
         if x.out.f_hr.shape[0] == 0:
             return None, {}
-        loss = raft_loss(x.out.f_hr, x.out.t_lr_p, self.detach_target)
+        loss = raft_loss(x.out.f_hr, x.out.t_lr_p, self.raft_detach_target)
         return loss, {"raft": loss.detach()}

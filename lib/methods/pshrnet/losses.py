@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
-from ...losses import (DEFAULT_PS_COMPONENTS, LOSS_TERMS, SEQ_NAMES, LossInputs, PseudoSiameseLoss, SRLoss,
+from ...losses import (DEFAULT_PS_COMPONENTS, LOSS_TERMS, SEQ_NAMES, LossInputs, LossTerm, PseudoSiameseLoss, SRLoss,
                        batch_hard_triplet_loss, cross_entropy_label_smooth, get_field, get_part)
 from ...losses.pseudo_siamese import validate_components
 
@@ -102,47 +101,44 @@ class PSHRNetLossInputs(LossInputs):
 
 
 @LOSS_TERMS.register("ce")
-class CETerm(nn.Module):
+class CETerm(LossTerm):
     """Label-smoothed cross entropy on ``ℓ_c`` (PS-HRNet Eqs. (8)–(9)), mean over the batch."""
 
-    def __init__(self, cfg: PSHRNetLossConfig) -> None:
-        super().__init__()
-        self.epsilon = cfg.label_smooth
+    reads = ("label_smooth",)
 
     def forward(self, x: PSHRNetLossInputs):
-        ce = cross_entropy_label_smooth(get_part(x.out, "logits"), x.targets, self.epsilon, "mean")
+        ce = cross_entropy_label_smooth(get_part(x.out, "logits"), x.targets, self.label_smooth, "mean")
         return ce, {"ce": ce.detach()}
 
 
 @LOSS_TERMS.register("triplet")
-class TripletTerm(nn.Module):
+class TripletTerm(LossTerm):
     """``L_BH``: batch-hard triplet losses on the chosen sequences, reduced by sum (PS-HRNet Eq. (7)) or mean."""
 
-    def __init__(self, cfg: PSHRNetLossConfig) -> None:
-        super().__init__()
-        self.on, self.reduction = cfg.triplet_on, cfg.triplet_reduction
-        self.margin, self.normalize, self.no_positive = cfg.margin, cfg.triplet_normalize, cfg.triplet_no_positive
+    reads = ("triplet_on", "triplet_reduction", "margin", "triplet_normalize", "triplet_no_positive")
 
     def forward(self, x: PSHRNetLossInputs):
-        names = [f"seq{i + 1}" for i in range(len(get_field(x.out, "seq")))] if self.on == ("all",) else self.on
+        on = self.triplet_on
+        names = [f"seq{i + 1}" for i in range(len(get_field(x.out, "seq")))] if on == ("all",) else on
         parts, tris = {}, []
         for name in names:
-            t = batch_hard_triplet_loss(get_part(x.out, name), x.targets, margin=self.margin, normalize=self.normalize,
-                                        no_positive=self.no_positive)
+            t = batch_hard_triplet_loss(get_part(x.out, name), x.targets, margin=self.margin,
+                                        normalize=self.triplet_normalize, no_positive=self.triplet_no_positive)
             parts[f"tri_{name}"] = t.detach()
             tris.append(t)
-        bh = torch.stack(tris).sum() if self.reduction == "sum" else torch.stack(tris).mean()
+        bh = torch.stack(tris).sum() if self.triplet_reduction == "sum" else torch.stack(tris).mean()
         parts["bh"] = bh.detach()
         return bh, parts
 
 
 @LOSS_TERMS.register("sr")
-class SRTerm(nn.Module):
+class SRTerm(LossTerm):
     """``L_SR`` (PS-HRNet Eq. (5)) on the samples with an HR original."""
 
-    def __init__(self, cfg: PSHRNetLossConfig) -> None:
-        super().__init__()
-        self.loss = SRLoss(cfg.sr_reduction)
+    reads = ("sr_reduction",)
+
+    def setup(self) -> None:
+        self.loss = SRLoss(self.sr_reduction)
 
     def forward(self, x: PSHRNetLossInputs):
         x.need("sr", "restored", "hr")
@@ -154,13 +150,14 @@ class SRTerm(nn.Module):
 
 
 @LOSS_TERMS.register("ps")
-class PSTerm(nn.Module):
+class PSTerm(LossTerm):
     """``L_PS`` (PS-HRNet Eq. (11)) between the teacher's and the student's outputs, on the samples with an HR
     original."""
 
-    def __init__(self, cfg: PSHRNetLossConfig) -> None:
-        super().__init__()
-        self.loss = PseudoSiameseLoss(cfg.ps_components, cfg.ps_reduction)
+    reads = ("ps_components", "ps_reduction")
+
+    def setup(self) -> None:
+        self.loss = PseudoSiameseLoss(self.ps_components, self.ps_reduction)
 
     def forward(self, x: PSHRNetLossInputs):
         if x.hr is not None and x.hr.shape[0] == 0:
