@@ -444,12 +444,33 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {text.splitlines()[-1][:300] if text else ''}"
 
 
+def parse_parameters(pairs: Sequence[Sequence[str]]) -> dict:
+    """``[[KEY, VALUE], …]`` of ``-p`` → ``{KEY: value}``, each value read as YAML (``3`` → 3, ``[0, 1]`` → a list,
+    ``true`` → True, ``abc`` → 'abc').
+
+    Raises:
+        ValueError: a key that is not an UPPER_CASE parameter name, or a value that is not YAML, naming it.
+    """
+    out = {}
+    for key, value in pairs:
+        if not key.isidentifier() or key.upper() != key:
+            raise ValueError(f"-p {key} {value}: expected an UPPER_CASE notebook parameter name, found {key!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"-p {key} {value!r}: not a YAML value ({str(e).splitlines()[0]})") from None
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lib.workbook")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute notebook(s) with a profile")
     r.add_argument("notebooks", nargs="+")
     r.add_argument("--profile", default="tiny")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="set a notebook parameter on top of the profile, as papermill's -p (VALUE is read as YAML: "
+                        "-p SPLITS '[0, 1]' -p SEED 3); repeatable; each must be a parameter of the notebook")
     t = sub.add_parser("reproduce", help="notebook 01 for every dataset under --data-root, then each table's notebooks")
     t.add_argument("--profile", default="cpu")
     t.add_argument("--data-root", default="../shared/data", help="a folder of datasets, or 'synthetic'")
@@ -479,9 +500,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--profile", default=None, help="default: every params/*.yaml")
     a = p.parse_args(argv)
     if a.cmd == "run":
+        try:
+            overrides = parse_parameters(a.parameter)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         for nb in a.notebooks:
             try:
-                run_notebook(nb, a.profile)
+                run_notebook(nb, a.profile, overrides=overrides or None)
             except Exception as e:  # papermill's error already shows the failing cell
                 print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
                 return 1

@@ -168,3 +168,22 @@ def test_two_runs_of_one_notebook_on_one_output_folder_do_not_collide(tmp_path, 
     folder = tmp_path / "tiny" / "notebooks"
     assert json.loads((folder / "04_table1.ipynb").read_text())["k"] == 2
     assert not list(folder.glob(".*running*")) and not list(folder.glob("*.failed.ipynb"))
+
+
+def test_run_takes_papermill_style_parameters(capsys):
+    """Issue #24: ``python -m lib.workbook run NB -p KEY VALUE`` (VALUE read as YAML); a bad name or an unknown
+    parameter fails before any kernel starts."""
+    from lib.workbook import main, parse_parameters
+
+    assert parse_parameters([["SPLITS", "[0, 1]"], ["SEED", "3"], ["DATASETS", "[viper]"], ["RUN_BASELINE", "false"],
+                             ["CONFIG", "configs/pshrnet/cpu.yaml"]]) == {
+        "SPLITS": [0, 1], "SEED": 3, "DATASETS": ["viper"], "RUN_BASELINE": False, "CONFIG": "configs/pshrnet/cpu.yaml"}
+    with pytest.raises(ValueError, match="expected an UPPER_CASE notebook parameter name, found 'seed'"):
+        parse_parameters([["seed", "3"]])
+    with pytest.raises(ValueError, match="not a YAML value"):
+        parse_parameters([["SPLITS", "[0, 1"]])
+    assert main(["run", "notebooks/02_phase1_hr_reid.ipynb", "-p", "seed", "1"]) == 2
+    assert "UPPER_CASE" in capsys.readouterr().err
+    assert main(["run", "notebooks/02_phase1_hr_reid.ipynb", "-p", "NO_SUCH_PARAMETER", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "NO_SUCH_PARAMETER" in err and "not parameters of this notebook" in err
