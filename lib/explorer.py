@@ -210,9 +210,7 @@ class ExplorerData:
 
 def query_figure(view: QueryView):
     """The query panel: LR (true size), bilinear up-sampling, restorations with PSNR, HR original."""
-    import matplotlib.pyplot as plt
-
-    from .viz import bare_axes
+    from .viz import bare_axes, subplots
 
     panels = [("LR query\n(true size)", view.lr), ("bilinear ×", view.upsampled)]
     for name, (img, psnr) in view.restorations.items():
@@ -220,7 +218,7 @@ def query_figure(view: QueryView):
     if view.hr is not None:
         panels.append(("HR original", view.hr))
     h, w = view.upsampled.shape[:2]
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.15 * len(panels) + 0.3, 1.15 * h / w + 0.8), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(1.15 * len(panels) + 0.3, 1.15 * h / w + 0.8), squeeze=False)
     for ax, (title, img) in zip(axes[0], panels):
         ax.imshow(img, extent=(0, img.shape[1], img.shape[0], 0), interpolation="nearest")
         ax.set_xlim(0, max(w, img.shape[1]))
@@ -265,24 +263,28 @@ class Explorer:
                                value=0, description="query rate")
         self.top_k = W.IntSlider(min=1, max=20, value=top_k, description="top-k", continuous_update=False)
         self.status = W.HTML()
+        # what a control's callback raised: shown on the page (an exception in an ipywidgets callback otherwise reaches
+        # only the JupyterLab log, and the page silently keeps the previous pictures)
+        self.errors = W.Output(layout=W.Layout(max_height="16em", overflow="auto"))
+        self.last_error: BaseException | None = None
         self.query_image = W.Image(format="png")
         self.ranking_image = W.Image(format="png")
         self.cmc_image = W.Image(format="png")
         self.view: QueryView | None = None
         self.widget = W.VBox([
             W.HBox([self.profile, self.dataset, self.split]), W.HBox([self.method, self.rate]),
-            W.HBox([self.order, self.query, self.top_k]), self.status,
+            W.HBox([self.order, self.query, self.top_k]), self.status, self.errors,
             W.HTML("<b>query</b>"), self.query_image, W.HTML("<b>ranked gallery</b> (green: same person, red: another)"),
             self.ranking_image, W.HTML("<b>CMC of every method on this dataset and split</b> (as recorded)"),
             self.cmc_image,
         ])
-        self.profile.observe(lambda _: self._on_profile(), "value")
-        self.dataset.observe(lambda _: self._on_dataset(), "value")
-        self.split.observe(lambda _: self._on_split(), "value")
+        self.profile.observe(self._guarded(self._on_profile), "value")
+        self.dataset.observe(self._guarded(self._on_dataset), "value")
+        self.split.observe(self._guarded(self._on_split), "value")
         for w in (self.method, self.order, self.rate):
-            w.observe(lambda _: self._on_method(), "value")
+            w.observe(self._guarded(self._on_method), "value")
         for w in (self.query, self.top_k):
-            w.observe(lambda _: self.refresh(), "value")
+            w.observe(self._guarded(self.refresh), "value")
         self._want = {"dataset": dataset, "split": split, "method": method}
         self._on_profile()
 
@@ -290,6 +292,33 @@ class Explorer:
         from IPython.display import display
 
         display(self.widget)
+
+    # ------------------------------------------------------------------ errors on the page
+    def _guarded(self, callback):
+        """An observer that runs ``callback`` and, when it raises, shows the error on the page (the status line in red,
+        the traceback in :attr:`errors`) instead of losing it in the kernel's log; a later callback that succeeds
+        clears it. The constructor's first drawing is not guarded: a broken profile fails the cell that builds it."""
+        def observer(_change) -> None:
+            try:
+                callback()
+            except Exception as e:  # noqa: BLE001 -- everything a callback raises is shown, nothing is swallowed
+                self._show_error(callback.__name__, e)
+            else:
+                if self.last_error is not None:
+                    self.last_error = None
+                    self.errors.outputs = ()
+        return observer
+
+    def _show_error(self, where: str, error: Exception) -> None:
+        import html
+        import traceback
+
+        self.last_error = error
+        self.status.value = (f'<span style="color:#b2182b"><b>{html.escape(type(error).__name__)}</b> in {where}: '
+                             f"{html.escape(str(error))}</span> (traceback below; the pictures are of the last "
+                             "choice that worked)")
+        self.errors.outputs = ()
+        self.errors.append_stderr("".join(traceback.format_exception(type(error), error, error.__traceback__)))
 
     # ------------------------------------------------------------------ cascade of choices
     def _quiet(self, w, **kw) -> None:
@@ -327,7 +356,7 @@ class Explorer:
         want = self._want.pop("method", None) or default_output(outs)
         self._quiet(self.method, options=outs, value=self._pick(outs, want))
         self.cmc_image.value = figure_png(cmc_curves(self.data.cmc(self.dataset.value, self.split.value),
-                                                     title=f"{self.dataset.value}, split {self.split.value}"), close=True)
+                                                     title=f"{self.dataset.value}, split {self.split.value}"))
         self._on_method()
 
     def _on_method(self) -> None:
@@ -362,6 +391,6 @@ class Explorer:
         fig = ranked_list(v.lr, gallery, matches=[m for _, _, m, _ in v.top], distances=[d for *_, d in v.top],
                           captions=[f"id {p}" for _, p, _, _ in v.top], query_caption=f"id {v.pid}",
                           title=v.summary)
-        self.ranking_image.value = figure_png(fig, close=True)
-        self.query_image.value = figure_png(query_figure(v), close=True)
+        self.ranking_image.value = figure_png(fig)
+        self.query_image.value = figure_png(query_figure(v))
         self.status.value = v.summary + self._note

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                           captions=[gallery[g].name[:18] for g in order], query_caption=queries[0].name[:18],
                           title=f"{run.method.name}/{m.name} ({run.run_dir.name}): top {len(order)} of {len(gallery)}")
         try:
-            atomic_write_bytes(png_path, figure_png(fig, close=True))
+            atomic_write_bytes(png_path, figure_png(fig))
         except OSError as e:
             return _write_failed(e, csv_path)
         written.append(png_path)

@@ -168,13 +168,13 @@ def robustness_markdown(frame: pd.DataFrame, skipped: dict[str, str], profile: s
 def robustness_figure(frame: pd.DataFrame):
     """Rank-1 and mAP against r, one line per method (mean over splits, ± std band), a column per dataset;
     the training rates shaded."""
-    import matplotlib.pyplot as plt
+    from .viz import subplots
 
     agg = _aggregate(frame)
     datasets = sorted(agg["dataset"].unique())
     if not datasets:
         raise ValueError("robustness_figure: no result to plot")
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.6 * len(datasets) + 1.8, 5.6), squeeze=False)
+    fig, axes = subplots(2, len(datasets), figsize=(4.6 * len(datasets) + 1.8, 5.6), squeeze=False)
     for j, ds in enumerate(datasets):
         part = agg[agg["dataset"] == ds]
         for i, (metric, name) in enumerate((("rank1", "Rank-1 (%)"), ("mAP", "mAP (%)"))):
@@ -205,11 +205,7 @@ def write_robustness(frame: pd.DataFrame, skipped: dict[str, str], out_dir: str 
     files = [atomic_write_text(out_dir / "tables" / "robustness.csv", frame.to_csv(index=False, float_format="%.4f")),
              atomic_write_text(out_dir / "tables" / "robustness.md", robustness_markdown(frame, skipped, profile, command))]
     if not frame.empty:
-        import matplotlib.pyplot as plt
-
-        fig = robustness_figure(frame)
-        files.append(save_figure(fig, out_dir / "figures" / "robustness.png"))
-        plt.close(fig)
+        files.append(save_figure(robustness_figure(frame), out_dir / "figures" / "robustness.png"))
     return files
 
 

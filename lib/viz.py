@@ -1,4 +1,10 @@
-"""Figures for the notebooks: example grids (LR next to HR per camera) and the distribution of r."""
+"""Figures for the notebooks and the results: example grids (LR next to HR per camera), the distribution of r, training
+curves, restorations, rankings, CMC curves.
+
+Every figure is an off-screen :class:`NotebookFigure` (:func:`subplots`), never pyplot's global state: a figure drawn
+in a widget callback or a worker thread cannot leak into another cell, and nothing needs closing. A figure that is a
+cell's value shows itself as its PNG; a cell that saves one shows it with :func:`show_figure` (the PNG it saved), and
+a table's saved figures are shown with :func:`show_saved`."""
 
 from __future__ import annotations
 
@@ -7,23 +13,37 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from .data.mlr_build import load_rgb
 from .data.mlr_dataset import MLRDataset
 from .utils.io import atomic_write_bytes
 
-__all__ = ["identity_grid", "rate_histogram", "save_figure", "figure_png", "restoration_grid", "quality_vs_rate",
-           "ranked_list", "cmc_curves"]
+__all__ = ["NotebookFigure", "subplots", "figure_png", "save_figure", "show_figure", "show_saved", "identity_grid",
+           "rate_histogram", "restoration_grid", "quality_vs_rate", "ranked_list", "cmc_curves"]
 
 
-def figure_png(fig, dpi: int = 110, close: bool = False) -> bytes:
-    """A matplotlib figure as PNG bytes (``close``: free the figure afterwards)."""
+class NotebookFigure(Figure):
+    """An off-screen :class:`~matplotlib.figure.Figure` that shows itself as its PNG when it is a notebook cell's
+    value (``_repr_png_``), whatever the matplotlib backend: no pyplot state is needed to see it."""
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kw):
+    """``(figure, axes)`` as :func:`matplotlib.pyplot.subplots` gives them, but on an off-screen
+    :class:`NotebookFigure`: no pyplot state (nothing to close, no figure shown twice by the inline backend, safe in
+    widget callbacks and threads); the figure is freed with its last reference. ``figsize`` and the
+    :meth:`~matplotlib.figure.Figure.subplots` keywords as for pyplot."""
+    fig = NotebookFigure(figsize=kw.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes (no timestamp in the metadata, so equal figures give equal bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    if close:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
     return buf.getvalue()
 
 
@@ -32,12 +52,42 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write_bytes(path, figure_png(fig, dpi))
 
 
+def _display_png(png: bytes) -> None:
+    """Display PNG bytes inside a notebook's kernel; nothing outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # plain Python without IPython
+        return
+    if get_ipython() is not None:
+        display(Image(data=png, format="png"))
+
+
+def show_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save ``fig`` as :func:`save_figure` does and, inside a notebook's kernel, display the saved PNG (what the
+    notebook shows is the file it wrote). Outside IPython it only saves. Returns the file's path."""
+    png = figure_png(fig, dpi)
+    out = atomic_write_bytes(path, png)
+    _display_png(png)
+    return out
+
+
+def show_saved(paths) -> list[Path]:
+    """Display, in a notebook's kernel, every PNG among ``paths`` (e.g. the files a table wrote), in order; returns
+    them. A listed PNG that is missing is an error naming it."""
+    pngs = [Path(p) for p in paths if str(p).endswith(".png")]
+    for p in pngs:
+        if not p.is_file():
+            raise FileNotFoundError(f"show_saved: {p} was listed as written but is not a file")
+        _display_png(p.read_bytes())
+    return pngs
+
+
 def identity_grid(ds: MLRDataset, num_identities: int = 4, *, split: int = 0, seed: int = 0, scale: int = 2):
     """One row per test identity: each camera's image, LR ones shown at true size beside their HR original.
 
     Images are drawn at their true pixel size (×``scale``), so the resolution gap is visible as it is.
     """
-    import matplotlib.pyplot as plt
 
     s = ds.split(split)
     q_pids = sorted({im.pid for im in s.query})
@@ -60,7 +110,7 @@ def identity_grid(ds: MLRDataset, num_identities: int = 4, *, split: int = 0, se
     ncol = max(len(r) for _, r in cols)
     hmax = max(img.height for _, r in cols for img, _ in r)
     wmax = max(img.width for _, r in cols for img, _ in r)
-    fig, axes = plt.subplots(len(cols), ncol, figsize=(ncol * wmax * scale / 80 + 0.5, len(cols) * hmax * scale / 80 + 0.6),
+    fig, axes = subplots(len(cols), ncol, figsize=(ncol * wmax * scale / 80 + 0.5, len(cols) * hmax * scale / 80 + 0.6),
                              squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -79,10 +129,9 @@ def identity_grid(ds: MLRDataset, num_identities: int = 4, *, split: int = 0, se
 
 def rate_histogram(ds: MLRDataset):
     """Bar chart: number of synthesised LR images per down-sampling rate r (and LR image heights)."""
-    import matplotlib.pyplot as plt
 
     hist = ds.rate_histogram()
-    fig, axes = plt.subplots(1, 2, figsize=(7, 2.6))
+    fig, axes = subplots(1, 2, figsize=(7, 2.6))
     if hist:
         axes[0].bar([str(k) for k in hist], list(hist.values()), color="#4c72b0")
         for k, v in hist.items():
@@ -112,10 +161,9 @@ def rate_histogram(ds: MLRDataset):
 def training_curves(histories: dict[str, list[dict]],
                     keys: tuple[str, ...] = ("loss_total", "loss_ce", "loss_bh", "loss_sr", "loss_ps")):
     """Loss terms per epoch, one panel per term, one line per run (label → history records)."""
-    import matplotlib.pyplot as plt
 
     present = [k for k in keys if any(k in rec for h in histories.values() for rec in h)]
-    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(3.2 * max(1, len(present)), 2.6), squeeze=False)
+    fig, axes = subplots(1, max(1, len(present)), figsize=(3.2 * max(1, len(present)), 2.6), squeeze=False)
     for ax, key in zip(axes[0], present):
         for label, hist in histories.items():
             pts = [(r["epoch"], r[key]) for r in hist if key in r]
@@ -137,7 +185,6 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, see
     low-resolution queries (CAVIAR) have no HR original: their rows show the first three panels and no PSNR. The
     images go to ``sr``'s device.
     """
-    import matplotlib.pyplot as plt
     import torch
 
     from .data.transforms import denormalize, normalize, resize, to_tensor
@@ -152,7 +199,7 @@ def restoration_examples(sr, images, size: tuple[int, int], *, num: int = 4, see
     device = next(sr.parameters()).device
     rng = np.random.default_rng(seed)
     picks = [cands[i] for i in sorted(rng.choice(len(cands), size=min(num, len(cands)), replace=False).tolist())]
-    fig, axes = plt.subplots(len(picks), 4, figsize=(6.4, 2.3 * len(picks) + 0.4), squeeze=False)
+    fig, axes = subplots(len(picks), 4, figsize=(6.4, 2.3 * len(picks) + 0.4), squeeze=False)
     was_training = sr.training
     sr.eval()
     try:
@@ -193,12 +240,11 @@ def rank1_per_split(summaries: dict[str, dict], labels: dict[str, str] | None = 
         labels: output key → label (default: the key).
         metric: ``rank1`` (default) or another aggregated metric.
     """
-    import matplotlib.pyplot as plt
 
     labels = labels or {}
     names = list(summaries)
     order = list(dict.fromkeys(m for d in summaries.values() for m in d["outputs"]))  # one colour per row
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         methods = summaries[name]["outputs"]
         keys = [m for m in methods if metric in methods[m]["aggregate"]]
@@ -232,10 +278,9 @@ def rows_by_dataset(summaries: dict, rows) -> dict[str, dict]:
 
 def ranking_plot(frame, metric_label: str = "Rank-1 (%)"):
     """Horizontal bars of a ranking frame (index: row label; columns: datasets, values: mean), best on top."""
-    import matplotlib.pyplot as plt
 
     frame = frame.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(frame) + 1.4))
+    fig, ax = subplots(figsize=(6.5, 0.28 * len(frame) + 1.4))
     height = 0.8 / max(1, frame.shape[1])
     for j, col in enumerate(frame.columns):
         ax.barh(np.arange(len(frame)) + j * height, frame[col].to_numpy(dtype=float), height=height, label=str(col))
@@ -268,7 +313,6 @@ def restoration_grid(examples: list[dict], names=None, space: str | None = None)
     network size (the size of the restored and HR images), top-left aligned, so an image 4× smaller than the
     network input looks 4× smaller. Each restored image has its PSNR (and SSIM) against the HR image under it.
     """
-    import matplotlib.pyplot as plt
 
     if not examples:
         raise ValueError("restoration_grid: no example")
@@ -281,7 +325,7 @@ def restoration_grid(examples: list[dict], names=None, space: str | None = None)
     h, w = np.asarray(examples[0]["hr"]).shape[:2]
     ncol = len(names) + 2
     cell_w = 1.15
-    fig, axes = plt.subplots(len(examples), ncol, figsize=(ncol * cell_w + 0.4, len(examples) * (cell_w * h / w + 0.45) + 0.5),
+    fig, axes = subplots(len(examples), ncol, figsize=(ncol * cell_w + 0.4, len(examples) * (cell_w * h / w + 0.45) + 0.5),
                              squeeze=False)
     titles = ["LR (true size)", *names, "HR"]
     for row, ex in zip(axes, examples):
@@ -319,7 +363,6 @@ def quality_vs_rate(frame):
             and optionally ``psnr_std`` / ``ssim_std`` (error bars). With several datasets, each dataset
             has its own line style (colour: variant).
     """
-    import matplotlib.pyplot as plt
 
     missing = [c for c in ("variant", "r", "psnr", "ssim") if c not in frame.columns]
     if missing:
@@ -330,7 +373,7 @@ def quality_vs_rate(frame):
     variants = list(dict.fromkeys(frame["variant"]))
     datasets = list(dict.fromkeys(frame["dataset"]))
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
+    fig, axes = subplots(1, 2, figsize=(7.6, 3.0))
     for vi, variant in enumerate(variants):
         for di, ds in enumerate(datasets):
             sub = frame[(frame["variant"] == variant) & (frame["dataset"] == ds)].sort_values("r")
@@ -369,7 +412,6 @@ def ranked_list(query: np.ndarray, gallery: list[np.ndarray], *, matches=None, d
         matches: a bool per gallery image, or ``None``.
         distances, captions: a float / extra text per gallery image (optional).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     n = len(gallery)
@@ -378,7 +420,7 @@ def ranked_list(query: np.ndarray, gallery: list[np.ndarray], *, matches=None, d
     matches = [None] * n if matches is None else list(matches)
     gh = max(np.asarray(g).shape[0] for g in gallery)
     gw = max(np.asarray(g).shape[1] for g in gallery)
-    fig, axes = plt.subplots(1, n + 1, figsize=(1.05 * (n + 1) + 0.3, 1.05 * gh / gw * 1.0 + 0.9), squeeze=False)
+    fig, axes = subplots(1, n + 1, figsize=(1.05 * (n + 1) + 0.3, 1.05 * gh / gw * 1.0 + 0.9), squeeze=False)
     axes = axes[0]
     q = np.asarray(query)
     axes[0].imshow(q, extent=(0, q.shape[1], q.shape[0], 0), interpolation="nearest")
@@ -406,11 +448,10 @@ def ranked_list(query: np.ndarray, gallery: list[np.ndarray], *, matches=None, d
 
 def cmc_curves(curves: dict[str, list[float]], title: str = "", max_rank: int = 20):
     """CMC curves (fractions per rank) of several methods in one plot, Rank-1 in the legend."""
-    import matplotlib.pyplot as plt
 
     if not curves:
         raise ValueError("cmc_curves: no curve to plot")
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = subplots(figsize=(7.5, 3.4))
     for i, (label, cmc) in enumerate(sorted(curves.items(), key=lambda kv: -kv[1][0])):
         c = np.asarray(cmc[:max_rank], dtype=float) * 100
         ax.plot(np.arange(1, len(c) + 1), c, marker=".", linestyle=("-", "--", ":")[i // 10 % 3],
@@ -435,7 +476,6 @@ def signal_gain_plot(frame, title: str = ""):
         frame: a DataFrame with columns ``init``, ``block`` (1-based) and ``gain``; an ``init`` ending in
             ``(trained)`` is drawn dashed (a G after training, beside the fresh ones).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     missing = [c for c in ("init", "block", "gain") if c not in frame.columns]
@@ -443,7 +483,7 @@ def signal_gain_plot(frame, title: str = ""):
         raise ValueError(f"signal_gain_plot: the frame lacks column(s) {missing} (has {list(frame.columns)})")
     if len(frame) == 0:
         raise ValueError("signal_gain_plot: empty frame")
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    fig, axes = subplots(1, 2, figsize=(9.0, 3.3))
     for i, init in enumerate(dict.fromkeys(frame["init"])):
         sub = frame[frame["init"] == init].sort_values("block")
         style = dict(marker="o", ms=3, color=f"C{i % 10}", label=str(init),

@@ -192,7 +192,10 @@ def run_notebook(
     """
     import papermill as pm
 
+    from .kernel import KERNEL_NAME, check_kernel
+
     nb, params, out_dir = resolve_run(notebook, profile, output_root=output_root, overrides=overrides)
+    check_kernel()
     pname = profile_name(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = nb.stem + suffix
@@ -213,7 +216,7 @@ def run_notebook(
         log = log.with_name(f"{stem}.{os.getpid()}.progress.log")
     try:
         with ProgressTail(log, stem):
-            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3", cwd=str(repo_root()),
+            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(repo_root()),
                                 progress_bar=False, log_output=False)
     except BaseException:
         if tmp.exists():

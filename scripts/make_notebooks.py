@@ -16,6 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lib.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME  # noqa: E402 -- the repository's lib, as the notebooks import it
+
 OUTPUT_ROOT_PARAM = 'OUTPUT_ROOT = "outputs"  # output root, relative to the repository root\n'
 
 # the parameters of a notebook that runs experiments (notebooks 02, 03, 05–12)
@@ -41,10 +44,13 @@ PARAMS = "params = {k: v for k, v in dict(globals()).items() if k.isupper()}\n"
 
 
 def table_cell(table: str, files: bool = False) -> str:
-    """The cell that runs a table's variants and shows the table; ``files``: first print the files it wrote."""
-    return ("from IPython.display import Markdown\n\nfrom lib.workflow import run_and_tabulate\n\n" + PARAMS
+    """The cell that runs a table's variants and shows the table, then its figures; ``files``: first print the files
+    it wrote."""
+    return ("from IPython.display import Markdown, display\n\nfrom lib.viz import show_saved\n"
+            "from lib.workflow import run_and_tabulate\n\n" + PARAMS
             + f'report = run_and_tabulate(params, "{table}")\n'
-            + ('print("\\n".join(map(str, report.files)))\n' if files else "") + "Markdown(report.markdown)")
+            + ('print("\\n".join(map(str, report.files)))\n' if files else "")
+            + "display(Markdown(report.markdown))\nshow_saved(report.files);")
 
 
 NOTEBOOKS = {
@@ -81,7 +87,7 @@ NOTEBOOKS = {
          'GRID_IDENTITIES = 4  # identities shown in the example grid', {"tags": ["parameters"]}),
         ("code", "import json\n\nimport pandas as pd\n\nfrom lib.data import MLRDataset, get_dataset\n"
          "from lib.utils import atomic_write_json, seed_everything\n"
-         "from lib.viz import identity_grid, rate_histogram, save_figure\n"
+         "from lib.viz import identity_grid, rate_histogram, show_figure\n"
          "from lib.workflow import output_dir, prepare_dataset\n\n" + PARAMS
          + 'seed_everything(SEED)\nout_dir = output_dir(params)\nfig_dir = out_dir / "figures"\n'
          'info = get_dataset(DATASET)\nprint(f"dataset {info.name}: {info.layout}")', {}),
@@ -101,8 +107,8 @@ NOTEBOOKS = {
          "Each row is one test identity in every camera; LR images are drawn at their **true pixel size** beside the\n"
          "HR original they were made from. Below, the distribution of $r$ over the synthesised LR images.", {}),
         ("code", "fig = identity_grid(ds, GRID_IDENTITIES, seed=SEED)\n"
-         'grid_path = save_figure(fig, fig_dir / f"01_{info.name}_examples.png")', {}),
-        ("code", 'fig = rate_histogram(ds)\nhist_path = save_figure(fig, fig_dir / f"01_{info.name}_rates.png")', {}),
+         'grid_path = show_figure(fig, fig_dir / f"01_{info.name}_examples.png")', {}),
+        ("code", 'fig = rate_histogram(ds)\nhist_path = show_figure(fig, fig_dir / f"01_{info.name}_rates.png")', {}),
         ("markdown", "## 3. Record\n"
          "The summary (with the manifest's path and the sha256 of the source file list) goes next to the figures;\n"
          "notebooks 02–03 load the dataset from the manifest.", {}),
@@ -129,7 +135,7 @@ NOTEBOOKS = {
          "The teacher is evaluated twice: **HR query vs HR gallery** (its own task) and **LR query vs HR gallery**\n"
          "(what happens without any super-resolution).", {}),
         ("code", RUN_PARAMS, {"tags": ["parameters"]}),
-        ("code", "from lib.models import build_reid_model\nfrom lib.viz import save_figure, training_curves\n"
+        ("code", "from lib.models import build_reid_model\nfrom lib.viz import show_figure, training_curves\n"
          "from lib.workflow import experiment_config, output_dir, results_frame, run_experiment, stage_histories\n\n"
          + PARAMS + "cfg = experiment_config(params)\ncfg.phase1", {}),
         ("markdown", "## 1. The model", {}),
@@ -143,7 +149,7 @@ NOTEBOOKS = {
          "from it), `history.csv`, `metrics.json`. A finished run with the same identity is reused.", {}),
         ("code", 'exp = run_experiment(params, {"default": {}}, {"default": ["teacher_lr", "teacher_hr"]})\n'
          'fig = training_curves(stage_histories(exp, "phase1"), keys=("loss_total", "loss_ce", "loss_bh"))\n'
-         'save_figure(fig, output_dir(params) / "figures" / "02_phase1_losses.png")', {}),
+         'show_figure(fig, output_dir(params) / "figures" / "02_phase1_losses.png")', {}),
         ("markdown", "## 3. Evaluation\n"
          "Mean ± std over the splits run (%); `teacher_lr`: LR queries without SR, `teacher_hr`: HR queries.", {}),
         ("code", "results_frame(exp)", {}),
@@ -165,7 +171,7 @@ NOTEBOOKS = {
          "notebook runs Table I's variant (`configs/tables/table1.yaml`); notebook 04 builds the table.", {}),
         ("code", RUN_PARAMS + "RUN_BASELINE = True  # also train the bicubic + ID baseline\n"
          "NUM_EXAMPLES = 4  # LR / restored / HR examples to show", {"tags": ["parameters"]}),
-        ("code", "from lib.viz import rank1_per_split, restoration_examples, rows_by_dataset, save_figure, "
+        ("code", "from lib.viz import rank1_per_split, restoration_examples, rows_by_dataset, show_figure, "
          "training_curves\nfrom lib.workflow import output_dir, results_frame, run_table, stage_histories\n\n"
          + PARAMS + "out_dir = output_dir(params)", {}),
         ("markdown", "## 1. Teacher, student, baseline\n"
@@ -175,7 +181,7 @@ NOTEBOOKS = {
          '                            skip_outputs=[] if RUN_BASELINE else ["baseline"])\n'
          'histories = {f"{stage} {k}": h for stage in ("phase2", "baseline") for k, h in stage_histories(exp, '
          'stage).items()}\n'
-         'save_figure(training_curves(histories), out_dir / "figures" / "03_phase2_losses.png")', {}),
+         'show_figure(training_curves(histories), out_dir / "figures" / "03_phase2_losses.png")', {}),
         ("markdown", "## 2. Cross-resolution results\n"
          "LR query vs HR gallery, mean ± sample std over the splits run (%). *teacher_lr* is the phase-1 model fed "
          "the\nbilinear-upsampled LR query directly; *teacher_hr* its upper bound on HR queries.", {}),
@@ -183,14 +189,14 @@ NOTEBOOKS = {
          '"teacher, no SR (LR query)",\n          "teacher_hr": "teacher (HR query)"}\nresults_frame(exp, labels)',
          {}),
         ("code", "per_dataset = {ds: rec for (v, ds), rec in exp.summaries.items()}\n"
-         'save_figure(rank1_per_split(per_dataset, labels), out_dir / "figures" / "03_rank1_per_split.png")', {}),
+         'show_figure(rank1_per_split(per_dataset, labels), out_dir / "figures" / "03_rank1_per_split.png")', {}),
         ("markdown", "## 3. What the SR module does to a query\n"
          "LR query images (true size), their bilinear upsampling, the student's SR output and the HR original, with "
          "PSNR\nagainst the HR image (first dataset, first split).", {}),
         ("code", "(variant, ds_name, k), runs = next(iter(exp.runs.items()))\ncfg = exp.configs[variant]\n"
          'fig = restoration_examples(runs["phase2"].modules["sr"], exp.datasets[ds_name].split(k).query, '
          "cfg.data.size,\n                           num=NUM_EXAMPLES, seed=SEED)\n"
-         'save_figure(fig, out_dir / "figures" / f"03_{ds_name}_restorations.png")', {}),
+         'show_figure(fig, out_dir / "figures" / f"03_{ds_name}_restorations.png")', {}),
     ],
     "04_table1": [
         ("markdown", "# 04 · Table I: cross-resolution re-ID, paper vs reproduced\n\n"
@@ -204,7 +210,7 @@ NOTEBOOKS = {
         ("code", 'PROFILE = "tiny"  # profile whose runs are gathered\n' + OUTPUT_ROOT_PARAM + BOOTSTRAP_PARAM,
          {"tags": ["parameters"]}),
         ("code", "from IPython.display import Markdown\n\nfrom lib.results import load_summaries\n"
-         "from lib.viz import rank1_per_split, save_figure\nfrom lib.workflow import make_table, output_dir\n\n"
+         "from lib.viz import rank1_per_split, show_figure\nfrom lib.workflow import make_table, output_dir\n\n"
          + PARAMS + 'long, markdown, paths = make_table(params, "table1")\n'
          'print("\\n".join(map(str, paths)))\nMarkdown(markdown)', {}),
         ("markdown", "## Rank-1 per method and dataset\n"
@@ -214,7 +220,7 @@ NOTEBOOKS = {
          'if v == "default"}\nif summaries:\n'
          '    labels = {"pshrnet": "PS-HRNet", "baseline": "bicubic + ID", "teacher_lr": "teacher, LR query", '
          '"teacher_hr": "teacher, HR query"}\n'
-         '    save_figure(rank1_per_split(summaries, labels), output_dir(params) / "figures" / "rank1_per_split.png")'
+         '    show_figure(rank1_per_split(summaries, labels), output_dir(params) / "figures" / "rank1_per_split.png")'
          '\nelse:\n    print("no notebook-03 summaries for this profile yet")', {}),
     ],
     "05_ablation_losses": [
@@ -329,10 +335,10 @@ NOTEBOOKS = {
         ("code", table_cell("ftwa_table1"), {}),
         ("markdown", "## Training\nThe loss terms of Eq. (8) and the mean quality weights $w$ of each vector set per "
          "epoch (`figures/11_ftwa_training.png`).", {}),
-        ("code", "from lib.viz import save_figure, training_curves\nfrom lib.workflow import output_dir, "
+        ("code", "from lib.viz import show_figure, training_curves\nfrom lib.workflow import output_dir, "
          "stage_histories\n\nkeys = (\"loss_total\", \"loss_cls\", \"loss_tri\", \"loss_raft\", \"loss_w_hr\", "
          "\"loss_w_hr_p\", \"loss_w_lr\", \"loss_w_lr_p\")\nfig = training_curves(stage_histories(report.experiment, "
-         "\"train\"), keys)\nsave_figure(fig, output_dir(params) / \"figures\" / \"11_ftwa_training.png\")", {}),
+         "\"train\"), keys)\nshow_figure(fig, output_dir(params) / \"figures\" / \"11_ftwa_training.png\")", {}),
         ("markdown", "## How a query is matched\nRank-1 (%) of every matching (`lib/methods/ftwa/matching.py`); `*` "
          "marks the configuration's `test.match`. Choose among them on validation identities "
          "(`scripts/tune.py --notebook 11_ftwa --stages train`), never on these test numbers.", {}),
@@ -423,8 +429,8 @@ def notebook(stem: str, cells) -> dict:
         if kind == "code":
             cell |= {"execution_count": None, "outputs": []}
         out.append(cell)
-    return {"cells": out, "metadata": {"kernelspec": {"display_name": "Python 3 (reid workbook)", "language": "python",
-                                                      "name": "python3"}, "language_info": {"name": "python"}},
+    kernelspec = {"display_name": KERNEL_DISPLAY_NAME, "language": "python", "name": KERNEL_NAME}
+    return {"cells": out, "metadata": {"kernelspec": kernelspec, "language_info": {"name": "python"}},
             "nbformat": 4, "nbformat_minor": 5}
 
 

@@ -78,6 +78,27 @@ def test_explorer_shows_what_its_controls_select(trained_profile):
     assert ex.view.label == "ftwa/default/ftwa" and "ftwa/default/ftwa" not in ex.view.restorations
     ex.top_k.value = 3
     assert len(ex.view.top) == 3
+    assert ex.last_error is None and not ex.errors.outputs  # no callback above failed
+
+
+def test_an_error_in_a_callback_is_shown_on_the_page(trained_profile, monkeypatch):
+    profile, _ = trained_profile
+    ex = Explorer(profile.parent, profile.name, method="pshrnet/default/pshrnet", top_k=5)
+    shown = ex.ranking_image.value
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("gallery file vanished: g_0007.png")
+
+    monkeypatch.setattr(ex.data, "view", broken)
+    ex.top_k.value = 4  # the observer runs refresh(), which raises: nothing propagates, the page says what happened
+    assert isinstance(ex.last_error, RuntimeError)
+    assert "RuntimeError" in ex.status.value and "gallery file vanished: g_0007.png" in ex.status.value
+    (out,) = ex.errors.outputs
+    assert out["name"] == "stderr" and "Traceback" in out["text"] and "g_0007.png" in out["text"]
+    assert ex.ranking_image.value == shown  # the last pictures that worked stay
+    monkeypatch.undo()
+    ex.top_k.value = 3  # a callback that works clears the error
+    assert ex.last_error is None and not ex.errors.outputs and len(ex.view.top) == 3
 
 
 def test_explorer_data_ranks_like_the_runs_test(trained_profile):

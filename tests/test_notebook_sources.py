@@ -9,6 +9,8 @@ from pathlib import Path
 
 import nbformat
 
+from lib.kernel import KERNEL_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "scripts" / "make_notebooks.py"
 
@@ -75,7 +77,7 @@ def test_generated_notebooks_are_valid_nbformat_without_outputs(tmp_path):
     for path in sorted(tmp_path.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
-        assert nb.metadata.kernelspec.name == "python3", path.name  # lib.workbook runs kernel_name="python3"
+        assert nb.metadata.kernelspec.name == KERNEL_NAME, path.name  # the kernel lib.workbook and nbval start
         ids = [c.id for c in nb.cells]
         assert ids == [f"{path.name[:2]}-{i:02d}" for i in range(len(ids))], path.name
         assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code"), path.name

@@ -199,10 +199,8 @@ def test_figures_have_the_expected_axes(records):
     assert lr_ax.get_images()[0].get_extent() == [0, 8, 16, 0]
     assert tuple(lr_ax.get_xlim()) == (0, 32) and tuple(lr_ax.get_ylim()) == (64, 0)
     assert "PSNR" in fig.axes[1].get_xlabel() and "dB" in fig.axes[1].get_xlabel()
-    plt.close(fig)
     fig = restoration_grid(ex, names=["bad"])
     assert len(fig.axes) == 4 * 3
-    plt.close(fig)
 
     frame = pd.DataFrame([
         {"variant": v, "dataset": d, "r": r, "psnr": 30 - r - i, "ssim": 0.9 - 0.05 * r, "psnr_std": 0.3, "ssim_std": 0.01}
@@ -211,10 +209,9 @@ def test_figures_have_the_expected_axes(records):
     fig = quality_vs_rate(frame)
     assert len(fig.axes) == 2
     assert len(fig.axes[0].get_legend().get_texts()) == 4  # variant × dataset
-    plt.close(fig)
     fig = quality_vs_rate(frame[frame["dataset"] == "A"].drop(columns=["psnr_std", "ssim_std"]))
     assert len(fig.axes) == 2 and len(fig.axes[0].get_legend().get_texts()) == 2
-    plt.close(fig)
+    assert not plt.get_fignums()  # off-screen figures: pyplot's global state untouched
 
 
 def test_the_restoration_figure_shows_table_iiis_psnr(tiny):
