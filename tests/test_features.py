@@ -81,8 +81,9 @@ def test_ftwa_packed_rows_give_every_matching_s_distance():
 
     gen = torch.Generator().manual_seed(0)
     unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 5, generator=gen), dim=1)  # noqa: E731
-    q = {"lr": unit(3), "hr_p": unit(3), "lw_lr": torch.randn(3, generator=gen), "lw_hr_p": torch.randn(3, generator=gen)}
-    g = {"hr": unit(4), "lr_p": unit(4), "lw_hr": torch.randn(4, generator=gen), "lw_lr_p": torch.randn(4, generator=gen)}
+    logw = lambda n: 3 * torch.randn(n, generator=gen)  # noqa: E731
+    q = {"lr": unit(3), "hr_p": unit(3), "lw_lr": logw(3), "lw_hr_p": logw(3)}
+    g = {"hr": unit(4), "lr_p": unit(4), "lw_hr": logw(4), "lw_lr_p": logw(4)}
     qf, gf = pack_features(q, "query"), pack_features(g, "gallery")
     assert qf.shape == (3, 12) and gf.shape == (4, 12) and qf.dtype == np.float32
     for m in MATCHES:

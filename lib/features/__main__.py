@@ -41,8 +41,8 @@ def _describe(ff: FeatureFile, r: dict[str, Any]) -> str:
 def _source(run: dict[str, Any] | None) -> str | None:
     if not run:
         return None
-    return (f"{run.get('method', '?')}/{run.get('output', '?')} ({run.get('stage', '?')} of split {run.get('split', '?')}"
-            f", {run.get('run_dir', '?')})")
+    get = lambda k: run.get(k, "?")  # noqa: E731
+    return f"{get('method')}/{get('output')} ({get('stage')} of split {get('split')}, {get('run_dir')})"
 
 
 def _export(a: argparse.Namespace) -> int:

@@ -17,20 +17,20 @@ key             dtype                      shape / content
 
 Optional:
 
-==============  ==========  ==============================================================================
+==============  ===========  =============================================================================
 ``q_paths``     str (``U``)  (num_query,) image path of each query; ``g_paths`` likewise for the gallery
-``metric``      str, 0-d    JSON object ``{"distance": NAME, **params}``, NAME in :data:`lib.metrics.DISTANCES`:
-                            ``cosine`` (``normalize``, default true: L2-normalise the rows first), ``euclidean``
-                            (squared, as torchreid's; ``normalize`` default false), ``ftwa`` (FTWA's weighted
-                            distance, ``match``, ``weight_floor``). Absent: ``{"distance": "cosine"}``
-``protocol``    str, 0-d    JSON object: ``{"name": "multi_shot"}`` (the Market-1501 protocol: a query's
-                            same-identity same-camera gallery images removed, as torchreid's and fast-reid's
-                            evaluators do; the default when absent) or ``{"name": "single_shot",
-                            "num_repeats": N, "seed": S}`` (one gallery image per identity, redrawn N times)
-``run``         str, 0-d    JSON object: where the features come from (``python -m lib.features export``: the
-                            method, stage, output, split, the run's identity and its recorded metrics)
-``format``      str, 0-d    ``lib.features/1``
-==============  ==========  ==============================================================================
+``metric``      str, 0-d     JSON object ``{"distance": NAME, **params}``, NAME in :data:`lib.metrics.DISTANCES`:
+                             ``cosine`` (``normalize``, default true: L2-normalise the rows first), ``euclidean``
+                             (squared, as torchreid's; ``normalize`` default false), ``ftwa`` (FTWA's weighted
+                             distance, ``match``, ``weight_floor``). Absent: ``{"distance": "cosine"}``
+``protocol``    str, 0-d     JSON object: ``{"name": "multi_shot"}`` (the Market-1501 protocol: a query's
+                             same-identity same-camera gallery images removed, as torchreid's and fast-reid's
+                             evaluators do; the default when absent) or ``{"name": "single_shot",
+                             "num_repeats": N, "seed": S}`` (one gallery image per identity, redrawn N times)
+``run``         str, 0-d     JSON object: where the features come from (``python -m lib.features export``: the
+                             method, stage, output, split, the run's identity and its recorded metrics)
+``format``      str, 0-d     ``lib.features/1``
+==============  ===========  =============================================================================
 
 A 0-d string array is ``np.array(json.dumps(obj))``. Other keys are ignored (and named when the file is read).
 """
@@ -93,8 +93,9 @@ class FeatureFile:
     def arrays(self) -> dict[str, np.ndarray]:
         """What :meth:`save` writes: every array of the format, JSON objects as 0-d strings."""
         out = {k: getattr(self, k) for k in REQUIRED}
-        out |= {k: np.asarray(getattr(self, k), dtype=str) for k in ("q_paths", "g_paths") if getattr(self, k) is not None}
-        out |= {k: np.array(json.dumps(getattr(self, k), sort_keys=True)) for k in _JSON_KEYS if getattr(self, k) is not None}
+        have = {k: getattr(self, k) for k in OPTIONAL if getattr(self, k, None) is not None}
+        out |= {k: np.asarray(v, dtype=str) for k, v in have.items() if k in ("q_paths", "g_paths")}
+        out |= {k: np.array(json.dumps(v, sort_keys=True)) for k, v in have.items() if k in _JSON_KEYS}
         return out | {"format": np.array(FORMAT)}
 
     def save(self, path: str | Path) -> Path:
