@@ -5,7 +5,8 @@
 * :mod:`.matcher` — :class:`Matcher`: what a method's output does at test time (embed queries, embed the gallery,
   their distance; restorations where there is an SR module), built by the method's ``matcher`` hook.
 
-Used by the explorer (notebook 13), the resolution sweep (notebook 14) and ``python -m lib.rank``.
+Used by the explorer (notebook 13), the resolution sweep (notebook 14), ``python -m lib.rank`` and
+``python -m lib.features export``.
 """
 
 from .loading import LoadedRun, OutputRun, RunEntry, RunLoadError, by_label, find_runs, load_run, output_runs

@@ -94,6 +94,13 @@ class Matcher:
         """The (query × gallery) distance matrix of two embeddings."""
         raise NotImplementedError
 
+    def feature_arrays(self, q: Any, g: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Two embeddings as plain arrays, and the distance that compares them: ``(qf, gf, metric)`` — 2-D float
+        arrays (one row per image) and ``{"distance": NAME, **params}`` with NAME in
+        :data:`lib.metrics.DISTANCES`, such that :func:`lib.metrics.distance_matrix` ``(qf, gf, metric)`` equals
+        :meth:`distance` ``(q, g)`` bit for bit (what ``python -m lib.features export`` writes)."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.name}) cannot write its embeddings as arrays")
+
     def distances(self, queries: Sequence[Any], gallery: Sequence[Any], source: QuerySource = QuerySource(),
                   *, gallery_embedding: Any = None) -> np.ndarray:
         """Embed and compare (pass ``gallery_embedding`` to reuse one)."""
@@ -152,3 +159,12 @@ class EmbedderMatcher(Matcher):
 
     def distance(self, q, g) -> np.ndarray:
         return cosine_distance(q, g)
+
+    def feature_arrays(self, q, g):
+        """The features as they are (L2-normalised by the test already), cosine distance without renormalising."""
+        return _float_rows(q), _float_rows(g), {"distance": "cosine", "normalize": False}
+
+
+def _float_rows(x: Any) -> np.ndarray:
+    """A (N, D) float32 CPU tensor as a numpy array (the same bits)."""
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)

@@ -1,8 +1,9 @@
-"""Feature extraction and query-gallery distance matrices."""
+"""Feature extraction and query-gallery distance matrices, and the named distances a feature file can ask for."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,9 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.registry import Registry
 from ..utils.progress import bars_off
 
-__all__ = ["extract_features", "cosine_distance", "euclidean_distance"]
+__all__ = ["extract_features", "cosine_distance", "euclidean_distance", "DISTANCES", "distance_matrix"]
 
 #: Target size (bytes) of one chunk of the distance computation's temporaries.
 _CHUNK_BYTES = 64 * 2**20
@@ -169,3 +171,63 @@ def euclidean_distance(qf: Any, gf: Any) -> np.ndarray:
         d = torch.addmm(g2 + (qc * qc).sum(dim=1, keepdim=True), qc, gt, beta=1.0, alpha=-2.0)
         out[s : s + step] = d.clamp_(min=0).numpy()
     return out
+
+
+# --------------------------------------------------------------------------- named distances
+#: Distances by name: ``name -> fn(qf, gf, **params)`` giving the float32 (num_query, num_gallery) matrix of two 2-D
+#: feature arrays. A feature file (:mod:`lib.features`) names one with its parameters in its ``metric``; a method
+#: whose test compares images otherwise registers its own (FTWA's weighted distance, ``ftwa``).
+DISTANCES = Registry("distance")
+
+
+def _l2_rows(x: Any) -> torch.Tensor:
+    return F.normalize(_as_features(x, "features"), p=2, dim=1)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false, found {value!r}")
+    return value
+
+
+@DISTANCES.register("cosine")
+def _cosine(qf: Any, gf: Any, *, normalize: bool = True) -> np.ndarray:
+    """``1 - cos(q, g)``: the rows L2-normalised first (``normalize=False``: they are already, used as they are —
+    what the runs of this workbook export, so the distances are bit for bit the run's)."""
+    if _flag(normalize, "normalize"):
+        qf, gf = _l2_rows(qf), _l2_rows(gf)
+    return cosine_distance(qf, gf)
+
+
+@DISTANCES.register("euclidean")
+def _euclidean(qf: Any, gf: Any, *, normalize: bool = False) -> np.ndarray:
+    """Squared euclidean distance (torchreid's ``euclidean``), of L2-normalised rows with ``normalize=True``."""
+    if _flag(normalize, "normalize"):
+        qf, gf = _l2_rows(qf), _l2_rows(gf)
+    return euclidean_distance(qf, gf)
+
+
+def distance_matrix(qf: Any, gf: Any, metric: Mapping[str, Any]) -> np.ndarray:
+    """The distances of ``metric`` — ``{"distance": NAME, **params}``, NAME in :data:`DISTANCES` — between the rows
+    of ``qf`` and ``gf``.
+
+    Raises:
+        ValueError: ``metric`` names no registered distance, or parameters that distance does not take (the message
+            lists the registered names / the parameters it takes).
+    """
+    if not isinstance(metric, Mapping) or not isinstance(metric.get("distance"), str):
+        raise ValueError(f"metric: expected an object with a 'distance' name (one of {', '.join(DISTANCES.names())}), "
+                         f"found {metric!r}")
+    name = metric["distance"]
+    if name not in DISTANCES:
+        raise ValueError(f"metric: unknown distance {name!r}; registered: {', '.join(DISTANCES.names())}")
+    fn = DISTANCES.get(name)
+    params = {k: v for k, v in metric.items() if k != "distance"}
+    takes = list(inspect.signature(fn).parameters.values())[2:]
+    unknown = sorted(set(params) - {p.name for p in takes})
+    missing = [p.name for p in takes if p.default is inspect.Parameter.empty and p.name not in params]
+    if unknown or missing:
+        what = (f"has no parameter {', '.join(map(repr, unknown))}" if unknown else
+                f"needs the parameter {', '.join(map(repr, missing))}")
+        raise ValueError(f"metric: distance {name!r} {what} (it takes: {', '.join(p.name for p in takes) or 'none'})")
+    return fn(qf, gf, **params)

@@ -20,6 +20,11 @@ Matchings (``test.match``; all are computed and recorded as ``match_<name>_rank1
 * ``lr``: ``d_LR`` only (the gallery is brought down to the query's);
 * ``direct``: ``d(v_LR, v_HR)`` (no T, no down-sampling: a single network's test).
 
+As arrays (``python -m lib.features export``, :meth:`FTWAMatcher.feature_arrays`) a query is one row
+``[v_LR | v'_HR | log w_LR | log w'_HR]`` and a gallery image ``[v_HR | v'_LR | log w_HR | log w'_LR]`` (2C + 2
+columns), compared by the registered distance ``ftwa`` (:data:`lib.metrics.DISTANCES`) with the parameters ``match``
+and ``weight_floor``.
+
 Features are flip-summed and L2-normalised as in :func:`lib.metrics.extract_features`; weights are kept as
 logarithms (a quality evaluator can saturate so far that the weight itself underflows to 0, and ``swa`` then needs
 ``a / (a + b)`` in log space), averaged over the flips and, for a gallery image's ``w'_LR``, over the rates
@@ -40,9 +45,10 @@ import torch.nn.functional as F
 from ...engine.evaluate import embed_images, score_distances
 from ...inference.matcher import Matcher, QuerySource
 from ...losses.swa import floored
-from ...metrics import cosine_distance
+from ...metrics import DISTANCES, cosine_distance
 
-__all__ = ["MATCHES", "StreamEmbedder", "FTWAMatcher", "match_frame", "query_features", "gallery_features", "match_distance", "evaluate_ftwa"]
+__all__ = ["MATCHES", "StreamEmbedder", "FTWAMatcher", "match_frame", "query_features", "gallery_features", "match_distance",
+           "evaluate_ftwa", "pack_features", "packed_distance"]
 
 MATCHES = ("swa", "mean", "hr", "lr", "direct")
 
@@ -128,6 +134,32 @@ def match_distance(q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], match
     return (pa * d_hr + (1.0 - pa) * d_lr).astype(np.float32)
 
 
+#: The row layout of :func:`pack_features`: (vector, vector, log-weight, log-weight) of a query / a gallery image.
+PACKED = {"query": ("lr", "hr_p", "lw_lr", "lw_hr_p"), "gallery": ("hr", "lr_p", "lw_hr", "lw_lr_p")}
+
+
+def pack_features(f: dict[str, torch.Tensor], side: str) -> np.ndarray:
+    """Query (``side='query'``) or gallery features as one float32 (N, 2C + 2) array (see the module docstring)."""
+    a, b, la, lb = (f[k] for k in PACKED[side])
+    return torch.cat([a, b, la[:, None], lb[:, None]], dim=1).to(torch.float32).numpy()
+
+
+def _unpack(x: Any, side: str) -> dict[str, torch.Tensor]:
+    t = torch.as_tensor(np.asarray(x))
+    if t.ndim != 2 or t.shape[1] < 4 or t.shape[1] % 2:
+        raise ValueError(f"ftwa distance: expected {side} rows of 2C + 2 columns [vector | vector | log-weight | "
+                         f"log-weight], found shape {tuple(t.shape)}")
+    c = (t.shape[1] - 2) // 2
+    parts = (t[:, :c], t[:, c:2 * c], t[:, 2 * c], t[:, 2 * c + 1])
+    return {k: p.contiguous() for k, p in zip(PACKED[side], parts)}
+
+
+@DISTANCES.register("ftwa")
+def packed_distance(qf: Any, gf: Any, *, match: str, weight_floor: float = 0.0) -> np.ndarray:
+    """:func:`match_distance` of :func:`pack_features`' arrays (the same numbers as on the dicts)."""
+    return match_distance(_unpack(qf, "query"), _unpack(gf, "gallery"), match, float(weight_floor))
+
+
 def evaluate_ftwa(model: nn.Module, split: Any, *, size, protocol: str, precision, rates: Sequence[int], match: str,
                   batch_size: int = 64, flip: bool = True, num_repeats: int = 10, seed: int = 0,
                   weight_floor: float = 0.0, pipeline: str = "pil") -> dict[str, Any]:
@@ -170,6 +202,11 @@ class FTWAMatcher(Matcher):
 
     def distance(self, q, g) -> np.ndarray:
         return match_distance(q, g, self.match, self.weight_floor)
+
+    def feature_arrays(self, q, g):
+        """Packed rows (the module docstring) and the ``ftwa`` distance with this matcher's matching."""
+        return (pack_features(q, "query"), pack_features(g, "gallery"),
+                {"distance": "ftwa", "match": self.match, "weight_floor": self.weight_floor})
 
 
 def match_frame(summaries: dict, output: str = "ftwa"):
