@@ -83,6 +83,27 @@ def test_registry_unknown_name_lists_sorted_names():
         Registry("loss term").get("ce")
 
 
+def test_registry_family_of_prefixed_names():
+    reg = Registry("backbone")
+    reg.register("resnet50", int)
+    assert reg.register_family("timm:", dict, lambda rest: rest in ("resnet18", "convnext_tiny"), "a timm model") is dict
+    assert reg.get("timm:resnet18") is dict and reg.build("timm:convnext_tiny") == {} and reg.get("resnet50") is int
+    assert "timm:resnet18" in reg and "timm:vgg" not in reg and "timm:" not in reg
+    assert reg.names() == ["resnet50"] and len(reg) == 1  # a family is no list of names
+    with pytest.raises(KeyError) as info:
+        reg.get("timm:vgg")
+    assert str(info.value) == "unknown backbone 'timm:vgg': 'vgg' is not a timm model"
+    with pytest.raises(KeyError) as info:
+        reg.get("vgg")
+    assert str(info.value) == "unknown backbone 'vgg'; registered: resnet50; and timm:<a timm model>"
+    with pytest.raises(ValueError, match="falls under the family 'timm:'"):
+        reg.register("timm:mine", object)
+    with pytest.raises(ValueError, match="clashes"):
+        reg.register_family("timm:x", object, bool, "anything")
+    with pytest.raises(KeyError, match="member of a family"):
+        reg.unregister("timm:resnet18")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # YAML files, _base_ inheritance, merge
 # ----------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ Example::
     class VDSRCA(nn.Module): ...
 
     model = SR_MODULES.build("vdsr_ca", scale=4)
+
+A *family* stands for open-ended names under one prefix (``BACKBONES.register_family("timm:", TimmBackbone,
+timm.is_model, "a timm model name")``: ``timm:resnet18``, ``timm:convnext_tiny`` … all resolve to ``TimmBackbone``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Registry:
             raise TypeError(f"Registry kind must be a non-empty str, found {kind!r}")
         self.kind = kind
         self._objects: dict[str, Any] = {}
+        self._families: dict[str, tuple[Any, Callable[[str], bool], str]] = {}
 
     def register(self, name: str | None = None, obj: Any = None) -> Any:
         """Register ``obj`` under ``name``, directly or as a decorator.
@@ -81,18 +85,58 @@ class Registry:
             raise TypeError(f"{self.kind} name must be a non-empty str, found {type(name).__name__} {name!r}")
         if name in self._objects:
             raise ValueError(f"{self.kind} {name!r} is already registered (to {self._objects[name]!r})")
+        family = next((p for p in self._families if name.startswith(p)), None)
+        if family is not None:
+            raise ValueError(f"{self.kind} {name!r} falls under the family {family!r}")
         self._objects[name] = obj
 
-    def get(self, name: str) -> Any:
-        """Return the object registered under ``name``.
+    def register_family(self, prefix: str, obj: Any, accepts: Callable[[str], bool], describe: str) -> Any:
+        """Register ``obj`` for every name ``prefix + rest`` whose ``rest`` passes ``accepts``.
+
+        Exact names (:meth:`register`) are looked up first; :meth:`names` lists exact names only.
+
+        Args:
+            prefix: The names' common start, e.g. ``"timm:"`` (no exact name may start with it).
+            obj: The object every such name resolves to.
+            accepts: Whether a ``rest`` is a valid member (``timm.is_model``).
+            describe: What ``rest`` must be, for error messages (``"a timm model name"``).
+
+        Returns:
+            ``obj``.
 
         Raises:
-            UnknownNameError: (a ``KeyError``) naming the kind, the name and every registered name.
+            ValueError: If the prefix is taken, or an exact name already starts with it.
+        """
+        if not isinstance(prefix, str) or not prefix:
+            raise TypeError(f"{self.kind} family prefix must be a non-empty str, found {prefix!r}")
+        clash = [n for n in self._objects if n.startswith(prefix)] + [p for p in self._families if
+                                                                      p.startswith(prefix) or prefix.startswith(p)]
+        if clash:
+            raise ValueError(f"{self.kind} family {prefix!r} clashes with {clash[0]!r}")
+        self._families[prefix] = (obj, accepts, describe)
+        return obj
+
+    def _family_hint(self) -> str:
+        return "".join(f"; and {p}<{d}>" for p, (_, _, d) in sorted(self._families.items()))
+
+    def get(self, name: str) -> Any:
+        """Return the object registered under ``name`` (an exact name, else a family member).
+
+        Raises:
+            UnknownNameError: (a ``KeyError``) naming the kind, the name and every registered name (and family); for a
+                name under a family's prefix, what the rest must be.
         """
         if isinstance(name, str) and name in self._objects:
             return self._objects[name]
+        if isinstance(name, str):
+            for prefix, (obj, accepts, describe) in self._families.items():
+                if name.startswith(prefix):
+                    rest = name[len(prefix):]
+                    if accepts(rest):
+                        return obj
+                    raise UnknownNameError(f"unknown {self.kind} {name!r}: {rest!r} is not {describe}")
         registered = ", ".join(self.names()) or "(none)"
-        raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {registered}")
+        raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {registered}{self._family_hint()}")
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the object registered under ``name`` with the given arguments and return the result."""
@@ -108,12 +152,14 @@ class Registry:
         return list(self._objects.values())
 
     def unregister(self, name: str) -> Any:
-        """Remove ``name`` and return its object (tests that register a temporary entry clean up with it).
+        """Remove the exact name ``name`` and return its object (tests that register a temporary entry clean up with it).
 
         Raises:
-            UnknownNameError: as :meth:`get`.
+            UnknownNameError: as :meth:`get` (a family member is not an entry of its own).
         """
         obj = self.get(name)
+        if name not in self._objects:
+            raise UnknownNameError(f"{self.kind} {name!r} is a member of a family, not a registered name")
         del self._objects[name]
         return obj
 
@@ -122,7 +168,11 @@ class Registry:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._objects
+        if not isinstance(name, str):
+            return False
+        if name in self._objects:
+            return True
+        return any(name.startswith(p) and accepts(name[len(p):]) for p, (_, accepts, _) in self._families.items())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

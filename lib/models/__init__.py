@@ -5,15 +5,17 @@
 * :mod:`~lib.models.hrnet_reid` — HRNet-ReID = backbone + head;
 * :mod:`~lib.models.heads` — re-ID models by head name (:data:`HEADS`);
 * :mod:`~lib.models.backbones` — 4-level backbones by name (:data:`BACKBONES`: timm HRNet, torchvision ResNet /
-  MobileNetV2);
+  MobileNetV2, ``timm:<model>`` for any timm model);
 * :mod:`~lib.models.hrnet_classifier` — HRNet-W32-C with its classification head (Table VI);
 * :mod:`~lib.models.resnet_reid` — the ResNet-50 BNNeck re-ID baseline;
 * :mod:`~lib.models.weights` — weight sources (``'none'``, ``'hub'``, ``'file:<path>'``,
   ``'deep-sort-mobilenetv2'``) and checkpoint key mapping;
+* :mod:`~lib.models.reid_checkpoints` — the backbone's keys in torchreid / fast-reid / reid-strong-baseline files;
 * :mod:`~lib.models.embedder` — the test-time feature extractor.
 """
 
-from .backbones import BACKBONES, MOBILENET_V2_TAPS, HRNetBackbone, MobileNetV2Backbone, ResNetBackbone, build_backbone
+from .backbones import (BACKBONES, MOBILENET_V2_TAPS, HRNetBackbone, MobileNetV2Backbone, ResNetBackbone, TimmBackbone,
+                        build_backbone)
 from .embedder import ReIDEmbedder
 from .hrnet_classifier import HRNetClassifier
 from .hrnet_reid import HRNetReID
@@ -44,6 +46,7 @@ __all__ = [
     "HRNetBackbone",
     "ResNetBackbone",
     "MobileNetV2Backbone",
+    "TimmBackbone",
     "MOBILENET_V2_TAPS",
     "LoadReport",
     "parse_weights",

@@ -15,16 +15,22 @@ finest first, with ``channels[i]`` channels.
   18 — the last block at strides 4, 8, 16 and 32 — with 24/32/96/1280 channels. ``last_stride=1``
   removes the stride of block 14 (the depthwise convolution of the last down-sampling block), as
   ResNet's ``last_stride``.
+* ``timm:<model>`` (:class:`TimmBackbone`): any timm model through ``features_only=True``, its last 4 feature
+  levels (``timm:resnet18``: ``layer1..layer4``, 64/128/256/512 channels at strides 4–32;
+  ``timm:mobilenetv3_small_100``: 16/24/48/576). ``timm:hrnet_w32`` is timm's plain HRNet features (stage outputs,
+  no ``incre`` bottlenecks), not the paper's ``hrnet_w32`` above.
 
 Two-stream methods (FTWA) cut a backbone in two with ``split()``: a *stem* up to the end of the first
 level (ResNet: ``conv1`` … ``layer1``; MobileNetV2: blocks 0–3, also stride 4) and a *body* (the rest, to
 the last level). HRNet's parallel branches have no such cut and do not offer it.
 
-Weight sources (``weights=``): see :mod:`lib.models.weights`.
+Weight sources (``weights=``): see :mod:`lib.models.weights`; a ``file:`` holding a whole torchreid / fast-reid /
+reid-strong-baseline model loads its backbone (:mod:`lib.models.reid_checkpoints`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import timm
@@ -34,6 +40,7 @@ from torch import nn
 
 from ..core.registry import Registry
 
+from .reid_checkpoints import checkpoint_layout
 from .weights import (
     HRNET_CLS_HEAD_PREFIXES,
     LoadReport,
@@ -52,6 +59,8 @@ __all__ = [
     "HRNetBackbone",
     "ResNetBackbone",
     "MobileNetV2Backbone",
+    "TimmBackbone",
+    "TIMM_PREFIX",
     "build_backbone",
     "is_backbone_name",
     "MOBILENET_V2_TAPS",
@@ -197,13 +206,108 @@ class MobileNetV2Backbone(nn.Module):
         return key[len("features.") :] if key.startswith("features.") else key
 
 
-#: Backbone classes by name: every timm ``hrnet_*`` model, the torchvision ResNets, ``mobilenet_v2``.
+#: The prefix of the backbone names of :class:`TimmBackbone`: ``timm:<any timm model>``.
+TIMM_PREFIX = "timm:"
+
+
+def _canonical(key: str) -> str:
+    """A key with the dots of nested names flattened: timm's ``features_only`` wrappers rename ``stages.0`` to
+    ``stages_0`` (``FeatureListNet``) or hold the model under ``model.`` (``FeatureGetterNet``)."""
+    return (key[len("model."):] if key.startswith("model.") else key).replace(".", "_")
+
+
+class TimmBackbone(nn.Module):
+    """Any timm model as a feature pyramid: ``timm.create_model(model, features_only=True)``, its last 4 levels.
+
+    Args:
+        name: ``'timm:<model>'`` (a timm model name, with or without a pretrained tag: ``timm:resnet18.a1_in1k``).
+        pretrained: timm's ImageNet weights (``weights='hub'``, downloaded from the Hugging Face hub).
+        out_indices: timm's ``out_indices`` (which feature levels; then every level asked for is returned); by
+            default timm's levels and the last 4 of them kept — what :class:`~lib.models.ReIDHead`'s 4 grids need.
+
+    ``channels`` and ``strides`` come from ``feature_info.channels()`` / ``.reduction()``. ``file:`` weights may be
+    timm's own checkpoint (``pytorch_model.bin``; a ``model.safetensors`` re-saved with ``torch.save``) or any state
+    dict named as the timm model: a key is matched to the ``features_only`` module's key with the same
+    :func:`_canonical` name, and the classification model's tensors the features module leaves out (``fc``,
+    ``head``, ``conv_head``, ``classifier`` …, found by building the classification model on the ``meta`` device)
+    are ignored.
+
+    Raises:
+        ValueError: the model has fewer than 4 feature levels (and no ``out_indices``), or no ``features_only``.
+    """
+
+    checkpoint_ignore_prefixes: tuple[str, ...] = ()
+    LEVELS = 4
+
+    def __init__(self, name: str, pretrained: bool = False, out_indices: Sequence[int] | None = None) -> None:
+        super().__init__()
+        if not name.startswith(TIMM_PREFIX):
+            raise ValueError(f"TimmBackbone: expected a name 'timm:<model>', found {name!r}")
+        self.name, self.timm_name = name, name[len(TIMM_PREFIX):]
+        extra = {} if out_indices is None else {"out_indices": tuple(int(i) for i in out_indices)}
+        try:
+            self.body = timm.create_model(self.timm_name, features_only=True, pretrained=pretrained, **extra)
+        except Exception as e:
+            if pretrained:
+                raise  # build_backbone's hub_call names the download failure and the offline sources
+            asked = f", out_indices={extra['out_indices']}" if extra else ""
+            raise ValueError(f"backbone {name!r}: timm cannot build {self.timm_name!r} with features_only=True{asked} "
+                             f"({type(e).__name__}: {str(e)[:200]})") from e
+        channels = [int(c) for c in self.body.feature_info.channels()]
+        strides = [int(r) for r in self.body.feature_info.reduction()]
+        if out_indices is None and len(channels) < self.LEVELS:
+            raise ValueError(f"backbone {name!r}: timm gives {len(channels)} feature levels (strides {strides}), "
+                             f"the head needs {self.LEVELS}; pass out_indices to choose them")
+        self.skip = 0 if out_indices is not None else len(channels) - self.LEVELS
+        self.channels: tuple[int, ...] = tuple(channels[self.skip:])
+        self.strides: tuple[int, ...] = tuple(strides[self.skip:])
+        self._names_cache: tuple[frozenset[str], dict[str, str], frozenset[str]] | None = None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(x))[self.skip:]
+
+    def weights_target(self) -> nn.Module:
+        return self.body
+
+    def _names(self) -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
+        """``(own keys, canonical name -> own key, canonical names of the classification model's tensors that the
+        features module lacks)``, computed on the first ``file:`` load."""
+        if self._names_cache is None:
+            own = list(self.body.state_dict())
+            canon = [_canonical(k) for k in own]
+            shared = {c for c, n in Counter(canon).items() if n > 1}  # ambiguous flattenings: exact names only
+            index = {c: k for c, k in zip(canon, own) if c not in shared}
+            with torch.device("meta"):  # no memory, no init cost: only the names are wanted
+                full = timm.create_model(self.timm_name, pretrained=False)
+            head = frozenset(c for c in map(_canonical, full.state_dict()) if c not in index)
+            self._names_cache = (frozenset(own), index, head)
+        return self._names_cache
+
+    def checkpoint_key_map(self, key: str) -> str | None:
+        """The ``features_only`` module's key for a checkpoint key named as the timm model (``None``: a tensor of
+        the classification head, ignored; unknown keys pass unchanged, to be reported unexpected)."""
+        own, index, head = self._names()
+        if key in own:
+            return key
+        c = _canonical(key)
+        if c in index:
+            return index[c]
+        return None if c in head else key
+
+
+def _is_timm_model(rest: str) -> bool:
+    return bool(rest) and timm.is_model(rest)
+
+
+#: Backbone classes by name: every timm ``hrnet_*`` model, the torchvision ResNets, ``mobilenet_v2``, and the family
+#: ``timm:<model>`` (:class:`TimmBackbone`, any timm model).
 BACKBONES = Registry("backbone")
 for _n in timm.list_models("hrnet*"):
     BACKBONES.register(_n, HRNetBackbone)
 for _n in RESNETS:
     BACKBONES.register(_n, ResNetBackbone)
 BACKBONES.register("mobilenet_v2", MobileNetV2Backbone)
+BACKBONES.register_family(TIMM_PREFIX, TimmBackbone, _is_timm_model, "a timm model name (timm.list_models())")
 
 
 def is_backbone_name(name: str) -> bool:
@@ -218,19 +322,23 @@ def build_backbone(
 
     Args:
         name: ``'hrnet_w32'`` (or any timm ``hrnet_*``), ``'resnet50'`` (or another torchvision
-            ResNet) or ``'mobilenet_v2'``.
+            ResNet), ``'mobilenet_v2'`` or ``'timm:<model>'`` (any timm model, :class:`TimmBackbone`).
         weights: ``'none'`` | ``'hub'`` | ``'file:<path>'`` | ``'deep-sort-mobilenetv2'``
-            (MobileNetV2 only), see :mod:`lib.models.weights`.
+            (MobileNetV2 only), see :mod:`lib.models.weights`. A ``file:`` may hold a whole torchreid / fast-reid /
+            reid-strong-baseline model: its backbone loads, its heads are ignored
+            (:mod:`lib.models.reid_checkpoints`).
         **kwargs: passed to the backbone class (``last_stride`` for ResNets, ``taps`` for
-            MobileNetV2).
+            MobileNetV2, ``out_indices`` for ``timm:`` models).
 
     Returns:
         ``(module, channels)``; ``module.load_report`` holds the :class:`LoadReport` of a
         ``file:``/``deep-sort-mobilenetv2`` load (else ``None``).
 
     Raises:
-        ValueError: unknown name, or a weight source that does not fit the backbone.
-        RuntimeError: ``'hub'`` download failed (message lists the offline alternatives).
+        ValueError: unknown name, a weight source that does not fit the backbone, a ``file:`` that fills too few of
+            its tensors (:func:`~lib.models.weights.check_matched_share`) or pickles objects beyond tensors.
+        RuntimeError: ``'hub'`` download failed (message lists the offline alternatives); a ``file:`` none of whose
+            tensors matches.
         FileNotFoundError: ``'file:'`` path does not exist.
     """
     spec = parse_weights(weights)
@@ -248,8 +356,10 @@ def build_backbone(
         assert spec.path is not None
         target = module.weights_target()
         source = read_checkpoint(spec.path)
-        report = load_state_dict_into(target, source, source=str(spec.path), key_map=module.checkpoint_key_map,
-                                      ignore_prefixes=module.checkpoint_ignore_prefixes)
+        layout = checkpoint_layout(source)  # a re-ID toolbox's whole model: its backbone's keys, its heads ignored
+        key_map = layout.key_map(module.checkpoint_key_map, keep=set(target.state_dict()))
+        report = load_state_dict_into(target, source, source=str(spec.path), key_map=key_map,
+                                      ignore_prefixes=module.checkpoint_ignore_prefixes, layout=layout.describe())
         check_matched_share(report, target, backbone=name, source_keys=list(source))
     elif spec.kind == "deep-sort-mobilenetv2":
         report = load_deep_sort_mobilenetv2(module.weights_target())

@@ -6,7 +6,9 @@
   (ResNet, MobileNetV2). Offline, the download error is re-raised as a ``RuntimeError`` that names
   the model and lists the offline sources.
 * ``'file:<path>'``: a local checkpoint (a state dict, or a dict holding one under
-  ``'state_dict'`` / ``'model'`` / ``'model_state'``; ``module.`` prefixes are stripped). Keys are
+  ``'state_dict'`` / ``'model'`` / ``'model_state'``; ``module.`` prefixes are stripped), read without
+  running code (:func:`read_checkpoint`). Whole re-ID models saved by torchreid, fast-reid or
+  reid-strong-baseline are reduced to their backbone (:mod:`lib.models.reid_checkpoints`). Keys are
   mapped to the model's names, shapes checked, and the missing / unexpected / shape-mismatched keys
   are returned in a :class:`LoadReport` and warned about; nothing matching is an error.
   A file that fills fewer than :data:`MIN_MATCHED_SHARE` of the backbone's tensors is an error naming the
@@ -43,6 +45,7 @@ import contextvars
 import importlib.util
 import logging
 import os
+import pickle
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -175,7 +179,9 @@ class LoadReport:
         unexpected: checkpoint keys (after mapping) the model does not have.
         mismatched: ``(key, checkpoint_shape, model_shape)`` of keys with different shapes (not loaded).
         ignored: checkpoint keys dropped on purpose (``ignore_prefixes``, e.g. a classifier the
-            model does not have) and missing ``num_batches_tracked`` counters.
+            model does not have; a re-ID model's heads) and missing ``num_batches_tracked`` counters.
+        layout: how the checkpoint's keys were reached, e.g. ``"backbone under 'backbone.'"`` for a fast-reid
+            model (:meth:`lib.models.reid_checkpoints.CheckpointLayout.describe`); empty for a plain state dict.
     """
 
     source: str
@@ -184,18 +190,30 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    layout: str = ""
 
     @property
     def clean(self) -> bool:
         """No missing, unexpected or mismatched key."""
         return not (self.missing or self.unexpected or self.mismatched)
 
+    @property
+    def label(self) -> str:
+        """``source``, with the ``layout`` in brackets when there is one."""
+        return f"{self.source} [{self.layout}]" if self.layout else self.source
+
+    def counts(self) -> str:
+        """``missing M, unexpected U, shape mismatch S, ignored I``."""
+        return (f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, "
+                f"shape mismatch {len(self.mismatched)}, ignored {len(self.ignored)}")
+
     def summary(self) -> str:
+        """One line with every count, then the keys of each non-empty group (eight at most)."""
         def head(xs: Sequence[Any], n: int = 8) -> str:
             s = ", ".join(str(x) for x in xs[:n])
             return s + (f", ... (+{len(xs) - n})" if len(xs) > n else "")
 
-        lines = [f"{self.source}: loaded {len(self.loaded)} tensors"]
+        lines = [f"{self.label}: loaded {len(self.loaded)} tensors; {self.counts()}"]
         if self.missing:
             lines.append(f"  missing ({len(self.missing)}): {head(self.missing)}")
         if self.unexpected:
@@ -215,6 +233,7 @@ def load_state_dict_into(
     key_map: Callable[[str], str | None] | None = None,
     ignore_prefixes: Sequence[str] = (),
     warn: bool = True,
+    layout: str = "",
 ) -> LoadReport:
     """Copy the matching tensors of ``state_dict`` into ``module`` and report the rest.
 
@@ -225,11 +244,12 @@ def load_state_dict_into(
         key_map: maps a checkpoint key to the module's name (``None`` drops the key as ignored).
         ignore_prefixes: checkpoint keys (after mapping) starting with these are ignored.
         warn: emit a ``UserWarning`` (and a log record) when the report is not clean.
+        layout: :attr:`LoadReport.layout` (how ``key_map`` reaches the module's keys), for messages.
 
     Raises:
         RuntimeError: when no tensor matched (wrong file or wrong model).
     """
-    report = LoadReport(source=source)
+    report = LoadReport(source=source, layout=layout)
     own = module.state_dict()
     matched: dict[str, torch.Tensor] = {}
     for k, v in state_dict.items():
@@ -254,7 +274,7 @@ def load_state_dict_into(
                 report.missing.append(name)
     if not matched:
         raise RuntimeError(
-            f"{source}: no tensor matched {type(module).__name__} "
+            f"{report.label}: no tensor matched {type(module).__name__} "
             f"({len(state_dict)} checkpoint keys, e.g. {list(state_dict)[:3]}; "
             f"model keys e.g. {list(own)[:3]})"
         )
@@ -270,26 +290,79 @@ def load_state_dict_into(
     return report
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file into a flat state dict (CPU tensors).
+def _numpy_data_globals() -> list[Any]:
+    """The numpy constructors a checkpoint may name besides torch's own: scalars (torchreid stores ``rank1`` as a
+    numpy float), dtypes and arrays, under numpy 2's names and numpy 1's (``numpy.core``). They rebuild values from
+    bytes and never run code; an object array's elements are unpickled under the same restrictions."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    found: list[Any] = [np.dtype, np.ndarray]
+    found += sorted({type(np.dtype(c)) for c in np.typecodes["All"]} - {np.dtype}, key=str)  # numpy.dtypes.Float32DType …
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        found += [(multiarray.scalar, f"{module}.scalar"), (multiarray._reconstruct, f"{module}._reconstruct")]
+    return found
 
-    Unwraps ``{'state_dict': ...}`` / ``{'model': ...}`` / ``{'model_state': ...}`` and strips a
-    leading ``module.`` (DataParallel) from every key. Uses ``torch.load(weights_only=True)``.
+
+def _pickled_objects(path: Path, error: Exception) -> list[str]:
+    """The Python objects (``module.Name``) that weights-only loading of ``path`` refused; empty when ``error`` is
+    about something else (a file that is no pickle at all)."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a legacy (non-zip) file or no checkpoint: torch cannot list them; its error names the first
+        names = []
+    allowed = {n if isinstance(n, str) else f"{n.__module__}.{n.__qualname__}"
+               for g in _numpy_data_globals() for n in ([g[1]] if isinstance(g, tuple) else [g])}
+    return (sorted(n for n in names if n not in allowed) or re.findall(r"GLOBAL (\S+)", str(error))
+            or re.findall(r"allowlisted via `add_safe_globals`, but got <class '([^']+)'>", str(error)))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat state dict (CPU tensors), without running code.
+
+    Unwraps ``{'state_dict': ...}`` (torchreid) / ``{'model': ...}`` (fast-reid) / ``{'model_state': ...}`` and strips
+    a leading ``module.`` (DataParallel) from every key; numpy arrays among the tensors become tensors. Uses
+    ``torch.load(weights_only=True)``, which rebuilds tensors and plain data only, with numpy scalars, dtypes and
+    arrays allowed as well (:func:`_numpy_data_globals`; torchreid's ``rank1`` is a numpy float): a file that
+    pickles other Python objects (a whole ``nn.Module``, a custom class) is refused, never unpickled.
 
     Raises:
         FileNotFoundError: naming the path when it does not exist.
+        ValueError: naming the path, when the file pickles objects beyond tensors and plain data (with the globals it
+            names), is not a PyTorch checkpoint, or holds no state dict.
     """
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {p}")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals(_numpy_data_globals()):
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        objects = _pickled_objects(p, e)
+        if not objects:
+            reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()
+            raise ValueError(f"weights file {p}: not a PyTorch checkpoint ({reason[0][:200] if reason else e})") from e
+        raise ValueError(
+            f"weights file {p}: refused: it pickles Python objects beyond tensors and plain data "
+            f"({', '.join(objects[:5])}{', ...' if len(objects) > 5 else ''}), and "
+            "unpickling them could run code; checkpoints are read with torch.load(weights_only=True) only. If you "
+            "trust the file, load it once with torch.load(path, weights_only=False) and torch.save its state dict "
+            "alone (model.state_dict() for a pickled model)") from e
+    except Exception as e:  # a truncated or foreign file fails anywhere in the unpickler (KeyError, EOFError …)
+        raise ValueError(f"weights file {p}: not a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
     for key in ("state_dict", "model", "model_state"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
             break
     if not isinstance(obj, Mapping):
         raise ValueError(f"{p}: expected a state dict, found {type(obj).__name__}")
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): _as_tensor(v) for k, v in obj.items()}
+
+
+def _as_tensor(value: Any) -> Any:
+    """A numpy array as a tensor (fast-reid accepts arrays in its model dicts); anything else unchanged."""
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
 
 
 def load_checkpoint_file(
@@ -336,14 +409,16 @@ def check_matched_share(report: LoadReport, module: nn.Module, *, backbone: str,
     own = [k for k in module.state_dict() if not k.endswith("num_batches_tracked")]
     if not own:
         return
-    share = len(report.loaded) / len(own)
+    filled = sum(1 for k in report.loaded if not k.endswith("num_batches_tracked"))  # counters aside, as ``own``
+    share = filled / len(own)
     if share >= min_share:
         return
     family = weights_family(list(source_keys))
     is_for = f"its keys are {family}'s" if family else "its keys match no known backbone family"
     raise ValueError(
-        f"weights {report.source}: fills {len(report.loaded)} of {len(own)} tensors of backbone {backbone!r} "
-        f"({100 * share:.0f} %, below the {100 * min_share:.0f} % required); {is_for}. Give each backbone its own "
+        f"weights {report.label}: fills {filled} of {len(own)} tensors of backbone {backbone!r} "
+        f"({100 * share:.0f} %, below the {100 * min_share:.0f} % required; {report.counts()}); {is_for}. Give each "
+        "backbone its own "
         f"file (docs/getting_started.md, 'Local weights'), or weights='none' for a random init.")
 
 
