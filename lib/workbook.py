@@ -387,6 +387,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     for t in tables:
         known[t].planned_by  # a table no notebook makes fails here, before anything runs
     if str(data_root) == "synthetic":
+        if any(d != "synthetic" for d in datasets):
+            raise ValueError(f"DATASETS: {list(datasets)} with DATA_ROOT synthetic, whose only dataset is synthetic")
         found, missing = {"synthetic": Path("synthetic")}, {}
     elif datasets:
         found, missing = select_datasets(resolve_path(data_root), datasets)

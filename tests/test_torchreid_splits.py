@@ -182,3 +182,16 @@ def test_real_viper_with_torchreids_splits(tmp_path):
         sp = ds.split(k)
         assert (sorted({im.pid for im in sp.train}), sorted({im.pid for im in sp.query})) == want[2 * k]
         assert len({im.pid for im in sp.train}) == len({im.pid for im in sp.gallery}) == 316
+
+
+def test_command_line_finds_torchreids_folder_and_file(torchreid_viper, tmp_path, capsys):
+    from lib.data.mlr_build import main as mlr_main
+
+    root, splits = torchreid_viper
+    assert mlr_main(["viper", str(root), str(tmp_path / "o"), "--split-file", "torchreid", "--quiet"]) == 0
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["source"]["root"] == str((root / "viper" / "VIPeR").resolve())
+    assert m["split_file"]["path"] == str(root / "viper" / "splits.json") and len(m["splits"]) == 3
+    assert mlr_main(["viper", str(tmp_path / "none"), str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "note: no viper dataset" in err and "viper/VIPeR" in err and "error: viper:" in err

@@ -555,7 +555,7 @@ def _cli_root(dataset: str, root: str, split_file: str | None, variant: str) -> 
         try:
             root = str(dataset_folder(info.name, root))
         except DatasetNotFoundError as e:
-            print(f"note: {e}", file=sys.stderr)
+            print(f"note: {str(e).removeprefix('DATA_ROOT: ')}", file=sys.stderr)
     if split_file == "torchreid":
         split_file = str(torchreid_split_file(info.name, root, variant))
     return root, split_file

@@ -22,7 +22,7 @@ from .readers.market import MARKET_LAYOUT
 from .readers.viper import VIPER_LAYOUT
 from .records import SourceDataset
 
-__all__ = ["DatasetInfo", "DATASETS", "get_dataset", "register_dataset", "register_csv_dataset", "is_csv_dataset"]
+__all__ = ["DatasetInfo", "DATASETS", "get_dataset", "register_dataset", "register_csv_dataset"]
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,11 @@ def get_dataset(name: str) -> DatasetInfo:
     if key not in DATASETS:
         from ..core.registry import UnknownNameError
 
-        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
+        named = [n for n in DATASETS.names() if DATASETS.get(n).csv and n != "csv"]  # the user's, this session
+        own = [n for n in DATASETS.names() if n not in named]
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(own)}"
+                               + (f"; CSV datasets named so far: {', '.join(named)}" if named else ""))
     return DATASETS.get(key)
-
-
-def is_csv_dataset(name: str) -> bool:
-    """Whether ``name`` is a registered CSV dataset (``csv`` or one :func:`register_csv_dataset` named)."""
-    try:
-        return get_dataset(name).csv
-    except KeyError:
-        return False
 
 
 def register_csv_dataset(name: str) -> DatasetInfo:

@@ -201,6 +201,7 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     from ..core.runs import RunResult, build_stage, identity_key, stage_dir
     from ..data import MLRDataset
     from ..data.locations import select_datasets
+    from ..utils.paths import resolve_path
     from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
     from ..utils.io import jsonable
@@ -215,7 +216,7 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     if str(data_root) == "synthetic":  # the demo's data (make demo, the tiny profile)
         found: dict[str, Path] = {"synthetic": Path("synthetic")}
     elif datasets:  # every one asked for is planned: those not found as absent
-        found, absent = select_datasets(data_root or None, datasets)
+        found, absent = select_datasets(resolve_path(data_root) if data_root else None, datasets)
         asked = list(found) + list(absent)
     else:
         found = find_datasets(data_root)[0] if data_root and Path(data_root).is_dir() else {}
