@@ -15,6 +15,7 @@ STAMP   := $(VENV)/.installed
 KERNEL  := $(VENV)/share/jupyter/kernels/reid-workbook/kernel.json
 TABLES  ?= 1 2 3 4 5 6 7
 WEIGHTS ?=
+DATASETS ?=
 DEVICE  ?= cuda
 BENCH_DEVICE ?= auto
 WORKERS ?=
@@ -27,6 +28,7 @@ PIPELINE := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 help:
 	@echo "make demo            every notebook (01 -> 14: Tables I-VII, Fig. 5, FTWA Tables 1-2, methods, explorer, robustness) on the synthetic data"
 	@echo "make reproduce TABLES=\"3 4 ftwa1 methods robustness\" PROFILE=cpu DATA_ROOT=dir   those tables for the datasets under DATA_ROOT"
+	@echo "                     (DATASETS=\"viper shop\": those datasets for every table; shop = DATA_ROOT/shop/manifest.csv)"
 	@echo "make plan TABLES=all PROFILE=paper DATA_ROOT=dir   the distinct runs, what is finished, device-hours left (DEVICE=cuda|cpu)"
 	@echo "make reproduce-all PROFILE=cpu DATA_ROOT=dir   every table the workbook has (WEIGHTS=weights.yaml: a weights file per backbone)"
 	@echo "make reproduce-table1 PROFILE=cpu DATA_ROOT=dir   Table I only"
@@ -62,16 +64,16 @@ mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
 
 plan: setup
-	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE)
+	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE) --datasets "$(DATASETS)"
 
 reproduce: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)" $(POOL)
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)" --datasets "$(DATASETS)" $(POOL)
 
 reproduce-all: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all --weights "$(WEIGHTS)" $(POOL)
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables all --weights "$(WEIGHTS)" --datasets "$(DATASETS)" $(POOL)
 
 reproduce-table1: setup
-	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" $(POOL)
+	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" --datasets "$(DATASETS)" $(POOL)
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -rs -p no:cacheprovider --durations=20 tests --nbval-lax notebooks

@@ -360,9 +360,15 @@ def _table_datasets(table: str, found: dict[str, Path]) -> list[str]:
 
 
 def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] = ("1",),
-              weights: str | os.PathLike | None = None, workers: int | None = None, runs_per_gpu: int = 1) -> list[Path]:
+              weights: str | os.PathLike | None = None, workers: int | None = None, runs_per_gpu: int = 1,
+              datasets: Sequence[str] = ()) -> list[Path]:
     """Every table in ``tables`` for the datasets under ``data_root``: notebook 01 for each dataset found, then each
     table's notebooks (:func:`workbook_tables`) with ``DATASETS`` / ``DATA_ROOT`` set.
+
+    ``datasets`` (``make reproduce DATASETS=…``): the datasets to use, for every table: Table I's names, CSV datasets
+    under ``data_root`` by name, or ``name=path`` for a CSV dataset elsewhere (:func:`lib.data.locations.select_datasets`).
+    Empty: the Table I datasets found under ``data_root``, each table on the paper's own where present (CSV datasets
+    found there are listed, not used).
 
     ``weights``: a YAML file ``backbone: weight source`` (:func:`lib.workflow.load_weights_file`), given to every
     notebook as ``WEIGHTS``: each row, the methods table's included, takes its backbone's file.
@@ -374,6 +380,7 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
     ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
     """
+    from .data.locations import find_csv_datasets, select_datasets
     from .workflow import find_datasets, load_weights_file, output_dir
 
     weights_map = load_weights_file(weights) if weights else {}  # a bad file fails before anything runs
@@ -383,9 +390,17 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     for t in tables:
         known[t].planned_by  # a table no notebook makes fails here, before anything runs
     if str(data_root) == "synthetic":
+        if any(d != "synthetic" for d in datasets):
+            raise ValueError(f"DATASETS: {list(datasets)} with DATA_ROOT synthetic, whose only dataset is synthetic")
         found, missing = {"synthetic": Path("synthetic")}, {}
+    elif datasets:
+        found, missing = select_datasets(resolve_path(data_root), datasets)
     else:
         found, missing = find_datasets(data_root)
+        csv = find_csv_datasets(resolve_path(data_root))[0]
+        if csv:
+            print(f"[reproduce] CSV datasets under {data_root}, used only when DATASETS names them: {', '.join(csv)}",
+                  flush=True)
     for name, why in missing.items():
         print(f"[reproduce] missing {name}: {why}", flush=True)
     if not found:
@@ -405,7 +420,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
         from .scale.execute import execute
         from .scale.plan import format_plan, make_plan
 
-        plan = make_plan(profile, tables, "synthetic" if str(data_root) == "synthetic" else data_root, weights=weights_map)
+        plan = make_plan(profile, tables, "synthetic" if str(data_root) == "synthetic" else data_root, weights=weights_map,
+                         datasets=datasets)
         print(format_plan(plan), flush=True)
         rep = execute(plan, workers=workers, runs_per_gpu=runs_per_gpu)
         print(f"[reproduce] the pool trained {len(rep.trained)} runs in {rep.seconds:.0f}s"
@@ -414,7 +430,8 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
         failed |= {f"run {k}": v for k, v in rep.failed.items()}
     written, ran = [], set()
     for t in tables:
-        names = [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok] if ok else []
+        names = ([d for d in found if d in ok] if datasets else
+                 [d for d in _table_datasets(t, {n: found[n] for n in ok}) if d in ok]) if ok else []
         for stem in known[t].notebooks:
             if (stem, tuple(names)) in ran:  # e.g. "ftwa1 methods": notebook 11 makes both
                 continue
@@ -482,11 +499,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--runs-per-gpu", type=int, default=1, help="runs packed on one GPU by the pool")
     t.add_argument("--weights", default="", help="YAML file 'backbone: weight source' for every row (e.g. "
                    "hrnet_w32: file:/w/hrnetv2_w32_imagenet_pretrained.pth)")
+    t.add_argument("--datasets", default="", help="the datasets of every table, e.g. 'viper caviar shop' (shop: a CSV "
+                   "dataset DATA_ROOT/shop/manifest.csv) or 'viper lab=/data/lab/manifest.csv'; default: Table I's found")
     pl = sub.add_parser("plan", help="the distinct runs the tables need, their state and cost (trains nothing)")
     pl.add_argument("--profile", default="cpu")
     pl.add_argument("--data-root", default="", help="a folder of datasets (absent ones are estimated)")
     pl.add_argument("--tables", default="all", help="e.g. '1 2 7', 'ftwa1 ftwa2 methods' or 'all'")
     pl.add_argument("--device", default="cuda", choices=("cuda", "cpu"), help="the device the estimate is for")
+    pl.add_argument("--datasets", default="", help="the datasets of every table, as reproduce's --datasets")
     sb = sub.add_parser("submit", help="submit the plan's unfinished runs as SLURM jobs (submitit), dependencies first")
     sb.add_argument("--profile", default="paper")
     sb.add_argument("--data-root", default="", help="a folder of datasets; build them first (make reproduce … "
@@ -521,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             workers = int(a.workers) if str(a.workers).strip() else None
             reproduce(a.profile, a.data_root, tables, weights=a.weights or None, workers=workers,
-                      runs_per_gpu=a.runs_per_gpu)
+                      runs_per_gpu=a.runs_per_gpu, datasets=a.datasets.replace(",", " ").split())
         except Exception as e:
             print(f"error: {type(e).__name__}: {str(e)[-2000:]}", file=sys.stderr)
             return 1
@@ -532,7 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         tables = all_tables() if a.tables.strip() == "all" else a.tables.replace(",", " ").split()
         try:
-            plan = make_plan(a.profile, tables, a.data_root or None, device=a.device)
+            plan = make_plan(a.profile, tables, a.data_root or None, device=a.device,
+                             datasets=a.datasets.replace(",", " ").split())
         except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
             print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
             return 2

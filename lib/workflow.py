@@ -16,7 +16,9 @@ from typing import Any
 from dataclasses import dataclass, field
 
 from .core.config import flatten, to_dict
-from .data import MLRConfig, MLRDataset, build_mlr, get_dataset
+from .data import MLRConfig, MLRDataset, build_mlr, get_dataset, locations
+from .data.locations import TABLE1_DATASETS, candidate_folders
+from .data.registry import register_csv_dataset
 from .data.synthetic import SyntheticConfig, generate_synthetic
 from .engine import distributed as D
 from .metrics.intervals import DEFAULT_B
@@ -46,7 +48,10 @@ __all__ = [
     "make_table",
     "splits_to_run",
     "DATASET_FOLDERS",
+    "dataset_info",
+    "dataset_root",
     "find_datasets",
+    "split_file_param",
     "check_weights_map",
     "load_weights_file",
     "methods_requests",
@@ -60,6 +65,7 @@ __all__ = [
 PARAM_TYPES: dict[str, str] = {
     "PROFILE": "str", "OUTPUT_ROOT": "str", "DATASET": "str", "DATASETS": "list[str]", "DATA_ROOT": "str",
     "SEED": "int", "RATES": "list[int]", "INTERPOLATION": "str", "ANTIALIAS": "bool", "NUM_SPLITS": "int",
+    "SPLIT_FILE": "str|dict",
     "SYN_NUM_IDENTITIES": "int", "SYN_NUM_CAMERAS": "int", "SYN_IMAGES_PER_CAMERA": "int", "SYN_HEIGHT": "int",
     "SYN_WIDTH": "int", "GRID_IDENTITIES": "int", "SPLITS": "list[int]", "CONFIG": "str", "VARIANTS": "list[str]|str",
     "OVERRIDES": "dict", "NUM_EXAMPLES": "int", "COMPARE_METHODS": "bool",
@@ -118,6 +124,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "INTERPOLATION": "bicubic",
     "ANTIALIAS": True,
     "NUM_SPLITS": 0,
+    "SPLIT_FILE": "",
     "SYN_NUM_IDENTITIES": 24,
     "SYN_NUM_CAMERAS": 3,
     "SYN_IMAGES_PER_CAMERA": 2,
@@ -132,9 +139,69 @@ def output_dir(params: Mapping[str, Any]) -> Path:
     return resolve_path(params.get("OUTPUT_ROOT", "outputs")) / check_name(params.get("PROFILE", "tiny"), "PROFILE")
 
 
+def dataset_info(name: str):
+    """The :class:`~lib.data.registry.DatasetInfo` of dataset ``name``: one of the workbook's (``viper``, ``market`` …),
+    else the CSV dataset of that name (:func:`~lib.data.registry.register_csv_dataset`; its manifest is looked for
+    under ``DATA_ROOT`` when it is built, :func:`dataset_root`). ``name`` must be a plain name: it becomes folders."""
+    try:
+        return get_dataset(name)
+    except KeyError:
+        return register_csv_dataset(check_name(name, "DATASET"))
+
+
 def manifest_path(params: Mapping[str, Any]) -> Path:
-    """Where notebook 01 writes the MLR manifest of ``DATASET`` with ``SEED``."""
-    return output_dir(params) / "mlr" / f"{get_dataset(params['DATASET']).name}-seed{params.get('SEED', 0)}" / "manifest.json"
+    """Where notebook 01 writes the MLR manifest of ``DATASET`` with ``SEED`` (``mlr/<dataset>-seed<SEED>/``: a CSV
+    dataset's folder carries its own name)."""
+    return output_dir(params) / "mlr" / f"{dataset_info(params['DATASET']).name}-seed{params.get('SEED', 0)}" / "manifest.json"
+
+
+def split_file_param(value: Any, info, root: Path) -> str | None:
+    """The split file notebook 01's ``SPLIT_FILE`` gives dataset ``info`` (whose folder is ``root``): ``""`` none (the
+    protocol's seeded splits); ``torchreid`` the file torchreid keeps beside the dataset
+    (:func:`~lib.data.readers.torchreid_splits.torchreid_split_file`; a dataset torchreid writes none for keeps its
+    splits, printed); a path (repository-relative unless absolute); or ``{dataset: one of these}``.
+
+    Raises:
+        ValueError: a path or a dict key for a dataset that reads no split file, naming those that do.
+        FileNotFoundError: the file named, or torchreid's, does not exist (naming the paths tried).
+    """
+    from .data.mlr_build import SPLIT_FILE_DATASETS
+    from .data.readers.torchreid_splits import TORCHREID_SPLIT_FILES, torchreid_split_file
+
+    if isinstance(value, dict):
+        bad = sorted(k for k in value if k not in SPLIT_FILE_DATASETS)
+        if bad:
+            raise ValueError(f"SPLIT_FILE: {bad} read no split file; the keys must be among {list(SPLIT_FILE_DATASETS)}")
+        value = value.get(info.name, "")
+    if not value:
+        return None
+    if value == "torchreid":
+        if info.name not in TORCHREID_SPLIT_FILES:
+            print(f"note: SPLIT_FILE torchreid: torchreid writes no split file for {info.name}; its splits are the "
+                  "protocol's", flush=True)
+            return None
+        return str(torchreid_split_file(info.name, root))
+    if info.name not in SPLIT_FILE_DATASETS:
+        raise ValueError(f"SPLIT_FILE: {value!r} is set for {info.name}, but only {' and '.join(SPLIT_FILE_DATASETS)} "
+                         "read a split file")
+    path = resolve_path(value)
+    if not path.is_file():
+        raise FileNotFoundError(f"SPLIT_FILE: {path} does not exist (expected a torchreid split file for {info.name})")
+    return str(path)
+
+
+def _check_own_folder(out: Path, info, manifest: Path) -> None:
+    """A CSV dataset's MLR folder is its own: one built from another manifest under the same name is an error (the
+    two would take turns rebuilding it, and their summaries one file)."""
+    import json
+
+    try:
+        was = Path(json.loads((out / "manifest.json").read_text())["source"]["root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing built yet, or a folder build_mlr rebuilds anyway
+    if was != manifest.parent.resolve():
+        raise ValueError(f"DATASET {info.name!r}: {out} holds the CSV dataset built from {was}, not {manifest.parent}; "
+                         "two CSV datasets need two names (DATASET, or their folders' names), or remove that folder")
 
 
 def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path:
@@ -144,7 +211,7 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
     """
     p = {**DATA_DEFAULTS, **params}
     validate_params(p)
-    info = get_dataset(p["DATASET"])
+    info = dataset_info(p["DATASET"])
     seed = int(p.get("SEED", 0))
     if info.name == "synthetic":
         syn = SyntheticConfig(
@@ -156,9 +223,12 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
         if not p.get("DATA_ROOT"):
             raise ValueError(f"DATA_ROOT: dataset {info.name!r} needs its root folder ({info.layout})")
         root = dataset_root(p["DATA_ROOT"], info.name)
+        if info.csv:
+            _check_own_folder(manifest_path(p).parent, info, root)
     cfg = MLRConfig(
         dataset=info.name, seed=seed, rates=tuple(p["RATES"]), interpolation=p["INTERPOLATION"],
         antialias=p["ANTIALIAS"], num_splits=p["NUM_SPLITS"] or None,
+        split_file=split_file_param(p["SPLIT_FILE"], info, Path(root)),
     )
     return build_mlr(root, manifest_path(p).parent, cfg, progress=progress)
 
@@ -181,51 +251,31 @@ def splits_to_run(params: Mapping[str, Any], ds) -> list[int]:
     return splits
 
 
-#: Folder names under a DATA_ROOT that ``make reproduce-table1`` looks for, per dataset (first match wins).
-DATASET_FOLDERS: dict[str, tuple[str, ...]] = {
-    "market1501": ("Market-1501-v15.09.15", "Market-1501", "market1501"),
-    "cuhk03": ("cuhk03", "CUHK03", "cuhk03_release"),
-    "viper": ("VIPeR", "viper", "VIPeR.v1.0"),
-    "dukemtmc": ("DukeMTMC-reID", "dukemtmc-reid", "dukemtmc"),
-    "caviar": ("CAVIAR4REID", "caviar4reid", "CAVIAR"),
-}
+#: The folders under a DATA_ROOT that ``make reproduce`` tries, per Table I dataset, in order (``.``: DATA_ROOT itself);
+#: the registry's :attr:`~lib.data.registry.DatasetInfo.folders` (:mod:`lib.data.locations`).
+DATASET_FOLDERS: dict[str, tuple[str, ...]] = {name: candidate_folders(name) for name in TABLE1_DATASETS}
 
 
 def find_datasets(data_root: str | Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Datasets of Table I present under ``data_root``: ``(found name → root, missing name → reason)``.
+    """Datasets of Table I present under ``data_root`` (or ``data_root`` itself): ``(found name → root, missing name →
+    every folder tried and why it was not used)`` (:func:`lib.data.locations.find_datasets`).
 
     A folder is accepted only if its reader accepts it, so a half-copied dataset is reported, not used.
     """
-    data_root = resolve_path(data_root)
-    found, missing = {}, {}
-    for name, folders in DATASET_FOLDERS.items():
-        candidates = [data_root / f for f in folders if (data_root / f).is_dir()]
-        if not candidates:
-            missing[name] = f"none of {', '.join(folders)} under {data_root}"
-            continue
-        try:
-            get_dataset(name).read(candidates[0])
-        except (ValueError, OSError) as e:
-            missing[name] = f"{candidates[0]} is not readable as {name}: {str(e).splitlines()[0]}"
-            continue
-        found[name] = candidates[0]
-    return found, missing
+    return locations.find_datasets(resolve_path(data_root))
 
 
 def dataset_root(data_root: str | Path, name: str) -> Path:
-    """The folder of dataset ``name``: ``data_root`` itself if its reader accepts it, else the first of
-    :data:`DATASET_FOLDERS` under it that does (so ``DATA_ROOT`` may be a dataset's folder or their parent)."""
-    data_root = resolve_path(data_root)
-    try:
-        get_dataset(name).read(data_root)
-        return data_root
-    except (ValueError, OSError):
-        pass
-    found, missing = find_datasets(data_root)
-    if name in found:
-        return found[name]
-    raise FileNotFoundError(f"DATA_ROOT: {data_root} is not a {name} folder and holds none "
-                            f"({missing.get(name, 'unknown dataset')})")
+    """The folder of dataset ``name``: ``data_root`` itself if its reader accepts it, else the first folder of
+    :data:`DATASET_FOLDERS` under it that it accepts — the release layout, torchreid's or fast-reid's (so ``DATA_ROOT``
+    may be a dataset's folder or their parent). A CSV dataset's is its manifest (:func:`lib.data.locations.csv_manifest`).
+
+    Raises:
+        FileNotFoundError: none is accepted; the message names every folder tried.
+    """
+    root = resolve_path(data_root)
+    info = dataset_info(name)
+    return locations.csv_manifest(info.name, root) if info.csv else locations.dataset_folder(info.name, root)
 
 
 # --------------------------------------------------------------------------------------------- experiments

@@ -72,25 +72,26 @@ NOTEBOOKS = {
          "(`params/viper.yaml`, `params/caviar.yaml`). The same code is on the command line: "
          "`python -m lib.mlr --help`.", {}),
         ("code", 'PROFILE = "tiny"  # profile name: outputs go to OUTPUT_ROOT/PROFILE/\n' + OUTPUT_ROOT_PARAM
-         + 'DATASET = "synthetic"  # synthetic | viper | caviar | cuhk03 | market1501 | dukemtmc | csv\n'
-         'DATA_ROOT = ""  # dataset root in its release layout (csv: the manifest file); empty for synthetic\n'
+         + 'DATASET = "synthetic"  # synthetic | viper | caviar | cuhk03 | market1501 | dukemtmc | any other name: a CSV dataset\n'
+         'DATA_ROOT = ""  # the folder of the dataset or one holding it (release, torchreid or fast-reid layout; CSV: its manifest.csv); empty for synthetic\n'
          'SEED = 0  # seeds the synthetic data, the LR camera, the rates r and the identity splits\n'
          'RATES = [2, 3, 4]  # down-sampling rates r\n'
          'INTERPOLATION = "bicubic"  # bicubic | bilinear | lanczos | nearest\n'
          'ANTIALIAS = True  # low-pass filter before down-sampling\n'
          'NUM_SPLITS = 0  # number of random identity splits; 0 means the protocol default (10)\n'
+         'SPLIT_FILE = ""  # VIPeR, CUHK03: identity splits from a torchreid split file (a path, or "torchreid": the one beside the data)\n'
          'SYN_NUM_IDENTITIES = 24  # synthetic: number of identities\n'
          'SYN_NUM_CAMERAS = 3  # synthetic: number of cameras\n'
          'SYN_IMAGES_PER_CAMERA = 2  # synthetic: images per identity and camera\n'
          'SYN_HEIGHT = 128  # synthetic: HR image height (px)\n'
          'SYN_WIDTH = 64  # synthetic: HR image width (px)\n'
          'GRID_IDENTITIES = 4  # identities shown in the example grid', {"tags": ["parameters"]}),
-        ("code", "import json\n\nimport pandas as pd\n\nfrom lib.data import MLRDataset, get_dataset\n"
+        ("code", "import json\n\nimport pandas as pd\n\nfrom lib.data import MLRDataset\n"
          "from lib.utils import atomic_write_json, seed_everything\n"
          "from lib.viz import identity_grid, rate_histogram, show_figure\n"
-         "from lib.workflow import output_dir, prepare_dataset\n\n" + PARAMS
+         "from lib.workflow import dataset_info, output_dir, prepare_dataset\n\n" + PARAMS
          + 'seed_everything(SEED)\nout_dir = output_dir(params)\nfig_dir = out_dir / "figures"\n'
-         'info = get_dataset(DATASET)\nprint(f"dataset {info.name}: {info.layout}")', {}),
+         'info = dataset_info(DATASET)\nprint(f"dataset {info.name}: {info.layout}")', {}),
         ("markdown", "## 1. Source data and MLR synthesis\n"
          "For `synthetic`, the identities are drawn first: look-alike groups share every coarse attribute (colours,\n"
          "garment shapes) and differ only in fine detail (patterns, small emblems) that down-sampling destroys — so\n"

@@ -176,8 +176,10 @@ def test_failed_rebuild_keeps_the_current_build(fake_viper, tmp_path):
     assert [p.name for p in (out / "builds").iterdir()] == [ds.fingerprint[:12]]
 
 
-def test_split_file_only_for_cuhk03(fake_viper, tmp_path):
-    with pytest.raises(ValueError, match="only CUHK03 reads a split file"):
+def test_split_file_only_for_cuhk03_and_viper(fake_market, fake_viper, tmp_path):
+    with pytest.raises(ValueError, match="only cuhk03 and viper read a split file, found it set for 'market1501'"):
+        build_mlr(fake_market, tmp_path / "o", MLRConfig("market1501", split_file="x.json"), progress=False)
+    with pytest.raises(FileNotFoundError, match="viper: split file x.json does not exist"):
         build_mlr(fake_viper, tmp_path / "o", MLRConfig("viper", split_file="x.json"), progress=False)
 
 

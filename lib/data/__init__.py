@@ -6,7 +6,7 @@ from .mlr_dataset import MLRDataError, MLRDataset, MLRImage, Split
 from .mlr_store import MLRBuildError
 from .validation import ValidationView
 from .records import DatasetLayoutError, ImageReadError, ImageRecord, SourceDataset
-from .registry import DATASETS, DatasetInfo, get_dataset, register_dataset
+from .registry import DATASETS, DatasetInfo, get_dataset, register_csv_dataset, register_dataset
 from .samplers import RandomIdentitySampler
 from .splits import random_identity_splits
 from .transforms import PairedAugment
@@ -34,6 +34,7 @@ __all__ = [
     "get_dataset",
     "load_rgb",
     "random_identity_splits",
+    "register_csv_dataset",
     "register_dataset",
     "relabel",
     "to_rgb8",

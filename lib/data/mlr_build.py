@@ -34,6 +34,7 @@ from ..utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from .image_cache import lookup
 from .readers.caviar import two_camera_identities
 from .readers.cuhk03 import read_cuhk03_split_file
+from .readers.torchreid_splits import SplitFile, read_torchreid_splits, split_file_summary
 from .mlr_store import MANIFEST_NAME, MLRBuildError, build_lock, check_legacy, lr_mismatch, publish, staging_dir
 from .records import ImageReadError, SourceDataset
 from .registry import DatasetInfo, get_dataset
@@ -65,7 +66,10 @@ class MLRConfig:
             non-antialiased interpolation (bicubic/bilinear/nearest only), as some public scripts did.
         num_splits: number of random identity splits (``None``: the dataset's default, 10).
         lr_cameras: override the dataset's LR camera(s) (0-based ids).
-        split_file: CUHK03 only: torchreid-style ``splits_classic_*.json`` to take the test identities from.
+        split_file: a torchreid split file to take the identity splits from (:mod:`lib.data.readers.torchreid_splits`):
+            VIPeR's ``splits.json`` (training and test identities of each split; identical splits kept once) or
+            CUHK03's ``splits_classic_*.json`` / ``splits_new_*.json`` (the test identities; the others train). The
+            manifest records the file, its sha256 and which entries gave each split (``split_file``).
         cuhk03_variant: ``labeled`` or ``detected``.
         num_train_ids, num_test_ids: override the sizes of random identity splits (default: the dataset's
             protocol, e.g. VIPeR 316/316, CAVIAR 25/25, CUHK03 1367/100).
@@ -204,8 +208,14 @@ def _assign_rates(info: DatasetInfo, cfg: MLRConfig, records, to_down: list[int]
     return {i: int(r) for i, r in zip(to_down, draws)}
 
 
-def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_lr_cam) -> tuple[list[dict], str]:
-    """Train/query/gallery image indices per split, and a description of how they were made.
+#: The datasets whose identity splits may come from a split file (``MLRConfig.split_file``).
+SPLIT_FILE_DATASETS = ("cuhk03", "viper")
+
+
+def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_lr_cam,
+            split_file: SplitFile | None = None) -> tuple[list[dict], str]:
+    """Train/query/gallery image indices per split, and a description of how they were made (``split_file``: VIPeR's
+    identity splits read from ``cfg.split_file``).
 
     The records are checked first (:func:`_check_unique_paths`), and every split made, whatever the
     reader and split mode, is checked to have disjoint train and test identities (:func:`_check_disjoint`).
@@ -230,6 +240,10 @@ def _splits(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset, records, is_l
             (sorted(set(all_ids) - set(t)), t) for t in read_cuhk03_split_file(cfg.split_file, src)
         ]
         how = f"test identities from {cfg.split_file}"
+    elif split_file is not None:
+        id_splits = split_file.splits
+        how = (f"{len(id_splits)} identity splits from the torchreid split file {cfg.split_file} "
+               f"({split_file.num_entries} entries; identical identity splits kept once)")
     else:
         pids = sorted({r.pid for r in records})
         n_train = cfg.num_train_ids or info.num_train_ids or int(round(len(pids) * info.train_fraction))
@@ -281,6 +295,17 @@ def _check_disjoint(info: DatasetInfo, src: SourceDataset, records, splits: list
             raise ValueError(f"{info.name}: split {k} of {src.root}: {found}; train and test identities must be disjoint")
 
 
+def _read_split_file(info: DatasetInfo, cfg: MLRConfig, src: SourceDataset) -> SplitFile | None:
+    """The split file ``cfg.split_file`` read for ``src`` (``None`` without one). CUHK03's is also read as it always
+    was (:func:`~lib.data.readers.cuhk03.read_cuhk03_split_file`, by file name, in :func:`_splits`); reading it here too
+    only records its hash, with no check beyond that (a file CUHK03 accepted before is still accepted)."""
+    if not cfg.split_file:
+        return None
+    if info.name == "cuhk03":
+        return split_file_summary(cfg.split_file, info.name)
+    return read_torchreid_splits(cfg.split_file, src)
+
+
 def build_mlr(
     root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -303,8 +328,12 @@ def build_mlr(
 
     config.validate()
     info = get_dataset(config.dataset)
-    if config.split_file and info.name != "cuhk03":
-        raise ValueError(f"MLRConfig.split_file: only CUHK03 reads a split file, found it set for {info.name!r}")
+    if config.split_file and info.name not in SPLIT_FILE_DATASETS:
+        raise ValueError(f"MLRConfig.split_file: only {' and '.join(SPLIT_FILE_DATASETS)} read a split file, found it "
+                         f"set for {info.name!r}")
+    if config.split_file and config.num_splits is not None:
+        raise ValueError(f"MLRConfig.num_splits: {config.num_splits} random splits asked for, but the splits come from the "
+                         f"split file {config.split_file}; leave num_splits unset (NUM_SPLITS 0)")
     if info.name == "cuhk03":
         src = info.read(root, variant=config.cuhk03_variant)
     else:
@@ -330,7 +359,9 @@ def build_mlr(
     # Everything that can fail on the options is decided before the output folder is touched.
     to_down = [] if info.native_lr else [i for i, r in enumerate(records) if is_lr_cam(i) and r.subset != "gallery"]
     rates = _assign_rates(info, config, records, to_down)
-    splits, how = _splits(info, config, src, records, is_lr_cam)
+    split_file = _read_split_file(info, config, src)
+    splits, how = _splits(info, config, src, records, is_lr_cam,
+                          split_file if info.name != "cuhk03" else None)
     for k, s in enumerate(splits):
         for part in ("train", "query", "gallery"):
             if not s[part]:
@@ -348,6 +379,8 @@ def build_mlr(
         source_sha[i] = sha256_bytes(data)
         high_bit += _is_png16(data)
     head = {"high_bit_depth": HIGH_BIT_DEPTH} if high_bit else {}  # only then: 8-bit manifests stay as they were
+    if split_file is not None:  # where the splits came from (provenance: not part of the fingerprint, mlr_store)
+        head["split_file"] = split_file.record()
 
     manifest_path = out_dir / MANIFEST_NAME
     shas = [source_sha[i] for i in range(len(records))]
@@ -435,7 +468,7 @@ def _write_build(stage: Path, info: DatasetInfo, config: MLRConfig, src: SourceD
         "split_method": head["split_method"],
         "images": images,
         "splits": head["splits"],
-        **({"high_bit_depth": head["high_bit_depth"]} if "high_bit_depth" in head else {}),
+        **{k: head[k] for k in ("high_bit_depth", "split_file") if k in head},
     }
     atomic_write_json(stage / MANIFEST_NAME, manifest, indent=1)
     return manifest
@@ -509,11 +542,31 @@ def _int_tuple(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in s.replace(" ", "").split(",") if x)
 
 
+def _cli_root(dataset: str, root: str, split_file: str | None, variant: str) -> tuple[str, str | None]:
+    """The command line's ROOT as the dataset's folder (:func:`lib.data.locations.dataset_folder`: ROOT itself or the
+    folder under it that its reader reads) and ``--split-file`` (``torchreid``: the file torchreid keeps beside it). A
+    ROOT that holds no such folder is left as it is, with a note naming the folders tried: the build then reports
+    what the reader expected of it."""
+    from .locations import DatasetNotFoundError, dataset_folder
+    from .readers.torchreid_splits import torchreid_split_file
+
+    info = get_dataset(dataset)
+    if info.folders:
+        try:
+            root = str(dataset_folder(info.name, root))
+        except DatasetNotFoundError as e:
+            print(f"note: {str(e).removeprefix('DATA_ROOT: ')}", file=sys.stderr)
+    if split_file == "torchreid":
+        split_file = str(torchreid_split_file(info.name, root, variant))
+    return root, split_file
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lib.mlr DATASET ROOT OUT [options]``: build an MLR dataset and print its summary."""
     p = argparse.ArgumentParser(prog="python -m lib.mlr", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", help="viper | caviar | cuhk03 | market1501 | dukemtmc | csv | synthetic")
-    p.add_argument("root", help="dataset root in its original release layout (csv: the manifest file)")
+    p.add_argument("root", help="dataset root in its original release layout, or a folder holding it (torchreid's and "
+                   "fast-reid's layouts too: lib.data.locations); csv: the manifest file")
     p.add_argument("out", help="output folder for lr/ and manifest.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rates", type=_int_tuple, default=(2, 3, 4), help="comma-separated, default 2,3,4")
@@ -521,19 +574,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-antialias", action="store_true", help="down-sample without low-pass filtering")
     p.add_argument("--num-splits", type=int, default=None)
     p.add_argument("--lr-cameras", type=_int_tuple, default=None, help="override the LR camera ids (0-based)")
-    p.add_argument("--split-file", default=None, help="CUHK03: torchreid splits_classic_*.json")
+    p.add_argument("--split-file", default=None, help="identity splits from a torchreid split file: VIPeR's splits.json, "
+                   "CUHK03's splits_classic_*.json; 'torchreid': the one torchreid keeps beside the dataset")
     p.add_argument("--cuhk03-variant", choices=("labeled", "detected"), default="labeled")
     p.add_argument("--num-train-ids", type=int, default=None, help="override the protocol's train identities")
     p.add_argument("--num-test-ids", type=int, default=None, help="override the protocol's test identities")
     p.add_argument("--force", action="store_true", help="rebuild even if an identical manifest exists")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    cfg = MLRConfig(
-        a.dataset, a.seed, a.rates, a.interpolation, not a.no_antialias, a.num_splits, a.lr_cameras, a.split_file,
-        a.cuhk03_variant, a.num_train_ids, a.num_test_ids,
-    )
     try:
-        path = build_mlr(a.root, a.out, cfg, force=a.force, progress=not a.quiet)
+        root, split_file = _cli_root(a.dataset, a.root, a.split_file, a.cuhk03_variant)
+        cfg = MLRConfig(
+            a.dataset, a.seed, a.rates, a.interpolation, not a.no_antialias, a.num_splits, a.lr_cameras, split_file,
+            a.cuhk03_variant, a.num_train_ids, a.num_test_ids,
+        )
+        path = build_mlr(root, a.out, cfg, force=a.force, progress=not a.quiet)
     except (ValueError, KeyError, OSError, MLRBuildError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

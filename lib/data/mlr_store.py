@@ -63,8 +63,12 @@ class MLRBuildError(RuntimeError):
 
 def manifest_fingerprint(manifest: dict) -> str:
     """sha256 of the manifest's content apart from where the source lies: identifies the MLR dataset
-    (configuration, every image's r, resolution and LR file hash, the splits) wherever it is stored."""
-    content = {k: v for k, v in manifest.items() if k != "source"}
+    (configuration, every image's r, resolution and LR file hash, the splits) wherever it is stored.
+
+    The record of the split file the splits came from (``split_file``: its path, hash, entries) is provenance, as the
+    source's root is: the splits it gave are in the fingerprint, the record is not (CUHK03 builds from a split file made
+    before it was recorded keep their fingerprint, and so their runs)."""
+    content = {k: v for k, v in manifest.items() if k not in ("source", "split_file")}
     content["source"] = {k: v for k, v in manifest["source"].items() if k != "root"}
     return sha256_bytes(json.dumps(content, sort_keys=True).encode())
 

@@ -190,28 +190,34 @@ def _state(run_dir: Path, identity: dict, epochs: int) -> tuple[str, int]:
 
 def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None = None, *,
               device: str = "cuda", output_root: str | None = None, weights: Mapping[str, str] | None = None,
-              throughput: str | Path | None = None) -> Plan:
+              throughput: str | Path | None = None, datasets: Sequence[str] = ()) -> Plan:
     """Expand ``tables`` (``1``…``7``, ``ftwa1``, ``ftwa2``, ``methods``, ``robustness``) of ``profile`` into its
     distinct runs. ``data_root``: where the datasets are (``None``: none); ``device``: the kind of device the
     estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``);
-    ``throughput``: the bench's table (default :data:`lib.scale.bench.THROUGHPUT_FILE`; absent: not used)."""
+    ``throughput``: the bench's table (default :data:`lib.scale.bench.THROUGHPUT_FILE`; absent: not used);
+    ``datasets``: every table's datasets, as ``make reproduce DATASETS=…`` (:func:`lib.data.locations.select_datasets`)."""
     from .bench import load_throughput
     from ..core.config import to_dict
     from ..core.runs import RunResult, build_stage, identity_key, stage_dir
     from ..data import MLRDataset
-    from ..data.registry import get_dataset
+    from ..data.locations import select_datasets
+    from ..utils.paths import resolve_path
     from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
     from ..utils.io import jsonable
     from ..workbook import profile_name, table_names, table_paper_datasets, workbook_tables
-    from ..workflow import experiment_config, find_datasets, manifest_path, output_dir
+    from ..workflow import dataset_info, experiment_config, find_datasets, manifest_path, output_dir
 
     t0 = time.time()
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device: expected cuda or cpu, found {device!r}")
     tables = table_names(tables)
+    asked: list[str] | None = None  # the datasets of every table, when `datasets` names them
     if str(data_root) == "synthetic":  # the demo's data (make demo, the tiny profile)
         found: dict[str, Path] = {"synthetic": Path("synthetic")}
+    elif datasets:  # every one asked for is planned: those not found as absent
+        found, absent = select_datasets(resolve_path(data_root) if data_root else None, datasets)
+        asked = list(found) + list(absent)
     else:
         found = find_datasets(data_root)[0] if data_root and Path(data_root).is_dir() else {}
     pname = profile_name(profile)
@@ -228,7 +234,8 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
             if table == "robustness":
                 continue
             own = table_paper_datasets(table) or []
-            names = [d for d in own if d in found] or list(found) or own  # as `make reproduce` picks them
+            names = (asked if asked is not None else  # as `make reproduce` picks them
+                     [d for d in own if d in found] or list(found) or own)
             stem = workbook_tables()[table].planned_by
             params = _notebook_params(profile, stem, names, "" if str(data_root) == "synthetic" else str(data_root or ""),
                                       weights)
@@ -241,7 +248,7 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
                     built = manifest.is_file()
                     datasets[name] = "built" if built else ("found, not built" if name in found else "absent")
                     ds = MLRDataset.load(manifest) if built else None
-                    info = get_dataset(name)
+                    info = dataset_info(name)
                     n_splits = ds.num_splits if ds is not None else (info.num_splits if info.split == "random" else 1)
                     splits = [int(k) for k in p.get("SPLITS", [0]) if 0 <= int(k) < n_splits]
                     for variant, ov in variants.items():

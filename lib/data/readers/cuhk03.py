@@ -4,7 +4,7 @@ Layout::
 
     ROOT/images_labeled/C_PPP_V_II.png     C = camera pair 1..5, PPP = person in that pair,
     ROOT/images_detected/C_PPP_V_II.png    V = view 1|2 (camera within the pair), II = image index
-    ROOT/splits_classic_labeled.json       optional: torchreid's classic 1367/100 splits
+    ROOT/splits_classic_labeled.json       optional: torchreid's classic 1367/100 splits (lib.data.readers.torchreid_splits)
 
 Identities are numbered ``C * 1000 + PPP`` (unique across pairs); camera ids are ``2 * (C - 1) + (V - 1)``,
 so the first camera of each pair has an even id.
@@ -12,13 +12,12 @@ so the first camera of each pair has an even id.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from pathlib import Path
 
 from ..records import ImageRecord, SourceDataset
 from ._common import layout_error, list_images, require_root
+from .torchreid_splits import read_test_identities
 
 __all__ = ["read_cuhk03", "read_cuhk03_split_file", "CUHK03_LAYOUT"]
 
@@ -50,31 +49,11 @@ def read_cuhk03(root: str | os.PathLike, *, variant: str = "labeled") -> SourceD
 
 
 def read_cuhk03_split_file(path: str | os.PathLike, ds: SourceDataset) -> list[list[int]]:
-    """Test identities of each split in a torchreid-style ``splits_classic_*.json``.
+    """Test identities of each split in a torchreid-style ``splits_classic_*.json`` (or ``splits_new_*.json``).
 
     The file is a list of splits, each with ``query`` and ``gallery`` lists of ``[img_path, pid, camid]``;
     images are matched to ``ds`` by file name. Returns, per split, the sorted test person ids (in ``ds``'s
-    numbering); the remaining identities are the training identities.
+    numbering); the remaining identities are the training identities
+    (:func:`lib.data.readers.torchreid_splits.read_test_identities`).
     """
-    path = Path(path)
-    try:
-        splits = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"cuhk03: split file {path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"cuhk03: split file {path} is not valid JSON ({e})") from None
-    by_name = {Path(r.path).name: r.pid for r in ds.records}
-    out = []
-    for i, split in enumerate(splits if isinstance(splits, list) else []):
-        if not isinstance(split, dict) or "query" not in split or "gallery" not in split:
-            raise ValueError(f"cuhk03: split {i} in {path} has no 'query'/'gallery' lists")
-        test = set()
-        for item in list(split["query"]) + list(split["gallery"]):
-            fname = Path(str(item[0])).name
-            if fname not in by_name:
-                raise ValueError(f"cuhk03: split {i} in {path} names {fname}, which is not in {ds.root}")
-            test.add(by_name[fname])
-        out.append(sorted(test))
-    if not out:
-        raise ValueError(f"cuhk03: split file {path} holds no splits (expected a JSON list of split dicts)")
-    return out
+    return read_test_identities(path, ds)

@@ -1,0 +1,204 @@
+"""Where a dataset lies under a ``DATA_ROOT``: its own folder, or one of the folders its release, torchreid or fast-reid
+put it in; CSV datasets found by their ``manifest.csv``.
+
+A ``DATA_ROOT`` is either a dataset's own folder or a folder holding several. For a dataset the workbook reads
+itself, the candidates are ``DATA_ROOT`` itself, then every folder of :attr:`~lib.data.registry.DatasetInfo.folders`
+under it (e.g. VIPeR: ``VIPeR/``, torchreid's ``viper/VIPeR/``, …); the first one its reader reads is the dataset.
+A candidate that exists but does not read (a half-copied dataset) is passed over, and when none reads, the error
+names every folder tried and why each failed.
+
+A CSV dataset (:func:`~lib.data.registry.register_csv_dataset`) is a ``manifest.csv``: ``DATA_ROOT`` itself (the
+manifest file, or a folder holding one) or ``DATA_ROOT/<name>/manifest.csv``; its name is the one the user gives
+(``DATASET``, ``name=path``), else the manifest's folder name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .readers.csv_manifest import read_csv_manifest
+from .registry import DATASETS, get_dataset, register_csv_dataset
+
+__all__ = [
+    "TABLE1_DATASETS",
+    "DatasetNotFoundError",
+    "candidate_folders",
+    "dataset_folder",
+    "find_datasets",
+    "find_csv_datasets",
+    "csv_manifest",
+    "select_datasets",
+]
+
+#: The datasets of the paper's Table I: what :func:`find_datasets` looks for.
+TABLE1_DATASETS = ("market1501", "cuhk03", "viper", "dukemtmc", "caviar")
+
+#: The file a CSV dataset's folder holds.
+CSV_NAME = "manifest.csv"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No folder a dataset may lie in holds it; the message names every folder tried and why each failed."""
+
+
+def candidate_folders(name: str) -> tuple[str, ...]:
+    """The folders tried for dataset ``name``, relative to a ``DATA_ROOT``: ``.`` (the root itself), then its
+    :attr:`~lib.data.registry.DatasetInfo.folders`."""
+    return (".",) + tuple(f for f in get_dataset(name).folders if f != ".")
+
+
+def _first_line(e: BaseException) -> str:
+    """An error in one line: a layout error's ``found:`` line (its first line only repeats the folder), else the first."""
+    lines = [line.strip() for line in str(e).strip().splitlines()]
+    found = [line.removeprefix("found:").strip() for line in lines if line.startswith("found:")]
+    return found[0] if found else (lines[0] if lines and lines[0] else type(e).__name__)
+
+
+def _search(name: str, data_root: Path) -> tuple[Path | None, list[str], list[str]]:
+    """``(the first folder the reader reads, the candidates absent, 'folder: why' of those that did not read)``."""
+    info = get_dataset(name)
+    absent, unreadable = [], []
+    for rel in candidate_folders(info.name):
+        folder = data_root if rel == "." else data_root / rel
+        if not folder.is_dir():
+            absent.append(rel)
+            continue
+        try:
+            info.read(folder)
+        except (ValueError, OSError) as e:
+            unreadable.append(f"{folder} is not readable as {info.name}: {_first_line(e)}")
+            continue
+        return folder, absent, unreadable
+    return None, absent, unreadable
+
+
+def _not_found(name: str, data_root: Path, absent: list[str], unreadable: list[str]) -> str:
+    """What was tried for ``name`` under ``data_root``: every candidate, absent or unreadable."""
+    parts = []
+    if absent:
+        parts.append(f"none of {', '.join(absent)} under {data_root}")
+    parts += unreadable
+    return "; ".join(parts) + f" (expected {get_dataset(name).layout})"
+
+
+def dataset_folder(name: str, data_root: str | os.PathLike) -> Path:
+    """The folder of dataset ``name`` under ``data_root`` (or ``data_root`` itself): the first of
+    :func:`candidate_folders` its reader reads.
+
+    Raises:
+        DatasetNotFoundError: none reads; the message names every folder tried (absent ones, and each one present with
+            its reader's first line of error).
+    """
+    root = Path(data_root).expanduser()
+    found, absent, unreadable = _search(name, root)
+    if found is None:
+        raise DatasetNotFoundError(f"DATA_ROOT: no {get_dataset(name).name} dataset in {root}: "
+                                   f"{_not_found(name, root, absent, unreadable)}")
+    return found
+
+
+def find_datasets(data_root: str | os.PathLike,
+                  names: Sequence[str] = TABLE1_DATASETS) -> tuple[dict[str, Path], dict[str, str]]:
+    """Datasets ``names`` (default: Table I's) present under ``data_root``: ``(found name → folder, missing name →
+    what was tried)``. A folder counts only if its reader reads it, so a half-copied dataset is reported, not used."""
+    root = Path(data_root).expanduser()
+    found, missing = {}, {}
+    for name in names:
+        folder, absent, unreadable = _search(name, root)
+        if folder is None:
+            missing[name] = _not_found(name, root, absent, unreadable)
+        else:
+            found[name] = folder
+    return found, missing
+
+
+def find_csv_datasets(data_root: str | os.PathLike) -> tuple[dict[str, Path], dict[str, str]]:
+    """CSV datasets under ``data_root``, named by their folder: ``data_root/manifest.csv`` (named ``data_root``'s
+    folder name) and every ``data_root/<name>/manifest.csv``. Returns ``(name → manifest, name → why it is not
+    used)``: a folder named like one of the workbook's own datasets (``viper/manifest.csv``) is reported, not used.
+    The manifests are not read here (:func:`select_datasets` reads the ones asked for)."""
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        return {}, {}
+    candidates = [root / CSV_NAME] + sorted(p / CSV_NAME for p in root.iterdir() if p.is_dir())
+    found, clash = {}, {}
+    for manifest in candidates:
+        if not manifest.is_file():
+            continue
+        name = manifest.parent.resolve().name
+        try:
+            register_csv_dataset(name)
+        except ValueError as e:
+            clash[name] = f"{manifest}: {_first_line(e)}"
+            continue
+        found.setdefault(name, manifest)
+    return found, clash
+
+
+def csv_manifest(name: str, data_root: str | os.PathLike) -> Path:
+    """The manifest of CSV dataset ``name``: ``data_root`` itself when it is a file, else ``data_root/<name>/manifest.csv``,
+    else ``data_root/manifest.csv`` (``data_root`` is the dataset's own folder: ``name`` is the user's name for it).
+
+    Raises:
+        DatasetNotFoundError: none exists, naming every path tried.
+    """
+    root = Path(data_root).expanduser()
+    tried = [root] if root.is_file() or root.suffix == ".csv" else [root / name / CSV_NAME, root / CSV_NAME]
+    for path in tried:
+        if path.is_file():
+            return path
+    known = ", ".join(n for n in DATASETS.names() if not DATASETS.get(n).csv)
+    raise DatasetNotFoundError(f"dataset {name!r} is not one of the workbook's ({known}) and no CSV manifest of it "
+                               f"exists: tried {', '.join(map(str, tried))}")
+
+
+def select_datasets(data_root: str | os.PathLike | None,
+                    names: Sequence[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """The datasets ``names`` asks for (``make reproduce DATASETS=…``): ``(found name → folder or manifest, missing
+    name → what was tried)``.
+
+    Each entry is one of the workbook's datasets (``viper``, ``market`` …: searched as :func:`dataset_folder`), the
+    name of a CSV dataset under ``data_root`` (``shop``: ``data_root/shop/manifest.csv``), or ``name=path`` (a CSV
+    dataset anywhere: the manifest or its folder, under the name given). Every CSV manifest found is read (its
+    errors name the file and line).
+
+    Raises:
+        ValueError: an entry names a dataset twice (two entries, or two CSV datasets given one name), or a
+            ``name=path`` entry's name is not a plain name or is one of the workbook's own datasets.
+    """
+    root = Path(data_root).expanduser() if data_root else None
+    found: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    for entry in names:
+        name, _, path = str(entry).partition("=")
+        if path:
+            info = register_csv_dataset(name.strip())
+            where: Path | None = Path(path.strip()).expanduser()
+        else:
+            try:
+                info = get_dataset(name)
+            except KeyError:
+                info = register_csv_dataset(name)
+            where = None
+        if info.name in found or info.name in missing:
+            raise ValueError(f"DATASETS: {info.name!r} is named twice ({', '.join(map(str, names))}); every dataset "
+                             "needs its own name, which is its folder under mlr/, runs/ and results/")
+        try:
+            if info.csv:
+                if where is None and root is None:
+                    raise DatasetNotFoundError(f"CSV dataset {info.name!r}: no DATA_ROOT to look under (or write "
+                                               f"{info.name}=/path/to/manifest.csv)")
+                manifest = csv_manifest(info.name, where if where is not None else root)
+                read_csv_manifest(manifest, name=info.name)
+                found[info.name] = manifest
+            elif root is None:
+                missing[info.name] = "no DATA_ROOT to look under"
+            else:
+                found[info.name] = dataset_folder(info.name, root)
+        except DatasetNotFoundError as e:
+            missing[info.name] = str(e).removeprefix("DATA_ROOT: ")
+        except (ValueError, OSError) as e:
+            missing[info.name] = _first_line(e)
+    return found, missing
