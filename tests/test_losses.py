@@ -385,3 +385,20 @@ def test_losses_under_autocast_backward():
     assert total.item() == pytest.approx(expected, rel=1e-6)
     total.backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+
+
+def test_triplet_distances_stay_float32_under_bf16_autocast():
+    # ReLU-like features with a large common part: |a|² + |b|² − 2a·b cancels, and a bf16 Gram matrix (what the
+    # autocast would compute) is off by more than the margin; the loss must not depend on the autocast.
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 512, generator=g) * 2 + 0.3 * torch.rand(12, 512, generator=g)
+    labels = torch.arange(6).repeat_interleave(2)
+    d32 = pairwise_euclidean(x)
+    l32 = batch_hard_triplet_loss(x, labels, margin=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (x @ x.t()).dtype == torch.bfloat16  # what the autocast does to a plain matmul
+        d_ac = pairwise_euclidean(x)
+        l_ac = batch_hard_triplet_loss(x, labels, margin=0.1)
+    assert d_ac.dtype == torch.float32
+    assert torch.allclose(d_ac, d32, atol=1e-4)
+    assert l_ac.item() == pytest.approx(l32.item(), abs=1e-5)

@@ -42,6 +42,7 @@ from ..engine.optim import OptimConfig
 from ..engine.precision import Precision
 from ..engine.runtime import RuntimeConfig
 from ..engine.trainer import Trainer
+from ..losses.triplet import DISTANCE_DTYPE
 from ..models.weights import pretrained_weights_skipped
 from ..utils.io import atomic_write_json, jsonable
 from ..utils.seed import seed_everything
@@ -456,6 +457,9 @@ def _finish(run_dir: Path, identity: dict, plan: StagePlan, metrics: dict, histo
             # CPU kernels sum in an order that depends on the thread count: the same run trained with other
             # threads ends elsewhere (docs/getting_started.md); recorded, not part of the identity
             "threads": torch.get_num_threads(),
+            # the batch-hard distances' dtype (lib.losses.triplet.DISTANCE_DTYPE); absent in runs finished before
+            # it was recorded, which computed them under the run's autocast (bf16 where PRECISION is bf16)
+            "loss_distances": DISTANCE_DTYPE,
             "train_time_s": round(sum(h.get("time_s", 0.0) for h in history), 1),
             "wall_time_s": round(time.time() - t0, 1),
             "final_losses": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")},

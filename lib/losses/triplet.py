@@ -32,7 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TripletLoss", "batch_hard_triplet_loss", "pairwise_euclidean"]
+__all__ = ["DISTANCE_DTYPE", "TripletLoss", "batch_hard_triplet_loss", "pairwise_euclidean"]
+
+#: The dtype of the batch-hard distances, recorded in every run's ``metrics.json`` (``loss_distances``). Runs
+#: finished before it was recorded computed ``x @ x.t()`` under the run's autocast, i.e. in bf16 where
+#: ``PRECISION`` resolved to bf16: ``|a|² + |b|² − 2a·b`` then loses about 2⁻⁸ of ``|a|²``, which for ReLU features
+#: with a large common part is more than the margin (docs/deviations.md, "Numerics").
+DISTANCE_DTYPE = "float32"
 
 NoPositive = Literal["skip", "self"]
 
@@ -40,12 +46,15 @@ NoPositive = Literal["skip", "self"]
 def pairwise_euclidean(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """``(B, B)`` Euclidean distances of the rows of ``x`` (float32, ``sqrt(clamp(d², eps))``).
 
-    The clamp keeps the gradient finite on the diagonal (and for duplicate rows).
+    The clamp keeps the gradient finite on the diagonal (and for duplicate rows). Autocast is switched off here:
+    under a bf16 autocast the Gram matrix ``x @ x.t()`` would be computed in bf16 whatever ``x``'s dtype, and the
+    cancellation in ``|a|² + |b|² − 2a·b`` would leave errors larger than the triplet margin.
     """
-    x = x.float()
-    sq = x.pow(2).sum(dim=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.t())
-    return d2.clamp(min=eps).sqrt()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.float()
+        sq = x.pow(2).sum(dim=1)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.t())
+        return d2.clamp(min=eps).sqrt()
 
 
 def batch_hard_triplet_loss(
