@@ -102,6 +102,20 @@ def test_plan_cli_errors_are_clear(capsys):
 
 
 @pytest.mark.slow
+def test_execute_cli_help_and_bad_recipes_are_clear(capsys):
+    from lib.scale.execute import RECIPE_KEYS, main
+
+    assert main(["--help"]) == 0 and "recipe JSON" in capsys.readouterr().out
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err
+    assert main(["{bad"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the recipe: expected a JSON object, found '{bad'" in err
+    assert main([json.dumps({"params": {}, "split": 0})]) == 2
+    err = capsys.readouterr().err
+    assert "missing ['overrides', 'stage', 'dataset', 'variant']" in err and "found ['params', 'split']" in err
+    assert main(["[1]"]) == 2 and f"missing {list(RECIPE_KEYS)} (found list)" in capsys.readouterr().err
+
+
 def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profile, tiny, tmp_path_factory):
     """Issue #21 §2: the plan's runs trained by ``lib.scale.execute`` in 2 CPU workers, dependencies first: every run once,
     the same metrics as training them one after another in one process (one thread each: equal numerics)."""

@@ -39,6 +39,10 @@ class ExecutionReport:
     seconds: float = 0.0
 
 
+#: The keys of a run's recipe (a plan row's ``recipe``), what :func:`train_one` reads.
+RECIPE_KEYS = ("params", "overrides", "stage", "dataset", "split", "variant")
+
+
 def train_one(recipe: dict) -> str:
     """Train (or reuse) one planned run from its recipe; returns its run folder. The stages it depends on are reused
     (they finished first), or trained here when they were not (never twice: the run lock)."""
@@ -340,12 +344,29 @@ def _result(run_id: str, job, folder) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "--serve":
+    usage = ("usage: python -m lib.scale.execute '<recipe JSON>'   (one planned run; the recipe is a plan row's\n"
+             "       `recipe`, written by lib.scale.plan: keys " + ", ".join(RECIPE_KEYS) + ")\n"
+             "       python -m lib.scale.execute --serve SLOT     (a pool worker; started by lib.scale.execute)")
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if len(argv) == 2 and argv[0] == "--serve" and argv[1].isdigit():
         return _serve(int(argv[1]))
     if len(argv) != 1:
-        print("usage: python -m lib.scale.execute '<recipe JSON>' (written by lib.scale.plan)", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
-    print(train_one(json.loads(argv[0])), flush=True)
+    try:
+        recipe = json.loads(argv[0])
+    except json.JSONDecodeError as e:
+        print(f"error: the recipe: expected a JSON object, found {argv[0][:80]!r} ({e})\n{usage}", file=sys.stderr)
+        return 2
+    missing = [k for k in RECIPE_KEYS if not isinstance(recipe, dict) or k not in recipe]
+    if missing:
+        found = sorted(recipe) if isinstance(recipe, dict) else type(recipe).__name__
+        print(f"error: the recipe: expected the keys {list(RECIPE_KEYS)}, missing {missing} (found {found})",
+              file=sys.stderr)
+        return 2
+    print(train_one(recipe), flush=True)
     return 0
 
 
