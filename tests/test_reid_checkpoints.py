@@ -295,3 +295,26 @@ def test_timm_backbone_names_and_errors():
         build_backbone("timm:test_vit")
     backbone, channels = build_backbone("timm:resnet18", out_indices=(2, 3, 4))
     assert channels == (128, 256, 512) and backbone.strides == (8, 16, 32)
+
+
+def test_safetensors_files_are_read_by_suffix_or_header(tmp_path):
+    """timm's hub weights are ``model.safetensors``: read as tensors (no pickle), also when renamed; a broken one is
+    an error naming the file."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(4)
+    full = timm.create_model("test_convnext")
+    sd = {k: torch.randn_like(v) for k, v in full.state_dict().items()}
+    path = tmp_path / "model.safetensors"
+    save_file(sd, str(path))
+    renamed = tmp_path / "model.bin"
+    renamed.write_bytes(path.read_bytes())
+    for p in (path, renamed):
+        got = read_checkpoint(p)
+        assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+    backbone = _load_quietly("timm:test_convnext", path)
+    assert backbone.load_report.clean and torch.equal(backbone.body.state_dict()["stem_0.weight"], sd["stem.0.weight"])
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"broken\.safetensors: not a readable safetensors file"):
+        read_checkpoint(broken)

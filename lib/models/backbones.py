@@ -226,7 +226,7 @@ class TimmBackbone(nn.Module):
             default timm's levels and the last 4 of them kept — what :class:`~lib.models.ReIDHead`'s 4 grids need.
 
     ``channels`` and ``strides`` come from ``feature_info.channels()`` / ``.reduction()``. ``file:`` weights may be
-    timm's own checkpoint (``pytorch_model.bin``; a ``model.safetensors`` re-saved with ``torch.save``) or any state
+    timm's own checkpoint (``pytorch_model.bin`` or ``model.safetensors``) or any state
     dict named as the timm model: a key is matched to the ``features_only`` module's key with the same
     :func:`_canonical` name, and the classification model's tensors the features module leaves out (``fc``,
     ``head``, ``conv_head``, ``classifier`` …, found by building the classification model on the ``meta`` device)

@@ -305,6 +305,28 @@ def _numpy_data_globals() -> list[Any]:
     return found
 
 
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file (timm / Hugging Face ``model.safetensors``): by its suffix, or by its
+    header (an 8-byte little-endian length, then a JSON object), so a renamed file is recognised too."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file as a flat state dict: the format holds tensors and a JSON header only (nothing to run)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        sd = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"weights file {path}: not a readable safetensors file ({type(e).__name__}: {str(e)[:200]})") from e
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
 def _pickled_objects(path: Path, error: Exception) -> list[str]:
     """The Python objects (``module.Name``) that weights-only loading of ``path`` refused; empty when ``error`` is
     about something else (a file that is no pickle at all)."""
@@ -321,7 +343,8 @@ def _pickled_objects(path: Path, error: Exception) -> list[str]:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat state dict (CPU tensors), without running code.
 
-    Unwraps ``{'state_dict': ...}`` (torchreid) / ``{'model': ...}`` (fast-reid) / ``{'model_state': ...}`` and strips
+    A ``.safetensors`` file (timm's and Hugging Face's format; recognised by its suffix or header) is read with
+    ``safetensors``, which holds tensors only. Otherwise: unwraps ``{'state_dict': ...}`` (torchreid) / ``{'model': ...}`` (fast-reid) / ``{'model_state': ...}`` and strips
     a leading ``module.`` (DataParallel) from every key; numpy arrays among the tensors become tensors. Uses
     ``torch.load(weights_only=True)``, which rebuilds tensors and plain data only, with numpy scalars, dtypes and
     arrays allowed as well (:func:`_numpy_data_globals`; torchreid's ``rank1`` is a numpy float): a file that
@@ -335,6 +358,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {p}")
+    if _is_safetensors(p):
+        return _read_safetensors(p)
     try:
         with torch.serialization.safe_globals(_numpy_data_globals()):
             obj = torch.load(p, map_location="cpu", weights_only=True)
