@@ -282,6 +282,16 @@ def test_checkpoint_loading_reports_missing_unexpected_and_mismatch(tmp_path):
         clf = HRNetClassifier(num_classes=5, backbone="hrnet_w18_small", weights=f"file:{path2}")
     assert [m[0] for m in clf.load_report.mismatched] == ["classifier.weight", "classifier.bias"]
     assert torch.equal(clf.model.final_layer[0].weight, official["final_layer.0.weight"])
+    # A whole re-ID model saved by fast-reid (backbone under 'backbone.', a BN-neck and its own classifier under
+    # 'heads.'): the classification baseline takes the backbone, as build_backbone does, and ignores the heads.
+    path_fr = tmp_path / "model_final.pth"
+    torch.save({"model": {**{f"backbone.{k}": v for k, v in official.items() if not k.startswith("classifier.")},
+                          "heads.weight": torch.zeros(751, 2048), "pixel_mean": torch.zeros(1, 3, 1, 1)}}, path_fr)
+    clf = HRNetClassifier(num_classes=5, backbone="hrnet_w18_small", weights=f"file:{path_fr}")
+    rep = clf.load_report
+    assert rep.layout == "backbone under 'backbone.'" and sorted(rep.ignored) == ["heads.weight", "pixel_mean"]
+    assert not rep.unexpected and not rep.mismatched and rep.missing == ["classifier.weight", "classifier.bias"]
+    assert torch.equal(clf.model.final_layer[0].weight, official["final_layer.0.weight"])
     # Nothing matching is an error.
     path3 = tmp_path / "other.pth"
     torch.save({"foo.weight": torch.zeros(2)}, path3)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .outputs import ReIDOutput
+from .reid_checkpoints import checkpoint_layout
 from .weights import (
     check_matched_share,
     hrnet_official_to_timm,
@@ -34,7 +35,8 @@ class HRNetClassifier(nn.Module):
         backbone: timm HRNet name (``'hrnet_w32'``).
         weights: ``'none'`` | ``'hub'`` | ``'file:<path>'`` (an official HRNet-Image-Classification
             or timm checkpoint; the 1000-class ``classifier`` does not fit and is reported as a
-            shape mismatch, the rest loads).
+            shape mismatch, the rest loads; a whole re-ID model's file loads its backbone as for
+            :func:`~lib.models.build_backbone`, :mod:`lib.models.reid_checkpoints`).
         drop_rate: dropout before the classifier (timm's ``drop_rate``, 0).
 
     ``forward(x)`` returns :class:`ReIDOutput` with ``seq = [pooled]``, ``feat = pooled`` (2048-d)
@@ -62,8 +64,12 @@ class HRNetClassifier(nn.Module):
         if spec.kind == "file":
             assert spec.path is not None
             source = read_checkpoint(spec.path)
-            self.load_report = load_state_dict_into(self.model, source, source=str(spec.path),
-                                                    key_map=hrnet_official_to_timm)
+            # a whole re-ID model (fast-reid's backbone., a wrapper prefix) as for the ReID backbones; the
+            # classifier is this model's own, so a file's classifier is offered to it (a shape mismatch for 1000)
+            layout = checkpoint_layout(source)
+            key_map = layout.key_map(hrnet_official_to_timm, keep=set(self.model.state_dict()))
+            self.load_report = load_state_dict_into(self.model, source, source=str(spec.path), key_map=key_map,
+                                                    layout=layout.describe())
             check_matched_share(self.load_report, self.model, backbone=backbone, source_keys=list(source))
         self.feat_dim = int(self.model.num_features)
 
