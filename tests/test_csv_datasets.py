@@ -120,3 +120,34 @@ def test_two_csv_datasets_are_two_table_columns(two_csv, tmp_path):
     plan = make_plan("tiny", ["5"], two_csv, device="cpu", output_root=str(tmp_path / "out"), datasets=["shop", "lab"])
     assert plan.datasets == {"shop": "found, not built", "lab": "found, not built"}
     assert {r.dataset for r in plan.runs} == {"shop", "lab"}
+
+
+def test_a_misspelt_name_is_not_built_from_the_roots_manifest(two_csv):
+    """DATA_ROOT holding shop/ and lab/ and a manifest.csv of its own: 'shpo' is missing (not the root's images under
+    a typo's name) and does not stay a dataset name; the root's own name reads its manifest."""
+    from lib.data import DATASETS
+
+    (two_csv / "manifest.csv").write_text((two_csv / "shop" / "manifest.csv").read_text().replace("images/", "shop/images/"))
+    found, missing = select_datasets(two_csv, ["shpo"])
+    assert found == {} and f"not {two_csv / 'manifest.csv'}" in missing["shpo"] and "'data'" in missing["shpo"]
+    assert "shpo" not in DATASETS
+    assert select_datasets(two_csv, ["data"])[0] == {"data": two_csv / "manifest.csv"}
+    # named for it by the user, the root's manifest is read under any name
+    assert select_datasets(two_csv, [f"mine={two_csv}"])[0] == {"mine": two_csv / "manifest.csv"}
+
+
+def test_a_symlinked_folder_is_listed_under_its_own_name(two_csv, tmp_path):
+    """DATA_ROOT/store -> elsewhere/shop: listed as 'store' (the name select_datasets finds), not as the target's."""
+    store = tmp_path / "links"
+    store.mkdir()
+    (store / "store").symlink_to(two_csv / "shop", target_is_directory=True)
+    found, _ = find_csv_datasets(store)
+    assert found == {"store": store / "store" / "manifest.csv"}
+    assert select_datasets(store, ["store"])[0] == found
+
+
+def test_bad_datasets_entries_are_clear(two_csv):
+    with pytest.raises(ValueError, match=r"DATASETS: the entry 'shop=' has no path after '='"):
+        select_datasets(two_csv, ["shop="])
+    with pytest.raises(ValueError, match=r"DATASETS: 'again' and 'shop' are one manifest, .*shop/manifest.csv"):
+        select_datasets(two_csv, ["shop", f"again={two_csv / 'shop'}"])

@@ -123,3 +123,29 @@ def test_real_data_in_torchreid_and_fastreid_layouts(tmp_path):
     v, c = get_dataset("viper").read(found["viper"]), get_dataset("caviar").read(found["caviar"])
     assert (v.num_images, len(v.pids), c.num_images, len(c.pids)) == (1264, 632, 1220, 72)
     assert get_dataset("caviar").read(SHARED_DATA / "CAVIAR4REID").records == c.records
+
+
+def test_a_market_folder_as_data_root_is_not_taken_for_duke(fake_market, tmp_path):
+    """Market-1501's files also read with Duke's reader (cameras 1..6 fit 1..8): DATA_ROOT = the Market folder is
+    Market-1501 only, and a folder holding Duke's layout under a neutral name is neither (both named in the miss)."""
+    found, missing = find_datasets(fake_market)
+    assert found == {"market1501": fake_market}
+    assert "is not taken for dukemtmc: market1501 has the same layout" in missing["dukemtmc"]
+    neutral = _duke(tmp_path / "reid")
+    found, missing = find_datasets(neutral)
+    assert "market1501" not in found and "dukemtmc" not in found
+    assert "is not taken for market1501" in missing["market1501"] and "dukemtmc-reid" in missing["dukemtmc"]
+    # the folder under its own name is found as before
+    assert find_datasets(_move(neutral, tmp_path / "x" / "DukeMTMC-reID"))[0] == {"dukemtmc": tmp_path / "x" / "DukeMTMC-reID"}
+
+
+def test_one_folder_is_never_two_datasets(fake_market, tmp_path, monkeypatch):
+    """Should two datasets' searches end in one folder, neither is taken (a folder is one table column)."""
+    from lib.data import locations
+
+    real = locations._search
+    monkeypatch.setattr(locations, "_search", lambda name, root: (fake_market, [], []) if name in ("market1501", "dukemtmc")
+                        else real(name, root))
+    found, missing = find_datasets(tmp_path)
+    assert "market1501" not in found and "dukemtmc" not in found
+    assert "is found as each of" in missing["market1501"] and "a folder can be one dataset only" in missing["dukemtmc"]

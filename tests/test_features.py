@@ -145,10 +145,12 @@ class _RunsCode:
 
 BAD = [
     ({"g_camids": None}, "missing key 'g_camids' (required: qf, gf, q_pids, g_pids, q_camids, g_camids; found:"),
-    ({"qf": np.array([0.0, 0.31], np.float32)}, "key 'qf': expected a non-empty 2-D float array (num_query, D), found "
+    ({"qf": np.array([0.0, 0.31], np.float32)}, "key 'qf': expected a non-empty 2-D float16/32/64 array (num_query, D), found "
                                                "dtype float32 shape (2,)"),
-    ({"gf": np.ones((5, 1), np.int64)}, "key 'gf': expected a non-empty 2-D float array (num_gallery, D), found dtype "
+    ({"gf": np.ones((5, 1), np.int64)}, "key 'gf': expected a non-empty 2-D float16/32/64 array (num_gallery, D), found dtype "
                                        "int64"),
+    ({"gf": np.ones((5, 1), np.longdouble)}, "key 'gf': expected a non-empty 2-D float16/32/64 array (num_gallery, D), "
+                                            "found dtype float128"),
     ({"gf": np.ones((5, 3), np.float32)}, "key 'gf': expected 1 columns (the feature dimension of 'qf'), found shape "
                                          "(5, 3)"),
     ({"q_pids": np.array([0, 1, 2])}, "key 'q_pids': expected shape (2,) to match the rows of 'qf', found shape (3,)"),

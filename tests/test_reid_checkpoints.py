@@ -318,3 +318,14 @@ def test_safetensors_files_are_read_by_suffix_or_header(tmp_path):
     broken.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"broken\.safetensors: not a readable safetensors file"):
         read_checkpoint(broken)
+
+
+def test_numpy_arrays_without_a_tensor_type_are_named(tmp_path):
+    """fast-reid's dicts may hold numpy arrays: numbers become tensors; strings or objects are an error naming the
+    file and the key, not a TypeError from torch."""
+    path = tmp_path / "np.pth"
+    torch.save({"model": {"a.weight": np.ones(3, np.float32), "a.names": np.array(["x", "y"])}}, path)
+    with pytest.raises(ValueError, match=r"np\.pth: key 'a\.names' is a numpy array of dtype <U1, which is no tensor"):
+        read_checkpoint(path)
+    torch.save({"model": {"a.weight": np.ones(3, np.float32)}}, path)
+    assert torch.equal(read_checkpoint(path)["a.weight"], torch.ones(3))

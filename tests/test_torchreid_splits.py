@@ -13,7 +13,7 @@ import pytest
 
 from lib.data import MLRConfig, MLRDataset, build_mlr, get_dataset
 from lib.data.mlr_store import manifest_fingerprint
-from lib.data.readers.torchreid_splits import read_torchreid_splits, torchreid_split_file
+from lib.data.readers.torchreid_splits import read_test_identities, read_torchreid_splits, torchreid_split_file
 from lib.workflow import DATA_DEFAULTS, dataset_root, manifest_path, prepare_dataset, split_file_param
 
 from .conftest import write_image
@@ -120,6 +120,9 @@ def test_a_split_file_for_another_copy_is_refused(torchreid_viper, tmp_path):
     mixed = json.loads(json.dumps(splits[:1]))
     mixed[0]["train"][1][1] = 1  # person of train pid 0's camera-B image relabelled as train pid 1
     refused(mixed, r"entry 0: train gives torchreid pid 1 to .*: the file was not written for this dataset")
+    unhashable = json.loads(json.dumps(splits[:1]))
+    unhashable[0]["query"][0][1] = [0]
+    refused(unhashable, r"entry 0: query holds \[.*, \[0\], 0\], expected \[img_path, pid, camid\] with a str path and an int pid")
     refused({"train": []}, r"expected a non-empty JSON list of splits")
     refused([{"train": [], "query": []}], r"entry 0: expected a dict with train, query and gallery lists")
 
@@ -161,6 +164,13 @@ def test_cuhk03_split_file_is_recorded_outside_the_fingerprint(tmp_path):
     assert manifest_fingerprint(m) == manifest_fingerprint({k: v for k, v in m.items() if k != "split_file"})
     ds = MLRDataset.load(tmp_path / "o")
     assert {im.pid for im in ds.split(0).query + ds.split(0).gallery} == {2003}
+    source = get_dataset("cuhk03").read(root)
+    for bad, match in (([{"train": [], "query": [], "gallery": test}], r"split 0 in .*: its query list is empty"),
+                       ([{"query": test, "gallery": [7]}], r"split 0 in .* holds 7, expected \[img_path, pid, camid\]"),
+                       ([{"query": test, "gallery": {"a": 1}}], r"split 0 in .* has no 'query'/'gallery' lists")):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=match):
+            read_test_identities(tmp_path / "bad.json", source)
 
 
 @pytest.mark.realdata

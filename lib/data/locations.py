@@ -56,14 +56,37 @@ def _first_line(e: BaseException) -> str:
     return found[0] if found else (lines[0] if lines and lines[0] else type(e).__name__)
 
 
+def _own_names(info) -> set[str]:
+    """The folder names (lower case) that say a folder is dataset ``info``'s: its name, its aliases and the last part
+    of each of its candidate folders."""
+    names = {info.name, *getattr(info, "aliases", ())} | {f.rsplit("/", 1)[-1] for f in info.folders if f != "."}
+    return {n.lower() for n in names}
+
+
+def _rivals(info) -> list[str]:
+    """The other datasets read with the same layout (Market-1501 and DukeMTMC-reID: one reader, 6 or 8 cameras), so
+    one folder may read as either."""
+    return [n for n in DATASETS.names() if n != info.name and not DATASETS.get(n).csv
+            and DATASETS.get(n).layout == info.layout]
+
+
 def _search(name: str, data_root: Path) -> tuple[Path | None, list[str], list[str]]:
-    """``(the first folder the reader reads, the candidates absent, 'folder: why' of those that did not read)``."""
+    """``(the first folder the reader reads, the candidates absent, 'folder: why' of those that did not read)``.
+
+    ``DATA_ROOT`` itself (the ``.`` candidate) counts for a dataset that shares its layout with another one only when
+    the folder's name is one of the dataset's own (:func:`_own_names`): a Market-1501 folder also reads as
+    DukeMTMC-reID (its cameras 1..6 fit Duke's 1..8), and must not be taken for it."""
     info = get_dataset(name)
     absent, unreadable = [], []
     for rel in candidate_folders(info.name):
         folder = data_root if rel == "." else data_root / rel
         if not folder.is_dir():
             absent.append(rel)
+            continue
+        rivals = _rivals(info) if rel == "." else []
+        if rivals and folder.resolve().name.lower() not in _own_names(info):
+            unreadable.append(f"{folder} is not taken for {info.name}: {', '.join(rivals)} has the same layout and the "
+                              f"folder's name is none of {info.name}'s ({', '.join(sorted(_own_names(info)))})")
             continue
         try:
             info.read(folder)
@@ -72,6 +95,19 @@ def _search(name: str, data_root: Path) -> tuple[Path | None, list[str], list[st
             continue
         return folder, absent, unreadable
     return None, absent, unreadable
+
+
+def _one_folder_each(found: dict[str, Path], missing: dict[str, str]) -> None:
+    """Datasets found in one folder are moved to ``missing``: a folder is one dataset (never two tables' columns of
+    the same images)."""
+    by_folder: dict[Path, list[str]] = {}
+    for name, folder in found.items():
+        by_folder.setdefault(folder.resolve(), []).append(name)
+    for folder, names in by_folder.items():
+        if len(names) > 1:
+            for name in names:
+                del found[name]
+                missing[name] = f"{folder} is found as each of {', '.join(names)}; a folder can be one dataset only"
 
 
 def _not_found(name: str, data_root: Path, absent: list[str], unreadable: list[str]) -> str:
@@ -111,6 +147,7 @@ def find_datasets(data_root: str | os.PathLike,
             missing[name] = _not_found(name, root, absent, unreadable)
         else:
             found[name] = folder
+    _one_folder_each(found, missing)
     return found, missing
 
 
@@ -127,7 +164,9 @@ def find_csv_datasets(data_root: str | os.PathLike) -> tuple[dict[str, Path], di
     for manifest in candidates:
         if not manifest.is_file():
             continue
-        name = manifest.parent.resolve().name
+        # the root's manifest is named after the root (resolved: DATA_ROOT may be '.'); a sub-folder after itself,
+        # not after a symlink's target, so the listed name is the one select_datasets finds
+        name = root.resolve().name if manifest.parent == root else manifest.parent.name
         try:
             register_csv_dataset(name)
         except ValueError as e:
@@ -137,21 +176,39 @@ def find_csv_datasets(data_root: str | os.PathLike) -> tuple[dict[str, Path], di
     return found, clash
 
 
-def csv_manifest(name: str, data_root: str | os.PathLike) -> Path:
+def csv_manifest(name: str, data_root: str | os.PathLike, given: bool = False) -> Path:
     """The manifest of CSV dataset ``name``: ``data_root`` itself when it is a file, else ``data_root/<name>/manifest.csv``,
     else ``data_root/manifest.csv`` (``data_root`` is the dataset's own folder: ``name`` is the user's name for it).
+
+    A ``data_root`` that also holds CSV datasets in folders of their own (``data_root/<other>/manifest.csv``) is a
+    folder of datasets: its own ``manifest.csv`` is then the dataset of the folder's name only, so that a misspelt
+    name is not built from it; unless ``given`` (the user named this folder for ``name``: ``name=path``).
 
     Raises:
         DatasetNotFoundError: none exists, naming every path tried.
     """
     root = Path(data_root).expanduser()
     tried = [root] if root.is_file() or root.suffix == ".csv" else [root / name / CSV_NAME, root / CSV_NAME]
+    passed_over: list[str] = []
     for path in tried:
         if path.is_file():
+            if not given and path == root / CSV_NAME and root.is_dir() and _sub_manifests(root):
+                # DATA_ROOT holds CSV datasets in folders of their own: its own manifest is not any name's fallback
+                # (a typo would be built from it), only the dataset of the root's own name
+                if name != root.resolve().name:
+                    passed_over.append(f"(not {path}: {root} holds the CSV datasets "
+                                 f"{', '.join(p.parent.name for p in _sub_manifests(root))} in folders of their own, "
+                                 f"and its own manifest is the dataset {root.resolve().name!r})")
+                    continue
             return path
     known = ", ".join(n for n in DATASETS.names() if not DATASETS.get(n).csv)
     raise DatasetNotFoundError(f"dataset {name!r} is not one of the workbook's ({known}) and no CSV manifest of it "
-                               f"exists: tried {', '.join(map(str, tried))}")
+                               f"exists: tried {', '.join(map(str, tried + passed_over))}")
+
+
+def _sub_manifests(root: Path) -> list[Path]:
+    """The ``root/<name>/manifest.csv`` files."""
+    return sorted(p / CSV_NAME for p in root.iterdir() if p.is_dir() and (p / CSV_NAME).is_file())
 
 
 def select_datasets(data_root: str | os.PathLike | None,
@@ -172,7 +229,11 @@ def select_datasets(data_root: str | os.PathLike | None,
     found: dict[str, Path] = {}
     missing: dict[str, str] = {}
     for entry in names:
-        name, _, path = str(entry).partition("=")
+        name, eq, path = str(entry).partition("=")
+        if eq and not path.strip():
+            raise ValueError(f"DATASETS: the entry {entry!r} has no path after '=' (expected name=/path/to/manifest.csv "
+                             "or its folder)")
+        new = (name.strip() if path else name) not in DATASETS  # a CSV name registered here, unregistered on a miss
         if path:
             info = register_csv_dataset(name.strip())
             where: Path | None = Path(path.strip()).expanduser()
@@ -190,7 +251,11 @@ def select_datasets(data_root: str | os.PathLike | None,
                 if where is None and root is None:
                     raise DatasetNotFoundError(f"CSV dataset {info.name!r}: no DATA_ROOT to look under (or write "
                                                f"{info.name}=/path/to/manifest.csv)")
-                manifest = csv_manifest(info.name, where if where is not None else root)
+                manifest = csv_manifest(info.name, where if where is not None else root, given=where is not None)
+                same = [n for n, f in found.items() if f.resolve() == manifest.resolve()]
+                if same:
+                    raise ValueError(f"DATASETS: {info.name!r} and {same[0]!r} are one manifest, {manifest}; every "
+                                     "dataset needs a manifest of its own")
                 read_csv_manifest(manifest, name=info.name)
                 found[info.name] = manifest
             elif root is None:
@@ -200,5 +265,10 @@ def select_datasets(data_root: str | os.PathLike | None,
         except DatasetNotFoundError as e:
             missing[info.name] = str(e).removeprefix("DATA_ROOT: ")
         except (ValueError, OSError) as e:
+            if str(e).startswith("DATASETS:"):
+                raise
             missing[info.name] = _first_line(e)
+        if info.name in missing and info.csv and new:  # a typo does not stay a CSV dataset name for later errors
+            DATASETS.unregister(info.name)
+    _one_folder_each(found, missing)
     return found, missing

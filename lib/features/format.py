@@ -139,16 +139,18 @@ class FeatureFile:
 def _read(z: Any, key: str, where: str) -> np.ndarray:
     try:
         return z[key]
-    except ValueError as e:  # an object array: refused rather than unpickled
-        raise FeatureFileError(f"{where}: key {key!r} holds Python objects (a pickled object array), which are never "
-                               f"loaded; expected a plain numeric or string array ({e})") from None
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # an object array: refused rather than unpickled
+            raise FeatureFileError(f"{where}: key {key!r} holds Python objects (a pickled object array), which are "
+                                   f"never loaded; expected a plain numeric or string array ({e})") from None
+        raise FeatureFileError(f"{where}: key {key!r} cannot be read (ValueError: {e})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise FeatureFileError(f"{where}: key {key!r} cannot be read ({type(e).__name__}: {e})") from None
 
 
 def _features(a: np.ndarray, key: str, where: str, side: str) -> np.ndarray:
-    if a.dtype.kind != "f" or a.ndim != 2 or 0 in a.shape:
-        raise FeatureFileError(f"{where}: key {key!r}: expected a non-empty 2-D float array (num_{side}, D), found "
+    if a.dtype not in (np.float16, np.float32, np.float64) or a.ndim != 2 or 0 in a.shape:
+        raise FeatureFileError(f"{where}: key {key!r}: expected a non-empty 2-D float16/32/64 array (num_{side}, D), found "
                                f"dtype {a.dtype} shape {a.shape}")
     bad = ~np.isfinite(a).all(axis=1)
     if bad.any():

@@ -382,12 +382,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, Mapping):
         raise ValueError(f"{p}: expected a state dict, found {type(obj).__name__}")
-    return {(k[len("module.") :] if k.startswith("module.") else k): _as_tensor(v) for k, v in obj.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): _as_tensor(v, p, k) for k, v in obj.items()}
 
 
-def _as_tensor(value: Any) -> Any:
-    """A numpy array as a tensor (fast-reid accepts arrays in its model dicts); anything else unchanged."""
-    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+def _as_tensor(value: Any, path: Path, key: str) -> Any:
+    """A numpy array as a tensor (fast-reid accepts arrays in its model dicts); anything else unchanged.
+
+    Raises:
+        ValueError: the array's dtype has no tensor counterpart (objects, strings, float128), naming file and key.
+    """
+    if not isinstance(value, np.ndarray):
+        return value
+    try:
+        return torch.from_numpy(value)
+    except TypeError as e:
+        raise ValueError(f"weights file {path}: key {key!r} is a numpy array of dtype {value.dtype}, which is no "
+                         f"tensor type (expected numbers: float, int or bool; {e})") from None
 
 
 def load_checkpoint_file(

@@ -148,8 +148,10 @@ def read_torchreid_splits(path: str | os.PathLike, ds: SourceDataset) -> SplitFi
             theirs: dict[int, object] = {}  # ours -> torchreid pid
             for s in sides:
                 for item in entry[s]:
-                    if not isinstance(item, (list, tuple)) or len(item) < 2 or not isinstance(item[0], str):
-                        raise ValueError(f"{where}: {s} holds {item!r}, expected [img_path, pid, camid]")
+                    if (not isinstance(item, (list, tuple)) or len(item) < 2 or not isinstance(item[0], str)
+                            or not isinstance(item[1], (int, str)) or isinstance(item[1], bool)):
+                        raise ValueError(f"{where}: {s} holds {item!r}, expected [img_path, pid, camid] with a str "
+                                         "path and an int pid")
                     pid = pid_of(item[0])
                     if pid is None:
                         raise ValueError(f"{where}: {s} names {item[0]}, which is not an image of {ds.root}")
@@ -191,11 +193,16 @@ def read_test_identities(path: str | os.PathLike, ds: SourceDataset) -> list[lis
     by_name = {Path(r.path).name: r.pid for r in ds.records}
     out = []
     for i, split in enumerate(splits):
-        if not isinstance(split, dict) or "query" not in split or "gallery" not in split:
+        if not isinstance(split, dict) or any(not isinstance(split.get(s), list) for s in ("query", "gallery")):
             raise ValueError(f"{ds.name}: split {i} in {path} has no 'query'/'gallery' lists")
+        if not split["query"] or not split["gallery"]:
+            raise ValueError(f"{ds.name}: split {i} in {path}: its {'query' if not split['query'] else 'gallery'} "
+                             "list is empty (expected the test images as [img_path, pid, camid])")
         test = set()
-        for item in list(split["query"]) + list(split["gallery"]):
-            fname = _parts(str(item[0]))[-1]
+        for item in split["query"] + split["gallery"]:
+            if not isinstance(item, (list, tuple)) or not item or not isinstance(item[0], str):
+                raise ValueError(f"{ds.name}: split {i} in {path} holds {item!r}, expected [img_path, pid, camid]")
+            fname = _parts(item[0])[-1]
             if fname not in by_name:
                 raise ValueError(f"{ds.name}: split {i} in {path} names {fname}, which is not in {ds.root}")
             test.add(by_name[fname])
