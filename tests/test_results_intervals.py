@@ -268,3 +268,31 @@ def test_a_table_with_a_reference_row_shows_each_effect_with_its_interval(tmp_pa
     eff = long[long.source == "effect"]
     assert list(eff.row) == ["PS-HRNet (reproduced)"] and eff.effect_low.iloc[0] == pytest.approx(25.0)
     assert eff.effect_method.iloc[0] == "t over 2 splits" and bool(eff.effect_excludes_zero.iloc[0])
+
+
+def test_compare_prints_any_rows_effect_against_any_other(tmp_path, capsys):
+    """`python -m lib.results.compare`: two finished summaries of one method and dataset, their effect with its
+    interval; a missing row names the file and the variants there are."""
+    import json
+
+    from lib.results.compare import main
+
+    def write(variant, rank1):
+        rec = _summary(tmp_path, variant, "m", {k: _rec(range(4), [1, 2, 3, 4], r) for k, r in enumerate(rank1)},
+                       splits=(0, 1))
+        rec.pop("_path")
+        rec.update(method="m", variant=variant, dataset="d")
+        path = tmp_path / "results" / "m" / "d" / f"{variant}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+
+    write("ref", [[1, 0, 0, 0], [1, 1, 0, 0]])
+    write("step", [[1, 1, 0, 0], [1, 1, 1, 0]])
+    assert main([str(tmp_path), "m", "d", "step", "ref", "-B", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("m d rank1: step − ref = +25.0 [") and "t over 2 splits; 8 queries over 2 split(s)" in out
+    assert main([str(tmp_path), "m", "d", "stpe", "ref"]) == 2
+    err = capsys.readouterr().err
+    assert "no summary " in err and "results/m/d/stpe.json" in err and "finished variants of m on d: ref, step" in err
+    assert main([str(tmp_path), "m", "d", "step", "ref", "--output", "nope"]) == 2
+    assert "step − ref on d:" in capsys.readouterr().err

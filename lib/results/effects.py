@@ -4,7 +4,7 @@ A summary's per-split metrics name the run and output they came from (``source``
 profile's folder, and the output's key in the run's ``per_query.json``). :func:`row_interval` pairs the two rows
 split by split and hands the per-query differences to :func:`lib.metrics.intervals.paired_interval`. Nothing is
 trained or evaluated here: a run without per-query records (finished before they were kept) has no interval until
-its table is run again, which re-evaluates it (``lib.core.runs``).
+its table is run again, which re-evaluates it (``lib.core.runs``).The effect of any finished row against any other, from the command line: :mod:`lib.results.compare`.
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ def row_interval(out_dir: str | os.PathLike, summary: dict, output: str, ref_sum
         return paired_interval(diffs, B=B, seed=seed, between_splits=between_splits), ""
     except (MissingPerQuery, ValueError, TypeError, KeyError) as e:
         return None, str(e)
+
+
 def describe(iv: Interval) -> dict[str, Any]:
     """A JSON-able description of an interval (what the tables' CSV keeps beside the bounds)."""
     return {"effect": iv.effect, "low": iv.low, "high": iv.high, "splits": iv.num_splits, "queries": iv.num_queries,
             "replicates": iv.replicates, "level": iv.level, "excludes_zero": iv.excludes_zero}
+

@@ -1,0 +1,62 @@
+"""The effect of one finished row against any other, with its interval, from the command line.
+
+A table's effects are against its one reference row (``reference:`` in its spec); the papers' ablations also read
+step by step (FTWA Table 2: FTWA_B − Baseline, FTWA_R − FTWA_B, …). This pairs any two finished summaries of one
+method and dataset (:func:`lib.results.effects.row_interval`; nothing trains or is evaluated)::
+
+    python -m lib.results.compare outputs/cpu ftwa viper ftwa_r ftwa_b     # FTWA_R − FTWA_B on MLR-VIPeR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..metrics.intervals import DEFAULT_B
+from .effects import row_interval
+from .summaries import load_summaries
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lib.results.compare OUT_DIR METHOD DATASET VARIANT REFERENCE``: prints the effect of
+    ``VARIANT`` against ``REFERENCE`` (both finished summaries under ``OUT_DIR/results/METHOD/DATASET/``), with
+    its 95 % interval, over the splits both have. Exit status 2 with a message naming what is missing."""
+    ap = argparse.ArgumentParser(prog="python -m lib.results.compare", description=main.__doc__.split(":", 1)[1])
+    ap.add_argument("out_dir", help="the profile's output folder (outputs/<profile>)")
+    ap.add_argument("method", help="the method's name (pshrnet, ftwa)")
+    ap.add_argument("dataset", help="the dataset's name (viper, caviar …)")
+    ap.add_argument("variant", help="the row whose effect is measured (a variant's name)")
+    ap.add_argument("reference", help="the row it is measured against")
+    ap.add_argument("--output", default=None, help="the summaries' output (default: the method's name)")
+    ap.add_argument("--reference-output", default=None, help="the reference's output (default: --output)")
+    ap.add_argument("--metric", default="rank1", help="a per-query metric (default rank1)")
+    ap.add_argument("-B", type=int, default=DEFAULT_B, help=f"bootstrap replicates (default {DEFAULT_B})")
+    a = ap.parse_args(argv)
+    try:
+        have = load_summaries(a.out_dir, a.method)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    recs = []
+    for v in (a.variant, a.reference):
+        if (a.method, v, a.dataset) not in have:
+            known = sorted(k[1] for k in have if k[2] == a.dataset)
+            print(f"error: no summary {Path(a.out_dir) / 'results' / a.method / a.dataset / (v + '.json')} "
+                  f"(finished variants of {a.method} on {a.dataset}: {', '.join(known) or 'none'})", file=sys.stderr)
+            return 2
+        recs.append(have[(a.method, v, a.dataset)])
+    output = a.output or a.method
+    iv, why = row_interval(a.out_dir, recs[0], output, recs[1], a.reference_output or output, metric=a.metric, B=a.B)
+    if iv is None:
+        print(f"error: {a.variant} − {a.reference} on {a.dataset}: {why}", file=sys.stderr)
+        return 2
+    print(f"{a.method} {a.dataset} {a.metric}: {a.variant} − {a.reference} = {iv.text()} "
+          f"({iv.level:.0%} interval, {iv.method}; {iv.num_queries} queries over {iv.num_splits} split(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
