@@ -75,8 +75,11 @@ reproduce-all: setup
 reproduce-table1: setup
 	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables 1 --weights "$(WEIGHTS)" --datasets "$(DATASETS)" $(POOL)
 
+# TEST_WORKERS pytest-xdist processes, one test file (or notebook) each at a time, one thread each (tests/conftest.py);
+# TEST_WORKERS=0 runs everything in this process, as before.
+TEST_WORKERS ?= 2
 test: setup
-	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -rs -p no:cacheprovider --durations=20 tests --nbval-lax notebooks
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest -q -rs -p no:cacheprovider --durations=20 -n $(TEST_WORKERS) --dist loadfile tests --nbval-lax notebooks
 
 # The edit loop: no trained profiles, notebooks, DDP, kill/resume or worker pools (tests marked slow; docs/tests.md).
 test-fast: setup
