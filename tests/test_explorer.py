@@ -285,3 +285,22 @@ def test_notebook_defaults_match_the_library():
     assert p14["METHODS"] == list(DEFAULT_OUTPUTS) and p14["QUERY_RATES"] == list(DEFAULT_RATES)
     p13 = notebook_parameters("notebooks/13_explorer.ipynb")
     assert p13["QUERY_RATE"] == 0 and p13["ORDER"] in ("as listed", "hardest first")
+
+
+def test_tails_closed_out_of_order_leave_the_environment_as_before(tmp_path, monkeypatch):
+    """Two reproductions in two threads of one process (tests/test_workbook.py) open tails that may close in any
+    order: the variable names the newest open one, and is gone once both are closed."""
+    monkeypatch.delenv(ENV, raising=False)
+    a = ProgressTail(tmp_path / "a.log", "a", interval=0.05, stream=io.StringIO())
+    b = ProgressTail(tmp_path / "b.log", "b", interval=0.05, stream=io.StringIO())
+    a.__enter__()
+    b.__enter__()
+    assert os.environ[ENV] == str(tmp_path / "b.log")
+    a.__exit__(None, None, None)
+    assert os.environ[ENV] == str(tmp_path / "b.log")
+    b.__exit__(None, None, None)
+    assert ENV not in os.environ
+    monkeypatch.setenv(ENV, "outer.log")
+    with ProgressTail(tmp_path / "c.log", "c", interval=0.05, stream=io.StringIO()):
+        assert os.environ[ENV] == str(tmp_path / "c.log")
+    assert os.environ[ENV] == "outer.log"

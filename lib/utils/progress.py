@@ -65,16 +65,26 @@ def epoch_line(desc: str, epoch: int, epochs: int, loss: float | None, epoch_s: 
     return text + f" {epoch_s:.1f}s/epoch ETA {format_seconds(mean_epoch_s * (epochs - epoch))}"
 
 
+#: The logs of the tails open in this process, oldest first, and :data:`ENV`'s value before the first opened; under
+#: ``_TAILS_LOCK``. Tails may close in any order (two reproductions in two threads of one process): :data:`ENV` names
+#: the newest still open, and is restored once the last closes.
+_TAILS: list[str] = []
+_ENV_BEFORE: list[str | None] = [None]
+_TAILS_LOCK = threading.Lock()
+
+
 class ProgressTail:
     """``with ProgressTail(path, prefix):`` — point :data:`ENV` at ``path`` (emptied first) for the duration and
-    print every line appended to it as ``[prefix] line`` (a background thread polling every ``interval`` s)."""
+    print every line appended to it as ``[prefix] line`` (a background thread polling every ``interval`` s).
+
+    Tails open in several threads at once may close in any order; when the last closes, :data:`ENV` is what it was
+    before the first opened."""
 
     def __init__(self, path: str | os.PathLike, prefix: str, *, interval: float = 1.0, stream=None) -> None:
         self.path, self.prefix, self.interval = Path(path), prefix, interval
         self.stream = stream if stream is not None else sys.stdout
         self._stop = threading.Event()
         self._pos = 0
-        self._old: str | None = None
         self.lines: list[str] = []
 
     def _drain(self) -> None:
@@ -98,8 +108,11 @@ class ProgressTail:
     def __enter__(self) -> ProgressTail:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
-        self._old = os.environ.get(ENV)
-        os.environ[ENV] = str(self.path)
+        with _TAILS_LOCK:
+            if not _TAILS:
+                _ENV_BEFORE[0] = os.environ.get(ENV)
+            _TAILS.append(str(self.path))
+            os.environ[ENV] = str(self.path)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -108,8 +121,11 @@ class ProgressTail:
         self._stop.set()
         self._thread.join()
         self._drain()
-        if self._old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = self._old
+        with _TAILS_LOCK:
+            _TAILS.remove(str(self.path))
+            now = _TAILS[-1] if _TAILS else _ENV_BEFORE[0]
+            if now is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = now
         return False
