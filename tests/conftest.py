@@ -30,6 +30,15 @@ def write_image(path: Path, size=(32, 16), seed: int = 0, fmt: str | None = None
     return path
 
 
+def pytest_configure(config):
+    """In a pytest-xdist worker (`make test`), one torch thread whatever OMP_NUM_THREADS says: TEST_WORKERS processes
+    share the cores (docs/tests.md)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that need ``trained_profile`` (directly or through another fixture) are slow: see the module docstring."""
     for item in items:

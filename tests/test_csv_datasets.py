@@ -131,6 +131,11 @@ def test_a_misspelt_name_is_not_built_from_the_roots_manifest(two_csv):
     found, missing = select_datasets(two_csv, ["shpo"])
     assert found == {} and f"not {two_csv / 'manifest.csv'}" in missing["shpo"] and "'data'" in missing["shpo"]
     assert "shpo" not in DATASETS
+    # a name registered before (find_csv_datasets) stays registered when an entry spelt otherwise misses
+    find_csv_datasets(two_csv)
+    (two_csv / "lab" / "manifest.csv").write_text("path,pid\n")
+    assert "expected columns path,pid,camid" in select_datasets(two_csv, ["Lab"])[1]["lab"]
+    assert "lab" in DATASETS
     assert select_datasets(two_csv, ["data"])[0] == {"data": two_csv / "manifest.csv"}
     # named for it by the user, the root's manifest is read under any name
     assert select_datasets(two_csv, [f"mine={two_csv}"])[0] == {"mine": two_csv / "manifest.csv"}

@@ -126,26 +126,35 @@ def test_real_data_in_torchreid_and_fastreid_layouts(tmp_path):
 
 
 def test_a_market_folder_as_data_root_is_not_taken_for_duke(fake_market, tmp_path):
-    """Market-1501's files also read with Duke's reader (cameras 1..6 fit 1..8): DATA_ROOT = the Market folder is
-    Market-1501 only, and a folder holding Duke's layout under a neutral name is neither (both named in the miss)."""
+    """Market-1501's files also read with Duke's reader (cameras 1..6 fit 1..8): a folder both read is the one it is
+    named after (aliases and symlinks included); under a neutral name, neither; asked for by name, it is read."""
     found, missing = find_datasets(fake_market)
     assert found == {"market1501": fake_market}
-    assert "is not taken for dukemtmc: market1501 has the same layout" in missing["dukemtmc"]
+    assert "reads as each of market1501, dukemtmc and is named after market1501" in missing["dukemtmc"]
     neutral = _duke(tmp_path / "reid")
     found, missing = find_datasets(neutral)
     assert "market1501" not in found and "dukemtmc" not in found
-    assert "is not taken for market1501" in missing["market1501"] and "dukemtmc-reid" in missing["dukemtmc"]
-    # the folder under its own name is found as before
-    assert find_datasets(_move(neutral, tmp_path / "x" / "DukeMTMC-reID"))[0] == {"dukemtmc": tmp_path / "x" / "DukeMTMC-reID"}
+    for name in ("market1501", "dukemtmc"):
+        assert "its name is none of theirs" in missing[name] and "Market-1501-v15.09.15 or DukeMTMC-reID" in missing[name]
+    # named by the user, the folder is read as that dataset whatever its name
+    assert dataset_folder("dukemtmc", neutral) == neutral and dataset_folder("market1501", neutral) == neutral
+    # an alias (duke) or a symlink of the dataset's name counts as its name
+    assert find_datasets(_move(neutral, tmp_path / "x" / "duke"))[0] == {"dukemtmc": tmp_path / "x" / "duke"}
+    (tmp_path / "DukeMTMC-reID").symlink_to(tmp_path / "x" / "duke", target_is_directory=True)
+    (tmp_path / "x" / "duke").rename(tmp_path / "x" / "plain")
+    (tmp_path / "DukeMTMC-reID").unlink()
+    (tmp_path / "DukeMTMC-reID").symlink_to(tmp_path / "x" / "plain", target_is_directory=True)
+    assert find_datasets(tmp_path / "DukeMTMC-reID")[0] == {"dukemtmc": tmp_path / "DukeMTMC-reID"}
 
 
-def test_one_folder_is_never_two_datasets(fake_market, tmp_path, monkeypatch):
-    """Should two datasets' searches end in one folder, neither is taken (a folder is one table column)."""
+def test_one_folder_is_never_two_datasets(fake_viper, tmp_path, monkeypatch):
+    """Should two datasets' searches end in one folder named after neither, neither is taken."""
     from lib.data import locations
 
-    real = locations._search
-    monkeypatch.setattr(locations, "_search", lambda name, root: (fake_market, [], []) if name in ("market1501", "dukemtmc")
+    real, neutral = locations._search, tmp_path / "neutral"
+    neutral.mkdir()
+    monkeypatch.setattr(locations, "_search", lambda name, root: (neutral, [], []) if name in ("market1501", "dukemtmc")
                         else real(name, root))
     found, missing = find_datasets(tmp_path)
-    assert "market1501" not in found and "dukemtmc" not in found
-    assert "is found as each of" in missing["market1501"] and "a folder can be one dataset only" in missing["dukemtmc"]
+    assert "market1501" not in found and "dukemtmc" not in found and found["viper"] == fake_viper
+    assert "taken for none" in missing["market1501"] and "taken for none" in missing["dukemtmc"]

@@ -295,10 +295,14 @@ def test_tails_closed_out_of_order_leave_the_environment_as_before(tmp_path, mon
     b = ProgressTail(tmp_path / "b.log", "b", interval=0.05, stream=io.StringIO())
     a.__enter__()
     b.__enter__()
-    assert os.environ[ENV] == str(tmp_path / "b.log")
-    a.__exit__(None, None, None)
-    assert os.environ[ENV] == str(tmp_path / "b.log")
-    b.__exit__(None, None, None)
+    try:
+        assert os.environ[ENV] == str(tmp_path / "b.log")
+    finally:
+        a.__exit__(None, None, None)
+    try:
+        assert os.environ[ENV] == str(tmp_path / "b.log")
+    finally:
+        b.__exit__(None, None, None)
     assert ENV not in os.environ
     monkeypatch.setenv(ENV, "outer.log")
     with ProgressTail(tmp_path / "c.log", "c", interval=0.05, stream=io.StringIO()):

@@ -101,7 +101,6 @@ def test_plan_cli_errors_are_clear(capsys):
     assert "profile 'nosuch'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_execute_cli_help_and_bad_recipes_are_clear(capsys):
     from lib.scale.execute import RECIPE_KEYS, main
 
@@ -116,6 +115,7 @@ def test_execute_cli_help_and_bad_recipes_are_clear(capsys):
     assert main(["[1]"]) == 2 and f"missing {list(RECIPE_KEYS)} (found list)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_pool_of_two_workers_trains_each_run_once_to_the_serial_numbers(profile, tiny, tmp_path_factory):
     """Issue #21 §2: the plan's runs trained by ``lib.scale.execute`` in 2 CPU workers, dependencies first: every run once,
     the same metrics as training them one after another in one process (one thread each: equal numerics)."""
@@ -280,3 +280,28 @@ def test_bench_names_a_stage_it_cannot_compare(monkeypatch, capsys):
     with pytest.raises(SystemExit, match="--pipelines 'pshrnet/nostage': no run of the plan trains that stage; "
                                          "expected one of .*pshrnet/phase2"):
         bench.main(["--profile", "tiny", "--tables", "1", "--pipelines", "pshrnet/nostage"])
+
+
+def test_the_plans_builds_skip_random_init_in_their_own_thread_only():
+    """`make plan` builds stages without drawing their random weights; a model built at the same time in another
+    thread (or here afterwards) is initialised as always."""
+    import threading
+
+    import torch
+
+    from lib.scale.plan import _random_init_skipped
+
+    torch.manual_seed(0)
+    seen = {}
+    with _random_init_skipped():
+        t = torch.full((64,), 7.0)
+        torch.nn.init.normal_(t)
+        seen["inside"] = bool((t == 7.0).all())
+        other = torch.full((64,), 7.0)
+        th = threading.Thread(target=lambda: torch.nn.init.normal_(other))
+        th.start()
+        th.join()
+    seen["other thread"] = bool((other == 7.0).all())
+    after = torch.full((64,), 7.0)
+    torch.nn.init.kaiming_uniform_(after.view(8, 8))
+    assert seen == {"inside": True, "other thread": False} and not bool((after == 7.0).all())

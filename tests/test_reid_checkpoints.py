@@ -327,5 +327,8 @@ def test_numpy_arrays_without_a_tensor_type_are_named(tmp_path):
     torch.save({"model": {"a.weight": np.ones(3, np.float32), "a.names": np.array(["x", "y"])}}, path)
     with pytest.raises(ValueError, match=r"np\.pth: key 'a\.names' is a numpy array of dtype <U1, which is no tensor"):
         read_checkpoint(path)
-    torch.save({"model": {"a.weight": np.ones(3, np.float32)}}, path)
-    assert torch.equal(read_checkpoint(path)["a.weight"], torch.ones(3))
+    # big-endian and strided arrays (numpy's, not torch's layouts) are read as their values
+    torch.save({"model": {"a.weight": np.arange(4, dtype=">f4"), "b.weight": np.arange(8, dtype=np.float32)[::-2]}},
+               path)
+    got = read_checkpoint(path)
+    assert torch.equal(got["a.weight"], torch.arange(4.0)) and torch.equal(got["b.weight"], torch.tensor([7., 5, 3, 1]))

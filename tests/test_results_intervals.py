@@ -294,5 +294,10 @@ def test_compare_prints_any_rows_effect_against_any_other(tmp_path, capsys):
     assert main([str(tmp_path), "m", "d", "stpe", "ref"]) == 2
     err = capsys.readouterr().err
     assert "no summary " in err and "results/m/d/stpe.json" in err and "finished variants of m on d: ref, step" in err
+    assert main([str(tmp_path), "m", "e", "step", "ref"]) == 2
+    assert "finished variants of m on e: none; datasets with summaries of m: d" in capsys.readouterr().err
     assert main([str(tmp_path), "m", "d", "step", "ref", "--output", "nope"]) == 2
-    assert "step − ref on d:" in capsys.readouterr().err
+    assert "results/m/d/step.json has no output 'nope' (its outputs: m;" in capsys.readouterr().err
+    (tmp_path / "results" / "m" / "d" / "ref.json").write_text("{not json")
+    assert main([str(tmp_path), "m", "d", "step", "ref"]) == 2
+    assert "ref.json: not a readable summary" in capsys.readouterr().err

@@ -57,36 +57,27 @@ def _first_line(e: BaseException) -> str:
 
 
 def _own_names(info) -> set[str]:
-    """The folder names (lower case) that say a folder is dataset ``info``'s: its name, its aliases and the last part
-    of each of its candidate folders."""
-    names = {info.name, *getattr(info, "aliases", ())} | {f.rsplit("/", 1)[-1] for f in info.folders if f != "."}
-    return {n.lower() for n in names}
+    """The folder names that say a folder is dataset ``info``'s (lower case, ``-`` and ``_`` removed): its name, its
+    aliases (``market``, ``duke`` …) and the last part of each of its candidate folders."""
+    from .registry import ALIASES
+
+    names = {info.name, *(a for a, n in ALIASES.items() if n == info.name)}
+    names |= {f.rsplit("/", 1)[-1] for f in info.folders if f != "."}
+    return {_plain(n) for n in names}
 
 
-def _rivals(info) -> list[str]:
-    """The other datasets read with the same layout (Market-1501 and DukeMTMC-reID: one reader, 6 or 8 cameras), so
-    one folder may read as either."""
-    return [n for n in DATASETS.names() if n != info.name and not DATASETS.get(n).csv
-            and DATASETS.get(n).layout == info.layout]
+def _plain(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
 
 
 def _search(name: str, data_root: Path) -> tuple[Path | None, list[str], list[str]]:
-    """``(the first folder the reader reads, the candidates absent, 'folder: why' of those that did not read)``.
-
-    ``DATA_ROOT`` itself (the ``.`` candidate) counts for a dataset that shares its layout with another one only when
-    the folder's name is one of the dataset's own (:func:`_own_names`): a Market-1501 folder also reads as
-    DukeMTMC-reID (its cameras 1..6 fit Duke's 1..8), and must not be taken for it."""
+    """``(the first folder the reader reads, the candidates absent, 'folder: why' of those that did not read)``."""
     info = get_dataset(name)
     absent, unreadable = [], []
     for rel in candidate_folders(info.name):
         folder = data_root if rel == "." else data_root / rel
         if not folder.is_dir():
             absent.append(rel)
-            continue
-        rivals = _rivals(info) if rel == "." else []
-        if rivals and folder.resolve().name.lower() not in _own_names(info):
-            unreadable.append(f"{folder} is not taken for {info.name}: {', '.join(rivals)} has the same layout and the "
-                              f"folder's name is none of {info.name}'s ({', '.join(sorted(_own_names(info)))})")
             continue
         try:
             info.read(folder)
@@ -98,16 +89,28 @@ def _search(name: str, data_root: Path) -> tuple[Path | None, list[str], list[st
 
 
 def _one_folder_each(found: dict[str, Path], missing: dict[str, str]) -> None:
-    """Datasets found in one folder are moved to ``missing``: a folder is one dataset (never two tables' columns of
-    the same images)."""
+    """A folder is one dataset: when several datasets read one folder (Market-1501 and DukeMTMC-reID share a layout:
+    a Market folder reads as Duke too), the one the folder is named after (:func:`_own_names`, before or after
+    following a symlink) keeps it; without such a name, none does, and each is moved to ``missing`` saying why."""
     by_folder: dict[Path, list[str]] = {}
     for name, folder in found.items():
         by_folder.setdefault(folder.resolve(), []).append(name)
     for folder, names in by_folder.items():
-        if len(names) > 1:
-            for name in names:
-                del found[name]
-                missing[name] = f"{folder} is found as each of {', '.join(names)}; a folder can be one dataset only"
+        if len(names) < 2:
+            continue
+        given = {_plain(found[n].name) for n in names} | {_plain(folder.name)}
+        named = [n for n in names if _own_names(get_dataset(n)) & given]
+        keep = named[0] if len(named) == 1 else None
+        for name in names:
+            if name == keep:
+                continue
+            path = found.pop(name)
+            missing[name] = (f"{path} reads as each of {', '.join(names)} and is named after {keep}, so "
+                             f"it is not taken for {name}" if keep else
+                             f"{path} reads as each of {', '.join(names)} and its name is none of theirs, "
+                             f"so it is taken for none: rename it after its dataset (e.g. "
+                             f"{' or '.join(get_dataset(n).folders[0] for n in names)}), or "
+                             "name the dataset (DATASETS=…)")
 
 
 def _not_found(name: str, data_root: Path, absent: list[str], unreadable: list[str]) -> str:
@@ -233,7 +236,7 @@ def select_datasets(data_root: str | os.PathLike | None,
         if eq and not path.strip():
             raise ValueError(f"DATASETS: the entry {entry!r} has no path after '=' (expected name=/path/to/manifest.csv "
                              "or its folder)")
-        new = (name.strip() if path else name) not in DATASETS  # a CSV name registered here, unregistered on a miss
+        before = set(DATASETS.names())  # a CSV name registered by this entry is unregistered on a miss
         if path:
             info = register_csv_dataset(name.strip())
             where: Path | None = Path(path.strip()).expanduser()
@@ -268,7 +271,7 @@ def select_datasets(data_root: str | os.PathLike | None,
             if str(e).startswith("DATASETS:"):
                 raise
             missing[info.name] = _first_line(e)
-        if info.name in missing and info.csv and new:  # a typo does not stay a CSV dataset name for later errors
+        if info.name in missing and info.csv and info.name not in before:  # a typo does not stay a CSV dataset name for later errors
             DATASETS.unregister(info.name)
     _one_folder_each(found, missing)
     return found, missing

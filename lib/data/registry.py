@@ -96,14 +96,18 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
     return info
 
 
+#: Other names of the workbook's datasets (lower case, ``-`` and ``_`` removed) -> the registered name.
+ALIASES: dict[str, str] = {"market": "market1501", "duke": "dukemtmc", "dukemtmcreid": "dukemtmc",
+                           "caviar4reid": "caviar"}
+
+
 def get_dataset(name: str) -> DatasetInfo:
     """Look up a dataset by name (exactly as registered, else case, ``-`` and ``_`` aside, or an alias such as
     ``duke``); the error lists the known names."""
     if isinstance(name, str) and name in DATASETS:
         return DATASETS.get(name)
     key = name.lower().replace("-", "").replace("_", "")
-    aliases = {"market": "market1501", "duke": "dukemtmc", "dukemtmcreid": "dukemtmc", "caviar4reid": "caviar"}
-    key = aliases.get(key, key)
+    key = ALIASES.get(key, key)
     if key not in DATASETS:
         from ..core.registry import UnknownNameError
 

@@ -312,7 +312,7 @@ def _is_safetensors(path: Path) -> bool:
         return True
     with open(path, "rb") as f:
         head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -394,8 +394,9 @@ def _as_tensor(value: Any, path: Path, key: str) -> Any:
     if not isinstance(value, np.ndarray):
         return value
     try:
-        return torch.from_numpy(value)
-    except TypeError as e:
+        return torch.from_numpy(np.ascontiguousarray(value) if value.dtype.isnative else
+                                np.ascontiguousarray(value.astype(value.dtype.newbyteorder("="))))
+    except (TypeError, ValueError) as e:
         raise ValueError(f"weights file {path}: key {key!r} is a numpy array of dtype {value.dtype}, which is no "
                          f"tensor type (expected numbers: float, int or bool; {e})") from None
 

@@ -10,12 +10,13 @@ method and dataset (:func:`lib.results.effects.row_interval`; nothing trains or 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..metrics.intervals import DEFAULT_B
 from .effects import row_interval
-from .summaries import load_summaries
+from .summaries import summary_path
 
 __all__ = ["main"]
 
@@ -35,19 +36,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metric", default="rank1", help="a per-query metric (default rank1)")
     ap.add_argument("-B", type=int, default=DEFAULT_B, help=f"bootstrap replicates (default {DEFAULT_B})")
     a = ap.parse_args(argv)
-    try:
-        have = load_summaries(a.out_dir, a.method)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    results = Path(a.out_dir) / "results"
     recs = []
-    for v in (a.variant, a.reference):
-        if (a.method, v, a.dataset) not in have:
-            known = sorted(k[1] for k in have if k[2] == a.dataset)
-            print(f"error: no summary {Path(a.out_dir) / 'results' / a.method / a.dataset / (v + '.json')} "
-                  f"(finished variants of {a.method} on {a.dataset}: {', '.join(known) or 'none'})", file=sys.stderr)
+    for v, out in ((a.variant, a.output or a.method), (a.reference, a.reference_output or a.output or a.method)):
+        try:
+            path = summary_path(a.out_dir, a.method, a.dataset, v)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
-        recs.append(have[(a.method, v, a.dataset)])
+        if not path.is_file():
+            there = sorted(p.stem for p in (results / a.method / a.dataset).glob("*.json"))
+            datasets = sorted(p.name for p in (results / a.method).glob("*") if p.is_dir())
+            print(f"error: no summary {path} (finished variants of {a.method} on {a.dataset}: "
+                  f"{', '.join(there) or 'none'}; datasets with summaries of {a.method}: {', '.join(datasets) or 'none'})",
+                  file=sys.stderr)
+            return 2
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"error: {path}: not a readable summary ({e})", file=sys.stderr)
+            return 2
+        outputs = rec.get("outputs") if isinstance(rec, dict) else None
+        if not isinstance(outputs, dict) or out not in outputs:
+            print(f"error: {path} has no output {out!r} (its outputs: "
+                  f"{', '.join(outputs) if isinstance(outputs, dict) else 'none'}; choose with --output / "
+                  "--reference-output)", file=sys.stderr)
+            return 2
+        rec["_path"] = str(path)
+        recs.append(rec)
     output = a.output or a.method
     iv, why = row_interval(a.out_dir, recs[0], output, recs[1], a.reference_output or output, metric=a.metric, B=a.B)
     if iv is None:

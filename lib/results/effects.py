@@ -4,7 +4,9 @@ A summary's per-split metrics name the run and output they came from (``source``
 profile's folder, and the output's key in the run's ``per_query.json``). :func:`row_interval` pairs the two rows
 split by split and hands the per-query differences to :func:`lib.metrics.intervals.paired_interval`. Nothing is
 trained or evaluated here: a run without per-query records (finished before they were kept) has no interval until
-its table is run again, which re-evaluates it (``lib.core.runs``).The effect of any finished row against any other, from the command line: :mod:`lib.results.compare`.
+its table is run again, which re-evaluates it (``lib.core.runs``).
+
+The effect of any finished row against any other, from the command line: :mod:`lib.results.compare`.
 """
 
 from __future__ import annotations

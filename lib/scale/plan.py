@@ -26,6 +26,7 @@ estimate).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import json
 import statistics
@@ -144,23 +145,42 @@ def _requests(table: str, params: Mapping[str, Any]) -> list[tuple[dict, dict, d
     return [(dict(params), req.variants, req.outputs, table_spec_name(table))]
 
 
-@contextlib.contextmanager
-def _random_init_skipped():
-    """Inside: ``torch.nn.init``'s in-place initialisers (``uniform_``, ``kaiming_normal_`` …) leave their tensor as it
-    is. The plan builds each stage only for its identity and epoch length, which no parameter value enters
-    (``tests/test_plan.py`` checks the plan's identities against the trained runs'); drawing the random weights of
-    42 HRNet / ResNet-50 stages was half of ``make plan TABLES=all PROFILE=paper``'s time."""
+_SKIP_INIT: contextvars.ContextVar[bool] = contextvars.ContextVar("plan_skips_random_init", default=False)
+_INIT_WRAPPED: list[bool] = [False]
+
+
+def _wrap_initialisers() -> None:
+    """Once per process: each of ``torch.nn.init``'s in-place initialisers (``uniform_``, ``kaiming_normal_`` …)
+    becomes one that leaves its tensor as it is while :data:`_SKIP_INIT` is set in the calling context, and is the
+    original otherwise (other threads, and this one outside :func:`_random_init_skipped`, are unaffected)."""
     import torch
 
-    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
-    saved = {n: getattr(torch.nn.init, n) for n in names}
+    if _INIT_WRAPPED[0]:
+        return
+    for name in [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]:
+        original = getattr(torch.nn.init, name)
+
+        def wrapper(tensor, *args, __original=original, **kwargs):
+            return tensor if _SKIP_INIT.get() else __original(tensor, *args, **kwargs)
+
+        wrapper.__wrapped__ = original
+        wrapper.__doc__ = original.__doc__
+        setattr(torch.nn.init, name, wrapper)
+    _INIT_WRAPPED[0] = True
+
+
+@contextlib.contextmanager
+def _random_init_skipped():
+    """Inside (this thread only): ``torch.nn.init``'s initialisers leave their tensor as it is. The plan builds each
+    stage only for its identity and epoch length, which no parameter value enters (``tests/test_plan.py`` checks the
+    plan's identities against the trained runs'); drawing the random weights of 42 HRNet / ResNet-50 stages was a
+    third of ``make plan TABLES=all PROFILE=paper``'s time."""
+    _wrap_initialisers()
+    token = _SKIP_INIT.set(True)
     try:
-        for n in names:
-            setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
         yield
     finally:
-        for n, f in saved.items():
-            setattr(torch.nn.init, n, f)
+        _SKIP_INIT.reset(token)
 
 
 def _standin(tmp: Path):

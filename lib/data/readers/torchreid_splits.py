@@ -151,7 +151,7 @@ def read_torchreid_splits(path: str | os.PathLike, ds: SourceDataset) -> SplitFi
                     if (not isinstance(item, (list, tuple)) or len(item) < 2 or not isinstance(item[0], str)
                             or not isinstance(item[1], (int, str)) or isinstance(item[1], bool)):
                         raise ValueError(f"{where}: {s} holds {item!r}, expected [img_path, pid, camid] with a str "
-                                         "path and an int pid")
+                                         "path and an int (or str) pid")
                     pid = pid_of(item[0])
                     if pid is None:
                         raise ValueError(f"{where}: {s} names {item[0]}, which is not an image of {ds.root}")
