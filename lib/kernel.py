@@ -15,12 +15,13 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["KERNEL_NAME", "KERNEL_DISPLAY_NAME", "KernelMissingError", "kernel_spec_dir", "check_kernel",
-           "install_kernel", "main"]
+           "install_kernel", "kernel_manager_with_env", "main"]
 
 #: The kernelspec name the notebooks and the runner use (not ``python3``: that is the user's default kernel).
 KERNEL_NAME = "reid-workbook"
@@ -51,6 +52,27 @@ def check_kernel(name: str = KERNEL_NAME) -> Path:
         raise KernelMissingError(f"Jupyter kernel {name!r} is not installed (kernels found: "
                                  f"{', '.join(sorted(specs)) or 'none'}); install it with {INSTALL_HINT}")
     return Path(specs[name])
+
+
+def kernel_manager_with_env(env: dict[str, str]) -> type:
+    """A kernel-manager class (for papermill's ``kernel_manager_class=``) whose kernels start with ``env`` on top of
+    this process's environment, read when the kernel starts.
+
+    The variables travel with the kernel it starts rather than through ``os.environ``, which is one per process:
+    two notebooks started at once from two threads (:func:`lib.workbook.run_notebook`) each get their own progress
+    file (:data:`lib.utils.progress.ENV`), whatever the other thread set meanwhile.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    pinned = {str(k): str(v) for k, v in env.items()}
+
+    class _KernelManagerWithEnv(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), **pinned}
+            return await super()._async_pre_start_kernel(**kw)
+
+    _KernelManagerWithEnv.pinned_env = pinned
+    return _KernelManagerWithEnv
 
 
 def install_kernel(prefix: str | None = None) -> Path:

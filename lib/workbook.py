@@ -192,7 +192,8 @@ def run_notebook(
     """
     import papermill as pm
 
-    from .kernel import KERNEL_NAME, check_kernel
+    from .kernel import KERNEL_NAME, check_kernel, kernel_manager_with_env
+    from .utils.progress import ENV
 
     nb, params, out_dir = resolve_run(notebook, profile, output_root=output_root, overrides=overrides)
     check_kernel()
@@ -216,8 +217,10 @@ def run_notebook(
         log = log.with_name(f"{stem}.{os.getpid()}.progress.log")
     try:
         with ProgressTail(log, stem):
+            # the log reaches the kernel with it, not through os.environ (another thread's tail may have moved that)
             pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(repo_root()),
-                                progress_bar=False, log_output=False)
+                                progress_bar=False, log_output=False,
+                                kernel_manager_class=kernel_manager_with_env({ENV: str(log)}))
     except BaseException:
         if tmp.exists():
             os.replace(tmp, failed)

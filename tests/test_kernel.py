@@ -4,6 +4,7 @@ missing one is a clear error before any kernel starts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -52,3 +53,49 @@ def test_a_missing_kernel_is_named_with_the_command_that_installs_it(monkeypatch
 def test_the_installed_kernel_is_found():
     # make setup (or python -m lib.kernel) installed it into this environment: the notebooks' nbval run needs it
     assert (check_kernel() / "kernel.json").is_file()
+
+
+def test_a_kernel_started_with_pinned_variables_sees_them_whatever_the_process_environment_says(monkeypatch, tmp_path):
+    """The progress file reaches the kernel with it: another thread moving ``os.environ`` meanwhile (its own
+    notebook's tail) does not redirect this kernel's lines; the rest of the environment still comes through."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from lib.kernel import kernel_manager_with_env
+    from lib.utils.progress import ENV
+
+    mine, other = tmp_path / "mine.progress.log", tmp_path / "other.progress.log"
+    monkeypatch.setenv(ENV, str(other))  # what the other thread's tail set
+    monkeypatch.setenv("WORKBOOK_TEST_MARK", "kept")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nfrom lib.utils.progress import report\nreport('a line')\n"
+        f"print(os.environ[{ENV!r}], os.environ['WORKBOOK_TEST_MARK'])")])
+    cls = kernel_manager_with_env({ENV: str(mine)})
+    NotebookClient(nb, kernel_name=KERNEL_NAME, kernel_manager_class=cls, timeout=120,
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    assert nb.cells[0].outputs[0]["text"].split() == [str(mine), "kept"]
+    assert mine.read_text() == "a line\n" and not other.exists()
+
+
+def test_the_pinned_variables_go_into_the_launch_and_nothing_else_changes(monkeypatch):
+    from jupyter_client import AsyncKernelManager
+
+    from lib.kernel import kernel_manager_with_env
+
+    seen = []
+
+    async def fake_pre_start(self, **kw):
+        seen.append(kw)
+        return ["true"], kw
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_pre_start_kernel", fake_pre_start)
+    monkeypatch.setenv("WORKBOOK_PROGRESS_FILE", "/elsewhere.log")
+    cls = kernel_manager_with_env({"WORKBOOK_PROGRESS_FILE": "/mine.log"})
+    import asyncio
+
+    asyncio.run(cls()._async_pre_start_kernel(cwd="/tmp"))
+    asyncio.run(cls()._async_pre_start_kernel(env={"ONLY": "this"}))
+    assert seen[0]["cwd"] == "/tmp" and seen[0]["env"]["WORKBOOK_PROGRESS_FILE"] == "/mine.log"
+    assert seen[0]["env"]["PATH"] == os.environ["PATH"]  # the process's environment underneath
+    assert seen[1]["env"] == {"ONLY": "this", "WORKBOOK_PROGRESS_FILE": "/mine.log"}
+    assert os.environ["WORKBOOK_PROGRESS_FILE"] == "/elsewhere.log"  # the process's own is left alone

@@ -142,7 +142,7 @@ def test_two_runs_of_one_notebook_on_one_output_folder_do_not_collide(tmp_path, 
     seen: list[tuple[str, str]] = []
 
     def fake_execute(src, out, parameters, **kw):
-        seen.append((out, os.environ.get(ENV, "")))
+        seen.append((out, kw["kernel_manager_class"].pinned_env[ENV]))
         for k in range(3):  # papermill saves the output notebook after every cell
             Path(out).write_text(json.dumps({"cells": [], "k": k, "params": parameters, "metadata": {},
                                              "nbformat": 4, "nbformat_minor": 5}))
@@ -165,6 +165,9 @@ def test_two_runs_of_one_notebook_on_one_output_folder_do_not_collide(tmp_path, 
         t.join()
     assert not errors, errors
     assert len({out for out, _ in seen}) == 2  # two temporary notebooks
+    # and two progress logs, each handed to its own kernel (not through the one os.environ both threads share)
+    logs = {log for _, log in seen}
+    assert len(logs) == 2 and all(Path(log).is_file() for log in logs)
     folder = tmp_path / "tiny" / "notebooks"
     assert json.loads((folder / "04_table1.ipynb").read_text())["k"] == 2
     assert not list(folder.glob(".*running*")) and not list(folder.glob("*.failed.ipynb"))

@@ -4,8 +4,10 @@ The kernel's trainer and run lifecycle call :func:`report` with one line per eve
 started, one line per epoch (loss, seconds per epoch, ETA), an evaluation. When the environment variable
 :data:`ENV` names a file, the line is appended to it; otherwise nothing happens (a notebook run by hand shows its
 tqdm bars instead). :class:`ProgressTail`, used by ``python -m lib.workbook``, creates that file for each
-notebook, passes it to the kernel through the environment and prints new lines to the terminal as they come,
-prefixed with the notebook's name. Quiet (the file is still written) when ``CI`` or ``WORKBOOK_QUIET`` is set.
+notebook and prints new lines to the terminal as they come, prefixed with the notebook's name; the runner hands the
+file's name to the kernel in the kernel's own environment (:func:`lib.kernel.kernel_manager_with_env`), so two
+notebooks started from two threads at once each report to their own file. Quiet (the file is still written) when
+``CI`` or ``WORKBOOK_QUIET`` is set.
 """
 
 from __future__ import annotations
