@@ -68,7 +68,7 @@ def kernel_manager_with_env(env: dict[str, str]) -> type:
 
     class _KernelManagerWithEnv(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw):
-            kw["env"] = {**(kw.get("env") or os.environ), **pinned}
+            kw["env"] = {**kw.get("env", os.environ), **pinned}
             return await super()._async_pre_start_kernel(**kw)
 
     _KernelManagerWithEnv.pinned_env = pinned
