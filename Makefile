@@ -40,7 +40,7 @@ help:
 	@echo "make lab             JupyterLab with the workbook kernel (notebooks/13_explorer.ipynb: step through trained runs)"
 	@echo "make browser-check   open the executed explorer in JupyterLab in headless Chromium and check what it shows"
 	@echo "make browser-deps    install Debian's chromium for it when missing (root + apt-get; CI runs this)"
-	@echo "make mlr PROFILE=p   run notebook 01 with params/p.yaml (e.g. viper, caviar)"
+	@echo "make mlr PROFILE=p [DATA_ROOT=dir]   run notebook 01 with params/p.yaml (e.g. viper, caviar); DATA_ROOT overrides its folder"
 	@echo "make bench-metrics   time evaluate_ranking on a Market-sized problem"
 	@echo "make clean           remove outputs/ (keeps .venv)"
 
@@ -60,8 +60,10 @@ $(KERNEL): $(STAMP)
 demo: setup
 	$(PY) -m lib.workbook run $(PIPELINE) --profile $(PROFILE)
 
+# DATA_ROOT given on the command line or in the environment overrides the profile's (params/viper.yaml names
+# ../shared/data/VIPeR); the Makefile's own default does not
 mlr: setup
-	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE)
+	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE) $(if $(filter command line environment,$(origin DATA_ROOT)),-p DATA_ROOT "$(DATA_ROOT)")
 
 plan: setup
 	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE) --datasets "$(DATASETS)"

@@ -71,9 +71,16 @@ def sweep(profile_dir: str | Path, *, outputs: Sequence[str] | None = None, rate
         if r.label not in outputs or (datasets and r.dataset not in datasets) or (splits is not None and r.split not in splits):
             continue
         jobs.append((r.entry, r.output, r.label))
+    labels, names = sorted({r.label for r in found}), sorted({r.dataset for r in found})
+    for name in datasets or ():
+        if name not in names:
+            skipped[name] = f"no finished run on this dataset in this profile (datasets with runs: {', '.join(names)})"
     for want in outputs:
         if not any(m == want for *_, m in jobs):
-            skipped[want] = "no finished run of it in this profile"
+            skipped[want] = ("no finished run of it in this profile" if want not in labels else
+                             "no finished run of it on the datasets / splits asked for")
+            if want not in labels:  # a misspelt label reads like a missing run: name those that exist
+                skipped[want] += f" (labels with runs: {', '.join(labels)})"
     rows = []
     cache_dir = profile_dir / "robustness" / "cache"
     by_dataset: dict[str, object] = {}
@@ -219,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="tiny")
     ap.add_argument("--output-root", default="outputs")
-    ap.add_argument("--methods", nargs="+", default=list(default_outputs()), help="method/variant/output labels")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="method/variant/output labels (default: every method's own, those without runs skipped)")
     ap.add_argument("--datasets", nargs="*", default=None)
     ap.add_argument("--splits", type=int, nargs="*", default=None)
     ap.add_argument("--rates", type=int, nargs="+", default=list(DEFAULT_RATES))
@@ -234,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"lib.robustness: error: {e}", file=sys.stderr)
         return 2
+    if frame.empty:  # nothing swept (a misspelt label or dataset, or no HR originals): the tables are left as they were
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no run matched"
+        print(f"lib.robustness: error: nothing was swept ({why}); {out / 'tables'} left as it was", file=sys.stderr)
+        return 1
     command = "python -m lib.robustness " + " ".join(argv if argv is not None else sys.argv[1:])
     for p in write_robustness(frame, skipped, out, a.profile, command):
         print(f"wrote {p}")

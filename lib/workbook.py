@@ -35,7 +35,15 @@ import yaml
 from .utils.progress import ProgressTail
 from .utils.paths import check_name, repo_root, resolve_path
 
-__all__ = ["notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
+__all__ = ["UnknownParameterError", "notebook_parameters", "load_profile", "check_profile", "run_notebook", "main"]
+
+
+class UnknownParameterError(KeyError):
+    """A profile key or ``-p`` name that is not a parameter of the notebook (a ``KeyError`` whose message reads as
+    written, not quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _parameters_cell(nb: dict, path: Path) -> str:
@@ -158,13 +166,16 @@ def resolve_run(
     declared = notebook_parameters(nb)
     unknown = sorted(set(params) - set(declared))
     if unknown:
-        raise KeyError(f"{nb.name}: {unknown} are not parameters of this notebook")
+        raise UnknownParameterError(f"{nb.name}: {unknown} are not parameters of this notebook (its parameters: "
+                                    f"{', '.join(declared)})")
     pname = profile_name(profile)
     # The profile's name decides where everything goes: a notebook never falls back to its own default
     # PROFILE ("tiny") and the executed notebook is filed beside the outputs it made.
     if params.get("PROFILE", pname) != pname:
-        raise ValueError(f"profile {profile!r} ({profile_path(profile)}) sets PROFILE: {params['PROFILE']!r} for {nb.stem}; "
-                         f"PROFILE must be the profile's own name {pname!r} (or be left out)")
+        where = (f"-p PROFILE (or overrides) sets PROFILE: {params['PROFILE']!r}" if "PROFILE" in (overrides or {}) else
+                 f"profile {profile!r} ({profile_path(profile)}) sets PROFILE: {params['PROFILE']!r} for {nb.stem}")
+        raise ValueError(f"{where}; PROFILE must be the profile's own name {pname!r} (or be left out: choose the "
+                         "profile with --profile)")
     if "PROFILE" in declared:
         params["PROFILE"] = pname
     if output_root is not None and "OUTPUT_ROOT" in declared:
@@ -380,10 +391,12 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     visible GPU) first trains the tables' plan of runs (:mod:`lib.scale.plan`) in that many parallel workers
     (:func:`lib.scale.execute.execute`, ``runs_per_gpu`` each), and the notebooks then reuse the finished runs.
 
-    Datasets not found are printed and appear as missing in the tables; they are never silently dropped. With
-    ``data_root`` ``synthetic`` the embedded synthetic data is used (``make demo``).
+    The workbook's datasets not found are printed and appear as missing in the tables; they are never silently
+    dropped. Any other name in ``datasets`` with no readable CSV manifest (a misspelt name) is an error before anything
+    runs (:func:`lib.data.locations.refuse_unknown_datasets`). With ``data_root`` ``synthetic`` the embedded synthetic
+    data is used (``make demo``), and ``datasets`` may name only it.
     """
-    from .data.locations import find_csv_datasets, select_datasets
+    from .data.locations import check_synthetic_datasets, find_csv_datasets, refuse_unknown_datasets, select_datasets
     from .workflow import find_datasets, load_weights_file, output_dir
 
     weights_map = load_weights_file(weights) if weights else {}  # a bad file fails before anything runs
@@ -392,12 +405,16 @@ def reproduce(profile: str, data_root: str | os.PathLike, tables: Sequence[str] 
     tables = table_names(tables)
     for t in tables:
         known[t].planned_by  # a table no notebook makes fails here, before anything runs
+    elsewhere = bool(datasets) and all("=" in str(d) for d in datasets)  # name=path entries only: no DATA_ROOT read
+    if str(data_root) != "synthetic" and not elsewhere and not resolve_path(data_root).exists():
+        raise FileNotFoundError(f"DATA_ROOT {data_root} does not exist (resolved: {resolve_path(data_root)}); give the "
+                                "folder that holds your datasets, or synthetic for the embedded data")
     if str(data_root) == "synthetic":
-        if any(d != "synthetic" for d in datasets):
-            raise ValueError(f"DATASETS: {list(datasets)} with DATA_ROOT synthetic, whose only dataset is synthetic")
+        check_synthetic_datasets(datasets)
         found, missing = {"synthetic": Path("synthetic")}, {}
     elif datasets:
         found, missing = select_datasets(resolve_path(data_root), datasets)
+        refuse_unknown_datasets(missing)
     else:
         found, missing = find_datasets(data_root)
         csv = find_csv_datasets(resolve_path(data_root))[0]

@@ -221,6 +221,12 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
         root = generate_synthetic(output_dir(p) / "data" / f"synthetic-seed{seed}", syn, progress=progress)
     else:
         if not p.get("DATA_ROOT"):
+            if info.csv:  # a name that is not one of ours: most often a misspelt one
+                from .data.registry import DATASETS
+
+                known = ", ".join(n for n in DATASETS.names() if not DATASETS.get(n).csv)
+                raise ValueError(f"DATASET {info.name!r} is not one of the workbook's ({known}); read as a CSV "
+                                 f"dataset it needs DATA_ROOT, the folder of its manifest ({info.layout})")
             raise ValueError(f"DATA_ROOT: dataset {info.name!r} needs its root folder ({info.layout})")
         root = dataset_root(p["DATA_ROOT"], info.name)
         if info.csv:
@@ -503,6 +509,10 @@ def table_request(params: Mapping[str, Any], table: str, *, extra_outputs: list[
     from .utils.io import jsonable
 
     spec = load_table_spec(table)
+    own = method_of(experiment_config(params)).name
+    if own != spec.method:  # otherwise the first variant key of the other method reads as an unknown key
+        raise ValueError(f"CONFIG {params.get('CONFIG')!r} is a {own!r} configuration; table {table!r} is a table of "
+                         f"{spec.method!r} (give one of {METHODS.get(spec.method).configs}/)")
     variants, rows = spec.select(params.get("VARIANTS") or list(spec.variants))
     rows = [r for r in rows if r.output not in skip_outputs]
     outputs = {v: list(dict.fromkeys([r.output for r in rows if r.variant == v] + list(extra_outputs))) for v in variants}

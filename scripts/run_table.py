@@ -21,7 +21,8 @@ import yaml
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", help="a spec under configs/tables/ (table1 … table7)")
+    ap.add_argument("table", help="a spec under configs/tables/ (table1 … table7 with a configs/pshrnet/ --config, "
+                                  "ftwa_table1 and ftwa_table2 with a configs/ftwa/ one)")
     ap.add_argument("--profile", default="tiny")
     ap.add_argument("--output-root", default="outputs")
     ap.add_argument("--config", default="configs/pshrnet/tiny.yaml")

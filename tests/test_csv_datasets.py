@@ -156,3 +156,34 @@ def test_bad_datasets_entries_are_clear(two_csv):
         select_datasets(two_csv, ["shop="])
     with pytest.raises(ValueError, match=r"DATASETS: 'again' and 'shop' are one manifest, .*shop/manifest.csv"):
         select_datasets(two_csv, ["shop", f"again={two_csv / 'shop'}"])
+
+
+def test_a_misspelt_dataset_is_refused_by_the_plan_and_reproduce_before_anything_runs(two_csv, tmp_path, monkeypatch):
+    """`DATASETS=viperr`: not one of the workbook's and no CSV manifest of it, so an error naming it and the
+    workbook's datasets (before: the plan priced it as an absent dataset of 0 samples, 0 device-hours). The
+    workbook's own datasets that are absent stay planned as absent; the synthetic root takes no other name."""
+    from lib.data.locations import DatasetNotFoundError
+    from lib.scale.plan import make_plan
+    from lib.workbook import reproduce
+
+    out = str(tmp_path / "out")
+    with pytest.raises(DatasetNotFoundError, match=r"DATASETS: 'viperr': dataset 'viperr' is not one of the workbook's "
+                                                   r"\(caviar, cuhk03, .*viper\)"):
+        make_plan("cpu", ["1"], two_csv, device="cpu", output_root=out, datasets=["viper", "viperr"])
+    plan = make_plan("cpu", ["1"], two_csv, device="cpu", output_root=out, datasets=["market1501", "shop"])
+    assert plan.datasets == {"market1501": "absent", "shop": "found, not built"}
+    with pytest.raises(ValueError, match=r"DATASETS: \['viperr'\] with DATA_ROOT synthetic, whose only dataset"):
+        make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=out, datasets=["viperr"])
+    import lib.workbook
+
+    ran = []
+    monkeypatch.setattr(lib.workbook, "run_notebook", lambda *a, **k: ran.append(a))
+    with pytest.raises(DatasetNotFoundError, match="'shpo'"):
+        reproduce("tiny", two_csv, ["5"], datasets=["shop", "shpo"])
+    assert ran == []  # not even notebook 01 for the dataset that exists
+
+
+def test_a_notebook_given_an_unknown_dataset_without_data_root_says_it_is_not_one_of_the_workbooks(tmp_path):
+    with pytest.raises(ValueError, match=r"DATASET 'viperr' is not one of the workbook's \(caviar, .*viper\); read "
+                                         r"as a CSV dataset it needs DATA_ROOT"):
+        prepare_dataset({"PROFILE": "t", "OUTPUT_ROOT": str(tmp_path), "DATASET": "viperr"}, progress=False)

@@ -126,6 +126,30 @@ def test_explorer_errors_are_clear(tmp_path, trained_profile):
 
 
 # ------------------------------------------------------------------------------------------------ robustness sweep
+def test_a_sweep_of_a_misspelt_label_or_dataset_names_what_exists_and_writes_nothing(trained_profile, capsys):
+    """``python -m lib.robustness --methods pshrnet/defualt/pshrnet`` (or ``--datasets viperr``): nothing matches, so
+    it exits 1 with the labels / datasets that have runs, and an earlier ``tables/robustness.md`` is left as it was
+    (before: exit 0 and the table overwritten with "No result")."""
+    from lib.robustness import main as robustness, sweep
+
+    profile, _ = trained_profile
+    table = profile / "tables" / "robustness.md"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("an earlier sweep\n")
+    root = ["--profile", profile.name, "--output-root", str(profile.parent), "--rates", "2"]
+    assert robustness(root + ["--methods", "pshrnet/defualt/pshrnet"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was swept" in err and "pshrnet/defualt/pshrnet: no finished run of it" in err
+    assert "labels with runs: " in err and "pshrnet/default/pshrnet" in err
+    assert robustness(root + ["--datasets", "viperr"]) == 1
+    assert "viperr: no finished run on this dataset in this profile (datasets with runs: synthetic)" in capsys.readouterr().err
+    assert table.read_text() == "an earlier sweep\n" and not (profile / "tables" / "robustness.csv").exists()
+    # one label that exists beside one that does not: swept, and the other listed with the labels that exist
+    frame, skipped = sweep(profile, rates=[2], outputs=["pshrnet/default/teacher_lr", "pshrnet/defualt/pshrnet"],
+                           progress=False)
+    assert len(frame) == 1 and "labels with runs: " in skipped["pshrnet/defualt/pshrnet"]
+
+
 def test_resolution_sweep_covers_every_rate_and_matches_the_hr_test(trained_profile, tmp_path):
     from lib.robustness import sweep, write_robustness
 

@@ -305,3 +305,18 @@ def test_the_plans_builds_skip_random_init_in_their_own_thread_only():
     after = torch.full((64,), 7.0)
     torch.nn.init.kaiming_uniform_(after.view(8, 8))
     assert seen == {"inside": True, "other thread": False} and not bool((after == 7.0).all())
+
+
+def test_the_plans_summary_says_which_runs_have_no_estimate_and_counts_one_run_as_one():
+    from lib.scale.plan import Plan, PlannedRun
+
+    def run(k: int, state: str, hours: float | None, table: str) -> PlannedRun:
+        return PlannedRun(f"m/d/split0/s-{k}", "m", "s", "d", 0, str(k), True, state, 1, 0, 10, 10, "b",
+                          used_by=[f"{table}:default"], device_hours_left=hours)
+
+    plan = Plan("p", ["a", "b"], "cuda", [run(0, "to train", 1.5, "a"), run(1, "to train", None, "a"),
+                                          run(2, "finished", None, "a"), run(3, "to train", None, "b")], {})
+    lines = format_plan(plan).splitlines()
+    assert "  a: 3 runs, 2 to train, 1.5 h (+ 1 without an estimate)" in lines
+    assert "  b: 1 run, 1 to train, 0.0 h (+ 1 without an estimate)" in lines
+    assert "2 runs have no throughput to estimate from" in format_plan(plan)

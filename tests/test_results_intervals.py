@@ -296,6 +296,10 @@ def test_compare_prints_any_rows_effect_against_any_other(tmp_path, capsys):
     assert "no summary " in err and "results/m/d/stpe.json" in err and "finished variants of m on d: ref, step" in err
     assert main([str(tmp_path), "m", "e", "step", "ref"]) == 2
     assert "finished variants of m on e: none; datasets with summaries of m: d" in capsys.readouterr().err
+    assert main([str(tmp_path / "tinyy"), "m", "d", "step", "ref"]) == 2  # a misspelt profile folder
+    assert "tinyy holds no results/ folder (expected a profile's output folder" in capsys.readouterr().err
+    assert main([str(tmp_path), "mm", "d", "step", "ref"]) == 2  # a misspelt method
+    assert "has no summaries of method 'mm' (methods with summaries: m)" in capsys.readouterr().err
     assert main([str(tmp_path), "m", "d", "step", "ref", "--output", "nope"]) == 2
     assert "results/m/d/step.json has no output 'nope' (its outputs: m;" in capsys.readouterr().err
     (tmp_path / "results" / "m" / "d" / "ref.json").write_text("{not json")

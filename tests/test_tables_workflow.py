@@ -281,3 +281,17 @@ def test_rows_measured_on_different_splits_are_flagged(tmp_path):
     assert "**Not like for like on viper**" in md
     assert "- **viper** (rows SR+ID): manifest" in md and "splits [0, 1, 2]" in md
     assert "- **viper** (rows SR+ID+PS): manifest" in md and "splits [0]," in md
+
+
+def test_a_table_of_one_method_with_another_methods_configuration_names_both(tmp_path):
+    """`run_table.py ftwa_table2 --config configs/pshrnet/tiny.yaml`: an error naming the configuration's method, the
+    table's and where its configurations are (before: "unknown key 'raft'" from the first FTWA variant)."""
+    from lib.workflow import table_request
+
+    params = {"PROFILE": "t", "OUTPUT_ROOT": str(tmp_path), "DATASETS": ["synthetic"], "SPLITS": [0]}
+    with pytest.raises(ValueError, match=r"CONFIG 'configs/pshrnet/tiny.yaml' is a 'pshrnet' configuration; table "
+                                         r"'ftwa_table2' is a table of 'ftwa' \(give one of configs/ftwa/\)"):
+        table_request({**params, "CONFIG": "configs/pshrnet/tiny.yaml"}, "ftwa_table2")
+    with pytest.raises(ValueError, match=r"'ftwa' configuration; table 'table2' is a table of 'pshrnet'"):
+        table_request({**params, "CONFIG": "configs/ftwa/tiny.yaml"}, "table2")
+    assert table_request({**params, "CONFIG": "configs/ftwa/tiny.yaml"}, "ftwa_table2").spec.method == "ftwa"

@@ -125,6 +125,9 @@ def test_reproduce_rejects_unknown_tables_before_running(tmp_path):
     assert not any(tmp_path.iterdir())
     with pytest.raises(FileNotFoundError, match="no dataset under"):
         reproduce("tiny", tmp_path, ["table1"])  # an empty DATA_ROOT: nothing to run
+    with pytest.raises(FileNotFoundError, match=r"DATA_ROOT .*no_such_folder does not exist \(resolved: "):
+        reproduce("tiny", tmp_path / "no_such_folder", ["table1"])  # said so, not as every dataset missing
+    assert not any(tmp_path.iterdir())
     assert main(["reproduce", "--profile", "tiny", "--data-root", str(tmp_path), "--tables", "9"]) == 1
 
 
@@ -190,3 +193,28 @@ def test_run_takes_papermill_style_parameters(capsys):
     assert main(["run", "notebooks/02_phase1_hr_reid.ipynb", "-p", "NO_SUCH_PARAMETER", "1"]) == 1
     err = capsys.readouterr().err
     assert "NO_SUCH_PARAMETER" in err and "not parameters of this notebook" in err
+    assert "(its parameters: PROFILE, " in err and "KeyError: \"" not in err  # the valid names, the message unquoted
+    assert main(["run", "notebooks/02_phase1_hr_reid.ipynb", "-p", "PROFILE", "cpu"]) == 1
+    assert "-p PROFILE (or overrides) sets PROFILE: 'cpu'; PROFILE must be the profile's own name 'tiny'" in \
+        capsys.readouterr().err  # the flag named, not the profile's file
+
+
+def test_make_mlr_passes_a_given_data_root_and_otherwise_keeps_the_profiles():
+    """`make mlr PROFILE=viper DATA_ROOT=/data` reads VIPeR under /data (before: the profile's ../shared/data/VIPeR,
+    whatever DATA_ROOT said); without DATA_ROOT the profile's folder stands (the Makefile's default is not forced on
+    it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_ROOT", "MAKEFLAGS", "MFLAGS")}
+
+    def dry(*args: str) -> str:
+        out = subprocess.run(["make", "-n", "-s", "mlr", "PROFILE=viper", *args], cwd=ROOT, env=env, text=True,
+                             capture_output=True, check=True).stdout
+        return next(line for line in out.splitlines() if "01_dataset_synthesis" in line)
+
+    assert dry("DATA_ROOT=/data/reid").endswith('--profile viper -p DATA_ROOT "/data/reid"')
+    assert "DATA_ROOT" not in dry()
+    assert dry().rstrip().endswith("--profile viper")

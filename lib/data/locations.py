@@ -15,7 +15,7 @@ manifest file, or a folder holding one) or ``DATA_ROOT/<name>/manifest.csv``; it
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .readers.csv_manifest import read_csv_manifest
@@ -30,6 +30,8 @@ __all__ = [
     "find_csv_datasets",
     "csv_manifest",
     "select_datasets",
+    "refuse_unknown_datasets",
+    "check_synthetic_datasets",
 ]
 
 #: The datasets of the paper's Table I: what :func:`find_datasets` looks for.
@@ -275,3 +277,28 @@ def select_datasets(data_root: str | os.PathLike | None,
             DATASETS.unregister(info.name)
     _one_folder_each(found, missing)
     return found, missing
+
+
+def refuse_unknown_datasets(missing: Mapping[str, str]) -> None:
+    """Refuse the entries :func:`select_datasets` left ``missing`` that are not among the workbook's own datasets: a
+    misspelt name, or a CSV dataset whose manifest is absent or unreadable. Nothing can be planned or trained for
+    them, and going on without them would drop a dataset the user named from every table. (An absent dataset of the
+    workbook's own, ``market1501`` without its folder, stays missing: the plan prices it from its known size.)
+
+    Raises:
+        DatasetNotFoundError: naming each such entry and why (the workbook's datasets, the paths tried).
+    """
+    bad = {n: why for n, why in missing.items() if n not in DATASETS or DATASETS.get(n).csv}
+    if bad:
+        raise DatasetNotFoundError("DATASETS: " + "; ".join(f"{n!r}: {why}" for n, why in bad.items()))
+
+
+def check_synthetic_datasets(datasets: Sequence[str] | None) -> None:
+    """``DATA_ROOT=synthetic`` (the tiny profile, ``make demo``) has one dataset: ``DATASETS`` may name only it.
+
+    Raises:
+        ValueError: another name, which would otherwise be ignored.
+    """
+    if datasets and any(d != "synthetic" for d in datasets):
+        raise ValueError(f"DATASETS: {list(datasets)} with DATA_ROOT synthetic, whose only dataset is synthetic "
+                         "(give DATA_ROOT the folder of your datasets)")

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export", help="a finished run's test features → an .npz feature file")
     ex.add_argument("--run", required=True, help="a run folder: stage folder, variant link, split folder, or a variant "
                                                  "folder with --split")
-    ex.add_argument("--split", type=int, default=None, help="the run's identity split (default: the run's own)")
+    ex.add_argument("--split", type=int, default=None, help="the run's identity split (default: a stage or split folder's own; "
+                                                               "needed with a variant folder, which holds one per split)")
     ex.add_argument("--out", required=True, help="the .npz file to write")
     ex.add_argument("--output", default=None, help="the method output (default: the stage's main one)")
     ev = sub.add_parser("evaluate", help="score a feature file with this workbook's evaluator")

@@ -33,10 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("reference", help="the row it is measured against")
     ap.add_argument("--output", default=None, help="the summaries' output (default: the method's name)")
     ap.add_argument("--reference-output", default=None, help="the reference's output (default: --output)")
-    ap.add_argument("--metric", default="rank1", help="a per-query metric (default rank1)")
+    ap.add_argument("--metric", default="rank1", choices=("rank1", "ap"),
+                    help="the per-query metric: rank1 (Rank-1) or ap (its mean is mAP); default rank1")
     ap.add_argument("-B", type=int, default=DEFAULT_B, help=f"bootstrap replicates (default {DEFAULT_B})")
     a = ap.parse_args(argv)
     results = Path(a.out_dir) / "results"
+    if not results.is_dir():  # a misspelt profile folder reads like a missing summary otherwise
+        print(f"error: {a.out_dir} holds no results/ folder (expected a profile's output folder, e.g. outputs/cpu, "
+              "after a table ran)", file=sys.stderr)
+        return 2
+    if not (results / a.method).is_dir():
+        have = sorted(p.name for p in results.iterdir() if p.is_dir())
+        print(f"error: {results} has no summaries of method {a.method!r} (methods with summaries: "
+              f"{', '.join(have) or 'none'})", file=sys.stderr)
+        return 2
     recs = []
     for v, out in ((a.variant, a.output or a.method), (a.reference, a.reference_output or a.output or a.method)):
         try:

@@ -235,12 +235,13 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     distinct runs. ``data_root``: where the datasets are (``None``: none); ``device``: the kind of device the
     estimate is for (``cuda`` | ``cpu``); ``weights``: the reproduction's weight source per backbone (``WEIGHTS``);
     ``throughput``: the bench's table (default :data:`lib.scale.bench.THROUGHPUT_FILE`; absent: not used);
-    ``datasets``: every table's datasets, as ``make reproduce DATASETS=…`` (:func:`lib.data.locations.select_datasets`)."""
+    ``datasets``: every table's datasets, as ``make reproduce DATASETS=…`` (:func:`lib.data.locations.select_datasets`;
+    the workbook's own not found are planned as absent, any other name without a readable manifest is an error)."""
     from .bench import load_throughput
     from ..core.config import to_dict
     from ..core.runs import RunResult, build_stage, identity_key, stage_dir
     from ..data import MLRDataset
-    from ..data.locations import select_datasets
+    from ..data.locations import check_synthetic_datasets, refuse_unknown_datasets, select_datasets
     from ..utils.paths import resolve_path
     from ..methods import METHODS, method_of
     from ..models.weights import pretrained_weights_skipped
@@ -254,9 +255,11 @@ def make_plan(profile: str, tables: Sequence[str], data_root: str | Path | None 
     tables = table_names(tables)
     asked: list[str] | None = None  # the datasets of every table, when `datasets` names them
     if str(data_root) == "synthetic":  # the demo's data (make demo, the tiny profile)
+        check_synthetic_datasets(datasets)
         found: dict[str, Path] = {"synthetic": Path("synthetic")}
-    elif datasets:  # every one asked for is planned: those not found as absent
+    elif datasets:  # every one asked for is planned: the workbook's own not found as absent, other names refused
         found, absent = select_datasets(resolve_path(data_root) if data_root else None, datasets)
+        refuse_unknown_datasets(absent)
         asked = list(found) + list(absent)
     else:
         found = find_datasets(data_root)[0] if data_root and Path(data_root).is_dir() else {}
@@ -383,7 +386,9 @@ def format_plan(plan: Plan) -> str:
     for table, rs in per.items():
         hours = sum(r.device_hours_left or 0 for r in rs)
         left = sum(r.state != "finished" for r in rs)
-        lines.append(f"  {table}: {len(rs)} runs, {left} to train, {hours:.1f} h")
+        unpriced = sum(r.state != "finished" and r.device_hours_left is None for r in rs)
+        lines.append(f"  {table}: {len(rs)} run{'s' * (len(rs) != 1)}, {left} to train, {hours:.1f} h"
+                     + (f" (+ {unpriced} without an estimate)" if unpriced else ""))
     return "\n".join(lines)
 
 
