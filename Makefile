@@ -65,8 +65,9 @@ demo: setup
 mlr: setup
 	$(PY) -m lib.workbook run notebooks/01_dataset_synthesis.ipynb --profile $(PROFILE) $(if $(filter command line environment,$(origin DATA_ROOT)),-p DATA_ROOT "$(DATA_ROOT)")
 
+# PROFILE=tiny plans make demo's runs (the synthetic data) unless DATA_ROOT is given on the command line / environment
 plan: setup
-	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(filter tiny,$(PROFILE)),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE) --datasets "$(DATASETS)"
+	$(PY) -m lib.workbook plan --profile $(PROFILE) --data-root "$(if $(and $(filter tiny,$(PROFILE)),$(filter-out command line environment,$(origin DATA_ROOT))),synthetic,$(DATA_ROOT))" --tables "$(TABLES)" --device $(DEVICE) --datasets "$(DATASETS)"
 
 reproduce: setup
 	$(PY) -m lib.workbook reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --tables "$(TABLES)" --weights "$(WEIGHTS)" --datasets "$(DATASETS)" $(POOL)

@@ -222,9 +222,9 @@ def prepare_dataset(params: Mapping[str, Any], *, progress: bool = True) -> Path
     else:
         if not p.get("DATA_ROOT"):
             if info.csv:  # a name that is not one of ours: most often a misspelt one
-                from .data.registry import DATASETS
+                from .data.registry import own_dataset_names
 
-                known = ", ".join(n for n in DATASETS.names() if not DATASETS.get(n).csv)
+                known = ", ".join(own_dataset_names())
                 raise ValueError(f"DATASET {info.name!r} is not one of the workbook's ({known}); read as a CSV "
                                  f"dataset it needs DATA_ROOT, the folder of its manifest ({info.layout})")
             raise ValueError(f"DATA_ROOT: dataset {info.name!r} needs its root folder ({info.layout})")
@@ -511,8 +511,11 @@ def table_request(params: Mapping[str, Any], table: str, *, extra_outputs: list[
     spec = load_table_spec(table)
     own = method_of(experiment_config(params)).name
     if own != spec.method:  # otherwise the first variant key of the other method reads as an unknown key
-        raise ValueError(f"CONFIG {params.get('CONFIG')!r} is a {own!r} configuration; table {table!r} is a table of "
-                         f"{spec.method!r} (give one of {METHODS.get(spec.method).configs}/)")
+        theirs = METHODS.get(spec.method)
+        where = (f"one of {theirs.configs}/" if resolve_path(theirs.configs).is_dir() else
+                 f"a configuration of it, such as {theirs.paper_config}")
+        raise ValueError(f"CONFIG (--config) {params.get('CONFIG', DEFAULT_CONFIG)!r} is a {own!r} configuration; "
+                         f"table {table!r} is a table of {spec.method!r} (give {where})")
     variants, rows = spec.select(params.get("VARIANTS") or list(spec.variants))
     rows = [r for r in rows if r.output not in skip_outputs]
     outputs = {v: list(dict.fromkeys([r.output for r in rows if r.variant == v] + list(extra_outputs))) for v in variants}

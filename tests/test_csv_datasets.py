@@ -174,6 +174,8 @@ def test_a_misspelt_dataset_is_refused_by_the_plan_and_reproduce_before_anything
     assert plan.datasets == {"market1501": "absent", "shop": "found, not built"}
     with pytest.raises(ValueError, match=r"DATASETS: \['viperr'\] with DATA_ROOT synthetic, whose only dataset"):
         make_plan("tiny", ["1"], "synthetic", device="cpu", output_root=out, datasets=["viperr"])
+    with pytest.raises(DatasetNotFoundError, match=r"'synthetic': the embedded synthetic data .* give DATA_ROOT=synthetic"):
+        make_plan("cpu", ["1"], two_csv, device="cpu", output_root=out, datasets=["synthetic"])  # not 0 samples, 0 h
     import lib.workbook
 
     ran = []

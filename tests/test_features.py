@@ -213,7 +213,7 @@ def test_a_file_that_would_run_code_is_refused_unrun(tmp_path, capsys):
     text = tmp_path / "scores.json"
     text.write_text('{"rank1": 0.5}')  # numpy would read it as a pickle and say so
     with pytest.raises(FeatureFileError, match=r"scores.json: not a feature file \(expected a numpy .npz archive .*"
-                                               r"found a JSON or text file, starting b'\{\"rank1"):
+                                               r"found a JSON file, starting b'\{\"rank1"):
         FeatureFile.load(text)
     assert not marker.exists()
     one = tmp_path / "one.npz"

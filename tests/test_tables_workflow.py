@@ -289,9 +289,12 @@ def test_a_table_of_one_method_with_another_methods_configuration_names_both(tmp
     from lib.workflow import table_request
 
     params = {"PROFILE": "t", "OUTPUT_ROOT": str(tmp_path), "DATASETS": ["synthetic"], "SPLITS": [0]}
-    with pytest.raises(ValueError, match=r"CONFIG 'configs/pshrnet/tiny.yaml' is a 'pshrnet' configuration; table "
-                                         r"'ftwa_table2' is a table of 'ftwa' \(give one of configs/ftwa/\)"):
+    with pytest.raises(ValueError, match=r"CONFIG \(--config\) 'configs/pshrnet/tiny.yaml' is a 'pshrnet' "
+                                         r"configuration; table 'ftwa_table2' is a table of 'ftwa' \(give one of "
+                                         r"configs/ftwa/\)"):
         table_request({**params, "CONFIG": "configs/pshrnet/tiny.yaml"}, "ftwa_table2")
     with pytest.raises(ValueError, match=r"'ftwa' configuration; table 'table2' is a table of 'pshrnet'"):
         table_request({**params, "CONFIG": "configs/ftwa/tiny.yaml"}, "table2")
     assert table_request({**params, "CONFIG": "configs/ftwa/tiny.yaml"}, "ftwa_table2").spec.method == "ftwa"
+    with pytest.raises(ValueError, match=r"CONFIG \(--config\) 'configs/pshrnet/tiny.yaml' is a 'pshrnet'"):
+        table_request(params, "ftwa_table1")  # no CONFIG: the default one is named, not None

@@ -199,7 +199,7 @@ def test_run_takes_papermill_style_parameters(capsys):
         capsys.readouterr().err  # the flag named, not the profile's file
 
 
-def test_make_mlr_passes_a_given_data_root_and_otherwise_keeps_the_profiles():
+def test_make_mlr_and_plan_pass_a_given_data_root_and_otherwise_keep_their_defaults():
     """`make mlr PROFILE=viper DATA_ROOT=/data` reads VIPeR under /data (before: the profile's ../shared/data/VIPeR,
     whatever DATA_ROOT said); without DATA_ROOT the profile's folder stands (the Makefile's default is not forced on
     it)."""
@@ -218,3 +218,12 @@ def test_make_mlr_passes_a_given_data_root_and_otherwise_keeps_the_profiles():
     assert dry("DATA_ROOT=/data/reid").endswith('--profile viper -p DATA_ROOT "/data/reid"')
     assert "DATA_ROOT" not in dry()
     assert dry().rstrip().endswith("--profile viper")
+
+    def plan(*args: str) -> str:  # `make plan PROFILE=tiny` plans make demo's runs unless DATA_ROOT is given
+        out = subprocess.run(["make", "-n", "-s", "plan", *args], cwd=ROOT, env=env, text=True, capture_output=True,
+                             check=True).stdout
+        return next(line for line in out.splitlines() if "lib.workbook plan" in line)
+
+    assert '--data-root "synthetic"' in plan("PROFILE=tiny")
+    assert '--data-root "/data/reid"' in plan("PROFILE=tiny", "DATA_ROOT=/data/reid")
+    assert '--data-root "../shared/data"' in plan("PROFILE=cpu")

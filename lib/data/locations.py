@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .readers.csv_manifest import read_csv_manifest
-from .registry import DATASETS, get_dataset, register_csv_dataset
+from .registry import DATASETS, get_dataset, own_dataset_names, register_csv_dataset
 
 __all__ = [
     "TABLE1_DATASETS",
@@ -206,7 +206,7 @@ def csv_manifest(name: str, data_root: str | os.PathLike, given: bool = False) -
                                  f"and its own manifest is the dataset {root.resolve().name!r})")
                     continue
             return path
-    known = ", ".join(n for n in DATASETS.names() if not DATASETS.get(n).csv)
+    known = ", ".join(own_dataset_names())
     raise DatasetNotFoundError(f"dataset {name!r} is not one of the workbook's ({known}) and no CSV manifest of it "
                                f"exists: tried {', '.join(map(str, tried + passed_over))}")
 
@@ -289,16 +289,20 @@ def refuse_unknown_datasets(missing: Mapping[str, str]) -> None:
         DatasetNotFoundError: naming each such entry and why (the workbook's datasets, the paths tried).
     """
     bad = {n: why for n, why in missing.items() if n not in DATASETS or DATASETS.get(n).csv}
+    if "synthetic" in missing:  # the embedded data is generated, never found under a DATA_ROOT
+        bad["synthetic"] = "the embedded synthetic data is made by the workbook, not read from DATA_ROOT: give DATA_ROOT=synthetic"
     if bad:
         raise DatasetNotFoundError("DATASETS: " + "; ".join(f"{n!r}: {why}" for n, why in bad.items()))
 
 
 def check_synthetic_datasets(datasets: Sequence[str] | None) -> None:
-    """``DATA_ROOT=synthetic`` (the tiny profile, ``make demo``) has one dataset: ``DATASETS`` may name only it.
+    """``DATA_ROOT=synthetic`` (``make demo``; ``make plan PROFILE=tiny`` unless ``DATA_ROOT`` is given) has one
+    dataset: ``DATASETS`` may name only it.
 
     Raises:
         ValueError: another name, which would otherwise be ignored.
     """
     if datasets and any(d != "synthetic" for d in datasets):
         raise ValueError(f"DATASETS: {list(datasets)} with DATA_ROOT synthetic, whose only dataset is synthetic "
-                         "(give DATA_ROOT the folder of your datasets)")
+                         "(`make plan PROFILE=tiny` reads the synthetic data unless DATA_ROOT=dir is given: give "
+                         "the folder of your datasets)")

@@ -22,7 +22,7 @@ from .readers.market import MARKET_LAYOUT
 from .readers.viper import VIPER_LAYOUT
 from .records import SourceDataset
 
-__all__ = ["DatasetInfo", "DATASETS", "get_dataset", "register_dataset", "register_csv_dataset"]
+__all__ = ["DatasetInfo", "DATASETS", "get_dataset", "own_dataset_names", "register_dataset", "register_csv_dataset"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,12 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 #: Other names of the workbook's datasets (lower case, ``-`` and ``_`` removed) -> the registered name.
 ALIASES: dict[str, str] = {"market": "market1501", "duke": "dukemtmc", "dukemtmcreid": "dukemtmc",
                            "caviar4reid": "caviar"}
+
+
+def own_dataset_names() -> list[str]:
+    """The workbook's own datasets (``caviar``, ``viper``, ``synthetic`` …), without the CSV ones: what an error about
+    an unknown dataset name lists."""
+    return [n for n in DATASETS.names() if not DATASETS.get(n).csv]
 
 
 def get_dataset(name: str) -> DatasetInfo:

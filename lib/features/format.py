@@ -122,11 +122,12 @@ class FeatureFile:
             raise FeatureFileError(f"{where}: no such file") from None
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
             try:
-                head = Path(path).read_bytes()[:16]
+                with open(path, "rb") as fh:
+                    head = fh.read(16)
             except OSError:
                 head = b""
             if head and not head.startswith((b"PK", b"\x93NUMPY")):  # numpy reads any other file as a pickle
-                found = "a JSON or text file" if head.lstrip()[:1] in (b"{", b"[") or head.isascii() else "another format"
+                found = "a JSON file" if head.lstrip()[:1] in (b"{", b"[") else "another format"
                 raise FeatureFileError(f"{where}: not a feature file (expected a numpy .npz archive of plain arrays, "
                                        f"as `python -m lib.features export` writes; found {found}, starting "
                                        f"{head[:12]!r})") from None

@@ -19,7 +19,8 @@ from pathlib import Path
 
 __all__ = ["ENV", "report", "epoch_line", "format_seconds", "ProgressTail", "quiet", "bars_off"]
 
-#: The environment variable naming the progress file (set by :class:`ProgressTail` for the kernel).
+#: The environment variable naming the progress file: in a notebook's kernel, set at its start by the runner
+#: (:func:`lib.kernel.kernel_manager_with_env`); :class:`ProgressTail` also sets it in this process while it is open.
 ENV = "WORKBOOK_PROGRESS_FILE"
 
 
